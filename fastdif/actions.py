@@ -68,7 +68,8 @@ def move_files(paths: list[str], destination) -> tuple[dict[str, str], dict[str,
     """
     if not isinstance(destination, (str, os.PathLike)):
         raise TypeError(
-            f'Invalid value for "destination_path" parameter: must be of type STRING, got {destination!r}.'
+            'Invalid value for "destination_path" parameter: must be of type STRING, '
+            f"got {destination!r}."
         )
     folder = os.fspath(destination)
     os.makedirs(folder, exist_ok=True)

@@ -11,14 +11,18 @@ SIMILARITY_MSE = {"duplicates": 0.0, "similar": 5.0}
 def check_bool(name: str, value: object) -> bool:
     """Return ``value`` if it is a bool, else raise TypeError naming ``name``."""
     if not isinstance(value, bool):
-        raise TypeError(f'Invalid value for "{name}" parameter: must be of type BOOL, got {value!r}.')
+        raise TypeError(
+            f'Invalid value for "{name}" parameter: must be of type BOOL, got {value!r}.'
+        )
     return value
 
 
 def check_int_range(name: str, value: object, low: int, high: int) -> int:
     """Return ``value`` if it is an int in ``low..high``, else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'Invalid value for "{name}" parameter: must be of type INT, got {value!r}.')
+        raise TypeError(
+            f'Invalid value for "{name}" parameter: must be of type INT, got {value!r}.'
+        )
     if not low <= value <= high:
         raise ValueError(
             f'Invalid value for "{name}" parameter: must be between {low} and {high}, got {value}.'
@@ -63,7 +67,9 @@ def check_chunksize(value: object, n_images: int) -> int:
     if value is None:
         return max(1, round(1_000_000 / max(n_images, 1)))
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'Invalid value for "chunksize" parameter: must be of type INT, got {value!r}.')
+        raise TypeError(
+            f'Invalid value for "chunksize" parameter: must be of type INT, got {value!r}.'
+        )
     if value < 1:
         raise ValueError(f'Invalid value for "chunksize" parameter: must be >= 1, got {value}.')
     return value

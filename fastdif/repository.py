@@ -113,7 +113,10 @@ def build(
     kept_paths, kept_folders, sizes = [], [], []
     with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
         for path, folder, decoded in zip(
-            found.files, found.folders, decode_all(found.files, px_size, processes, bar.update)
+            found.files,
+            found.folders,
+            decode_all(found.files, px_size, processes, bar.update),
+            strict=True,
         ):
             if decoded.reason is not None:
                 invalid[path] = decoded.reason

@@ -65,12 +65,18 @@ def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, pro
 def _match_rows(tensors, shapes, rows, max_mse, rotate, same_dim):
     capacity = CAPACITY
     with numba.parallel_chunksize(1):
-        counts, cols, _ = match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, BLOCK, capacity)
+        counts, cols, _ = match_tile(
+            tensors, shapes, rows, rotate, same_dim, max_mse, BLOCK, capacity
+        )
         overflow = np.flatnonzero((counts > capacity).any(axis=1))
         if overflow.size:
             capacity = int(counts.max())
-            redo = match_tile(tensors, shapes, rows[overflow], rotate, same_dim, max_mse, BLOCK, capacity)
-            cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (capacity - CAPACITY,), np.int64)], 2)
+            redo = match_tile(
+                tensors, shapes, rows[overflow], rotate, same_dim, max_mse, BLOCK, capacity
+            )
+            cols = np.concatenate(
+                [cols, np.zeros(cols.shape[:2] + (capacity - CAPACITY,), np.int64)], 2
+            )
             cols[overflow] = redo[1]
     stored = np.arange(capacity) < counts[..., None]
     r, _, _ = np.nonzero(stored)
@@ -90,7 +96,7 @@ def connected_groups(n, i, j):
             a = parent[a]
         return a
 
-    for a, b in zip(i.tolist(), j.tolist()):
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
@@ -102,7 +108,9 @@ def connected_groups(n, i, j):
 
 def choose_key(indices, shapes, file_sizes):
     """The best image of a group: largest width*height, then file size, then path order."""
-    return max(indices, key=lambda k: (int(shapes[k, 0]) * int(shapes[k, 1]), int(file_sizes[k]), -k))
+    return max(
+        indices, key=lambda k: (int(shapes[k, 0]) * int(shapes[k, 1]), int(file_sizes[k]), -k)
+    )
 
 
 class SearchResult:
@@ -156,8 +164,11 @@ class SearchResult:
             keep[member] = key
         targets = [path for path in self.lower_quality if path in keep]
         if not silent_del and targets:
-            answer = input(f"Delete {len(targets)} lower quality files? (y/n) ").strip().lower()
-            if answer not in ("y", "yes"):
+            try:
+                answer = input(f"Delete {len(targets)} lower quality files? (y/n) ")
+            except EOFError:
+                answer = "n"
+            if answer.strip().lower() not in ("y", "yes"):
                 return {"deleted": [], "failed": {}}
         deleted, failed = delete_files(targets, keep)
         self.lower_quality = [path for path in self.lower_quality if path not in set(deleted)]
@@ -166,7 +177,9 @@ class SearchResult:
 
 def _key_member_pairs(result, stats):
     in_folder = stats["process"]["build"]["parameters"]["in_folder"]
-    groups = (g for folder in result.values() for g in folder.items()) if in_folder else result.items()
+    groups = (
+        (g for folder in result.values() for g in folder.items()) if in_folder else result.items()
+    )
     for key, members in groups:
         for path, _ in members:
             yield key, path
@@ -237,7 +250,7 @@ def search(
     try:
         total = sum(len(g) for g in dif.groups if len(g) > 1)
         with progress_bar(total, "Searching", "images", show_progress) as bar:
-            for folder, group in zip(dif.folders, dif.groups):
+            for folder, group in zip(dif.folders, dif.groups, strict=True):
                 if len(group) < 2:
                     continue
                 index = np.asarray(group, dtype=np.int64)
@@ -247,8 +260,13 @@ def search(
                 chunked = len(group) > CLASSIC_MAX_IMAGES
                 chunked_used |= chunked
                 i, j = find_matches(
-                    tensors, shapes, max_mse, rotate, same_dim,
-                    tile_rows if chunked else None, bar.update,
+                    tensors,
+                    shapes,
+                    max_mse,
+                    rotate,
+                    same_dim,
+                    tile_rows if chunked else None,
+                    bar.update,
                 )
                 for members in connected_groups(len(group), i, j):
                     local = np.asarray(members, dtype=np.int64)
@@ -265,7 +283,7 @@ def search(
     lower_quality: list[str] = []
     duplicates = similar = 0
     for folder, key, others, mses in found:
-        entries = [[dif.paths[m], float(e)] for m, e in zip(others, mses)]
+        entries = [[dif.paths[m], float(e)] for m, e in zip(others, mses, strict=True)]
         target = result.setdefault(folder, {}) if dif.in_folder else result
         target[dif.paths[key]] = entries
         lower_quality.extend(path for path, _ in entries)
