@@ -7,8 +7,11 @@ thumbnail, and the parent writes it into one contiguous float32 array.
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import types
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,13 +116,34 @@ def decode_all(paths: list[str], px_size: int, processes: int, progress=None):
     context = multiprocessing.get_context("spawn")
     executor = ProcessPoolExecutor(max_workers=processes, mp_context=context)
     try:
-        for decoded in executor.map(decode_file, paths, [px_size] * len(paths), chunksize=chunk):
+        with _caller_script_hidden():
+            results = executor.map(decode_file, paths, [px_size] * len(paths), chunksize=chunk)
+        for decoded in results:
             yield decoded
             if progress:
                 progress()
     except BaseException:
+        processes = list((executor._processes or {}).values())
         executor.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(executor, "_processes", {}).values()):
+        for proc in processes:
             proc.terminate()
         raise
     executor.shutdown(wait=True)
+
+
+@contextmanager
+def _caller_script_hidden():
+    """Start spawned workers without re-running the caller's script.
+
+    A ``spawn`` worker normally re-imports the script that started Python, so
+    a script without an ``if __name__ == "__main__":`` guard (as difPy users
+    write them) would run again in every worker. The workers only need this
+    module, so while they start (``executor.map`` starts them all) ``__main__``
+    is a bare module.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main

@@ -1,0 +1,186 @@
+"""Plain-NumPy reference implementations of fastdif's search semantics.
+
+These are deliberately simple (and slow): they define what the Numba kernels
+must compute. The MSE of a pair is difPy's ``np.mean((a - b) ** 2)`` taken in
+float64, so there is no uint8 wrap-around, and a pair matches when that MSE is
+``<= max_mse`` (inclusive).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def reference_mse_matrix(tensors, rotate):
+    """float64 (N, N): entry [i, j] is min over k of MSE(rot90(tensors[i], k), tensors[j]).
+
+    k runs over 0..3 with ``rotate`` and is 0 otherwise. Because the rotations
+    form a group, rotating ``i`` or ``j`` gives the same minimum, so the matrix
+    is symmetric.
+    """
+    t = np.asarray(tensors, dtype=np.float64)
+    n = t.shape[0]
+    flat = t.reshape(n, -1)
+    best = np.full((n, n), np.inf)
+    for k in range(4 if rotate else 1):
+        rotated = np.rot90(t, k, axes=(1, 2)).reshape(n, -1)
+        for i in range(n):
+            mse = np.mean((rotated[i][None, :] - flat) ** 2, axis=1)
+            best[i] = np.minimum(best[i], mse)
+    return best
+
+
+def comparable(shapes, i, j, same_dim):
+    """difPy's same_dim rule: equal (width, height) in either orientation."""
+    if not same_dim:
+        return True
+    a = tuple(int(v) for v in shapes[i])
+    b = tuple(int(v) for v in shapes[j])
+    return a == b or a == b[::-1]
+
+
+def reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse=None):
+    """Sorted list of (i, j), i < j, with reference MSE <= max_mse (and comparable)."""
+    if mse is None:
+        mse = reference_mse_matrix(tensors, rotate)
+    n = mse.shape[0]
+    return [
+        (i, j)
+        for i in range(n)
+        for j in range(i + 1, n)
+        if mse[i, j] <= max_mse and comparable(shapes, i, j, same_dim)
+    ]
+
+
+def reference_groups(n, i, j):
+    """Connected components (size >= 2) of the graph on ``n`` nodes, by BFS."""
+    adjacency = [set() for _ in range(n)]
+    for a, b in zip(list(i), list(j)):
+        a, b = int(a), int(b)
+        if a != b:
+            adjacency[a].add(b)
+            adjacency[b].add(a)
+    seen = [False] * n
+    groups = []
+    for start in range(n):
+        if seen[start] or not adjacency[start]:
+            continue
+        seen[start] = True
+        queue, component = [start], []
+        while queue:
+            node = queue.pop()
+            component.append(node)
+            for other in adjacency[node]:
+                if not seen[other]:
+                    seen[other] = True
+                    queue.append(other)
+        groups.append(sorted(component))
+    return groups
+
+
+def reference_key(indices, shapes, file_sizes):
+    """Largest width*height, then largest file size, then smallest index."""
+    ranked = sorted(
+        (int(k) for k in indices),
+        key=lambda k: (-(int(shapes[k, 0]) * int(shapes[k, 1])), -int(file_sizes[k]), k),
+    )
+    return ranked[0]
+
+
+#: (width, height) of the original images; (10, 20) and (20, 10) are equal
+#: under same_dim in either orientation, the others are not.
+SHAPE_POOL = ((10, 20), (20, 10), (16, 16), (30, 12))
+
+#: What each entry of a plan for :func:`planted_images` makes.
+KINDS = ("fresh", "flat", "copy", "rot", "noise", "sparse")
+
+
+def planted_images(px, plan, seed):
+    """Integer-valued float32 thumbnails with planted duplicates, from a plan.
+
+    ``plan`` is a list of ``(kind, a, b, shape)`` tuples, one per image:
+
+    - ``fresh``: random values in ``lo .. lo + span - 1``, span from ``a``
+      (1, 4, 16 or 256 levels) and ``lo`` from ``b``;
+    - ``flat``: every value ``b % 256``;
+    - ``copy``: an exact copy of an earlier image (``a`` picks it);
+    - ``rot``: ``np.rot90`` of an earlier image by ``1 + b % 3`` quarter turns;
+    - ``noise``: an earlier image plus integer noise in ``+-(1 + b % 8)`` everywhere;
+    - ``sparse``: an earlier image with ``1 + b % 5`` values changed by 1..3.
+
+    ``shape`` >= 0 picks the (width, height) from :data:`SHAPE_POOL`; -1
+    inherits the parent's (swapped for odd rotations).
+
+    Returns
+    -------
+    tensors : float32 (N, px, px, 3), C-contiguous
+    shapes : int64 (N, 2)
+    planted : list of (parent, child) index pairs
+    """
+    rng = np.random.default_rng(seed)
+    images, shapes, planted = [], [], []
+    for idx, (kind, a, b, shape) in enumerate(plan):
+        if idx == 0 and kind not in ("fresh", "flat"):
+            kind = "fresh"
+        parent = None
+        inherited = SHAPE_POOL[a % len(SHAPE_POOL)]
+        if kind == "fresh":
+            span = (1, 4, 16, 256)[a % 4]
+            low = b % (257 - span)
+            image = rng.integers(low, low + span, size=(px, px, 3))
+        elif kind == "flat":
+            image = np.full((px, px, 3), b % 256, dtype=np.int64)
+        else:
+            parent = a % idx
+            source = images[parent]
+            inherited = shapes[parent]
+            if kind == "copy":
+                image = source.copy()
+            elif kind == "rot":
+                turns = 1 + b % 3
+                image = np.ascontiguousarray(np.rot90(source, turns))
+                if turns % 2:
+                    inherited = inherited[::-1]
+            elif kind == "noise":
+                amp = 1 + b % 8
+                image = np.clip(source + rng.integers(-amp, amp + 1, size=source.shape), 0, 255)
+            elif kind == "sparse":
+                image = source.copy()
+                flat = image.reshape(-1)
+                count = 1 + b % 5
+                where = rng.choice(flat.size, size=count, replace=False)
+                delta = rng.integers(1, 4, size=count)
+                up = flat[where] + delta
+                flat[where] = np.where(up <= 255, up, flat[where] - delta)
+            else:
+                raise ValueError(kind)
+            planted.append((parent, idx))
+        images.append(image)
+        shapes.append(tuple(inherited) if shape < 0 else SHAPE_POOL[shape % len(SHAPE_POOL)])
+    tensors = np.ascontiguousarray(np.stack(images).astype(np.float32))
+    return tensors, np.asarray(shapes, dtype=np.int64), planted
+
+
+#: Threshold choices for :func:`pick_threshold`.
+THRESHOLDS = ("zero", "five", "random", "planted", "inf")
+
+
+def pick_threshold(choice, random_value, mse, planted, shapes, same_dim):
+    """An MSE threshold: 0, 5, ``random_value``, inf, or exactly a planted pair's MSE.
+
+    "planted" takes the reference MSE of the first planted (parent, child) pair
+    that is comparable under ``same_dim`` (else of pair (0, 1)), so the
+    threshold sits exactly on a pair and tests that the boundary is inclusive.
+    """
+    if choice == "zero":
+        return 0.0
+    if choice == "five":
+        return 5.0
+    if choice == "random":
+        return float(random_value)
+    if choice == "inf":
+        return float("inf")
+    for parent, child in planted:
+        if comparable(shapes, parent, child, same_dim):
+            return float(mse[min(parent, child), max(parent, child)])
+    return float(mse[0, 1])

@@ -1,0 +1,386 @@
+"""fastdif.kernels against plain-NumPy references (tests/reference.py)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from reference import (  # noqa: E402
+    KINDS,
+    SHAPE_POOL,
+    THRESHOLDS,
+    comparable,
+    pick_threshold,
+    planted_images,
+    reference_matches,
+    reference_mse_matrix,
+)
+
+from fastdif import kernels  # noqa: E402
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@st.composite
+def image_sets(draw, min_n=2, max_n=16):
+    """(tensors, shapes, planted) of N images with planted copies and near copies."""
+    px = draw(st.integers(10, 16))
+    entry = st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, 10**6),
+        st.integers(0, 10**6),
+        st.integers(-1, len(SHAPE_POOL) - 1),
+    )
+    plan = draw(st.lists(entry, min_size=min_n, max_size=max_n))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return planted_images(px, plan, seed)
+
+
+def _square_shapes(n, px):
+    return np.full((n, 2), px, dtype=np.int64)
+
+
+def _match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity):
+    """Call the kernel with the argument types fastdif.search uses (one signature)."""
+    return kernels.match_tile(
+        np.ascontiguousarray(tensors, dtype=np.float32),
+        np.ascontiguousarray(shapes, dtype=np.int64),
+        np.ascontiguousarray(rows, dtype=np.int64),
+        bool(rotate),
+        bool(same_dim),
+        float(max_mse),
+        int(block),
+        int(capacity),
+    )
+
+
+def _gather(rows, counts, cols, mses, capacity):
+    """{(i, j): mse} from the stored entries, as fastdif.search._match_rows reads them."""
+    found = {}
+    for r in range(counts.shape[0]):
+        for b in range(counts.shape[1]):
+            for s in range(min(int(counts[r, b]), capacity)):
+                found[(int(rows[r]), int(cols[r, b, s]))] = float(mses[r, b, s])
+    return found
+
+
+def _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse=None):
+    """Run match_tile and check every (row, block) cell against the reference.
+
+    Returns the gathered {(i, j): mse} of the stored entries.
+    """
+    n = tensors.shape[0]
+    if mse is None:
+        mse = reference_mse_matrix(tensors, rotate)
+    counts, cols, mses = _match_tile(
+        tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity
+    )
+    n_blocks = -(-n // block)
+    assert counts.shape == (len(rows), n_blocks)
+    assert cols.shape == mses.shape == (len(rows), n_blocks, capacity)
+    for r, i in enumerate(rows):
+        for b in range(n_blocks):
+            expected = [
+                j
+                for j in range(max(b * block, i + 1), min((b + 1) * block, n))
+                if comparable(shapes, i, j, same_dim) and mse[i, j] <= max_mse
+            ]
+            assert counts[r, b] == len(expected), (i, b, expected, max_mse)
+            kept = min(len(expected), capacity)
+            assert cols[r, b, :kept].tolist() == expected[:kept], (i, b)
+            np.testing.assert_allclose(
+                mses[r, b, :kept].astype(np.float64), mse[i, expected[:kept]], rtol=1e-4, atol=0
+            )
+    found = _gather(rows, counts, cols, mses, capacity)
+    if counts.max(initial=0) <= capacity:
+        wanted = set(rows.tolist())
+        expected_pairs = [
+            p for p in reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse)
+            if p[0] in wanted
+        ]
+        assert sorted(found) == expected_pairs
+    return found
+
+
+# --------------------------------------------------------------------------- rotations
+
+
+@SETTINGS
+@given(px=st.integers(10, 20), seed=st.integers(0, 2**32 - 1))
+def test_rotations_rows_are_numpy_rot90(px, seed):
+    image = np.random.default_rng(seed).uniform(0, 255, (px, px, 3)).astype(np.float32)
+    out = kernels.rotations(image)
+    assert out.shape == (4, px * px * 3)
+    assert out.dtype == np.float32
+    for k in range(4):
+        np.testing.assert_array_equal(out[k], np.rot90(image, k).ravel())
+
+
+# --------------------------------------------------------------------------- bounded_sse
+
+
+def _exact_sse(a, b):
+    return float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+@st.composite
+def sse_inputs(draw):
+    n = draw(st.integers(1, 300))
+    row_len = draw(st.integers(1, n + 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    style = draw(st.sampled_from(["random", "extremes", "equal", "zero_one"]))
+    rng = np.random.default_rng(seed)
+    if style == "random":
+        a = rng.integers(0, 256, n)
+        b = rng.integers(0, 256, n)
+    elif style == "extremes":
+        a = rng.choice([0, 255], n)
+        b = rng.choice([0, 255], n)
+    elif style == "equal":
+        a = np.full(n, rng.integers(0, 256))
+        b = a.copy()
+    else:
+        a = rng.integers(0, 2, n)
+        b = np.zeros(n)
+    return a.astype(np.float32), b.astype(np.float32), row_len
+
+
+@SETTINGS
+@given(sse_inputs())
+def test_bounded_sse_without_limit_is_exact_sum(args):
+    a, b, row_len = args
+    assert kernels.bounded_sse(a, b, row_len, np.inf) == _exact_sse(a, b)
+
+
+@SETTINGS
+@given(
+    sse_inputs(),
+    st.sampled_from(["exact", "below_half", "below_one", "above", "zero", "fraction"]),
+    st.floats(0, 1),
+)
+def test_bounded_sse_with_limit(args, how, fraction):
+    a, b, row_len = args
+    exact = _exact_sse(a, b)
+    limit = {
+        "exact": exact,
+        "below_half": exact - 0.5,
+        "below_one": exact - 1.0,
+        "above": exact + 1.0,
+        "zero": 0.0,
+        "fraction": exact * fraction,
+    }[how]
+    got = kernels.bounded_sse(a, b, row_len, limit)
+    if exact <= limit:
+        assert got == exact
+    else:
+        # Stopped early: a partial sum of non-negative terms, past the limit.
+        assert limit < got <= exact
+
+
+@pytest.mark.parametrize(
+    "a_value, b_value, expected_per_value",
+    [(0, 255, 65025.0), (255, 0, 65025.0), (0, 0, 0.0), (255, 255, 0.0), (100, 116, 256.0)],
+)
+@pytest.mark.parametrize("row_len", [1, 7, 48])
+def test_bounded_sse_adversarial_values(a_value, b_value, expected_per_value, row_len):
+    n = 48 * 3
+    a = np.full(n, a_value, dtype=np.float32)
+    b = np.full(n, b_value, dtype=np.float32)
+    exact = expected_per_value * n
+    assert kernels.bounded_sse(a, b, row_len, np.inf) == exact
+    assert kernels.bounded_sse(a, b, row_len, exact) == exact
+    if exact > 0:
+        got = kernels.bounded_sse(a, b, row_len, exact - 1)
+        assert exact - 1 < got <= exact
+        got = kernels.bounded_sse(a, b, row_len, 0.0)
+        assert 0.0 < got <= exact
+    else:
+        assert kernels.bounded_sse(a, b, row_len, 0.0) == 0.0
+
+
+# --------------------------------------------------------------------------- match_tile
+
+
+@SETTINGS
+@given(
+    data=image_sets(),
+    rotate=st.booleans(),
+    same_dim=st.booleans(),
+    choice=st.sampled_from(THRESHOLDS),
+    random_value=st.floats(0, 200),
+    block=st.sampled_from([1, 3, 7, 1024]),
+    capacity=st.sampled_from([1, 2, 64]),
+    rows_seed=st.integers(0, 2**32 - 1),
+    all_rows=st.booleans(),
+)
+def test_match_tile_matches_reference(
+    data, rotate, same_dim, choice, random_value, block, capacity, rows_seed, all_rows
+):
+    tensors, shapes, planted = data
+    n = tensors.shape[0]
+    mse = reference_mse_matrix(tensors, rotate)
+    max_mse = pick_threshold(choice, random_value, mse, planted, shapes, same_dim)
+    if all_rows:
+        rows = np.arange(n, dtype=np.int64)
+    else:
+        rng = np.random.default_rng(rows_seed)
+        rows = rng.permutation(n)[: rng.integers(1, n + 1)].astype(np.int64)
+    _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse)
+
+
+@pytest.mark.parametrize("block, capacity", [(3, 1), (7, 2), (1, 1), (1024, 64)])
+@pytest.mark.parametrize("rotate", [False, True])
+def test_match_tile_all_equal_images_all_match_at_zero(block, capacity, rotate):
+    n, px = 13, 10
+    tensors = np.full((n, px, px, 3), 77, dtype=np.float32)
+    shapes = _square_shapes(n, px)
+    rows = np.arange(n, dtype=np.int64)
+    counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 0.0, block, capacity)
+    # counts are the true totals even when they exceed capacity.
+    for r in range(n):
+        for b in range(counts.shape[1]):
+            total = len(range(max(b * block, r + 1), min((b + 1) * block, n)))
+            assert counts[r, b] == total
+    assert counts.sum() == n * (n - 1) // 2
+    if capacity >= block:
+        found = _gather(rows, counts, cols, mses, capacity)
+        assert sorted(found) == [(i, j) for i in range(n) for j in range(i + 1, n)]
+        assert set(found.values()) == {0.0}
+    _check_tile(tensors, shapes, rows, rotate, True, 0.0, block, capacity)
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_match_tile_black_vs_white(rotate):
+    px = 12
+    tensors = np.stack([np.zeros((px, px, 3)), np.full((px, px, 3), 255)]).astype(np.float32)
+    shapes = _square_shapes(2, px)
+    rows = np.arange(2, dtype=np.int64)
+    counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 65025.0, 4, 2)
+    assert counts.tolist() == [[1], [0]]
+    assert cols[0, 0, 0] == 1
+    assert mses[0, 0, 0] == 65025.0
+    counts, _, _ = _match_tile(tensors, shapes, rows, rotate, True, 65024.5, 4, 2)
+    assert counts.sum() == 0
+    assert kernels.mse_to_key(tensors, 0, np.array([1]), rotate)[0] == 65025.0
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_match_tile_offset_by_16_is_mse_256_not_duplicate(rotate):
+    """difPy subtracted uint8 arrays: (a - b) ** 2 wraps 16 ** 2 = 256 to 0."""
+    px = 11
+    base = np.random.default_rng(5).integers(0, 240, (px, px, 3))
+    tensors = np.stack([base, base + 16]).astype(np.float32)
+    shapes = _square_shapes(2, px)
+    rows = np.arange(2, dtype=np.int64)
+    for threshold in (0.0, 5.0, 255.5):
+        counts, _, _ = _match_tile(tensors, shapes, rows, rotate, True, threshold, 8, 4)
+        assert counts.sum() == 0, threshold
+    counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 256.0, 8, 4)
+    assert counts.tolist() == [[1], [0]]
+    assert (cols[0, 0, 0], mses[0, 0, 0]) == (1, 256.0)
+    assert kernels.mse_to_key(tensors, 1, np.array([0]), rotate)[0] == 256.0
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+@pytest.mark.parametrize("original_first", [True, False])
+def test_match_tile_rotated_copies(turns, original_first):
+    px = 10
+    image = np.random.default_rng(turns).integers(0, 256, (px, px, 3))
+    rotated = np.rot90(image, turns)
+    # Not rotation-symmetric, so rotate=False must tell them apart.
+    assert not np.array_equal(rotated, image)
+    pair = [image, rotated] if original_first else [rotated, image]
+    tensors = np.ascontiguousarray(np.stack(pair), dtype=np.float32)
+    # Non-square originals: an odd turn swaps (width, height); same_dim accepts both.
+    original_shape = [16, 9]
+    rotated_shape = [9, 16] if turns % 2 else [16, 9]
+    pair_shapes = [original_shape, rotated_shape] if original_first else [rotated_shape, original_shape]
+    shapes = np.array(pair_shapes, dtype=np.int64)
+    rows = np.arange(2, dtype=np.int64)
+    counts, cols, mses = _match_tile(tensors, shapes, rows, True, True, 0.0, 2, 1)
+    assert counts.tolist() == [[1], [0]]
+    assert (cols[0, 0, 0], mses[0, 0, 0]) == (1, 0.0)
+    counts, _, _ = _match_tile(tensors, shapes, rows, False, True, 0.0, 2, 1)
+    assert counts.sum() == 0
+    counts, _, _ = _match_tile(tensors, shapes, rows, False, False, 5.0, 2, 1)
+    assert counts.sum() == 0
+    assert kernels.mse_to_key(tensors, 0, np.array([1]), True)[0] == 0.0
+    assert kernels.mse_to_key(tensors, 1, np.array([0]), True)[0] == 0.0
+    assert kernels.mse_to_key(tensors, 0, np.array([1]), False)[0] > 5.0
+
+
+def test_match_tile_same_dim_blocks_different_shapes():
+    px = 10
+    tensors = np.zeros((3, px, px, 3), dtype=np.float32)
+    shapes = np.array([[10, 20], [20, 10], [10, 21]], dtype=np.int64)
+    rows = np.arange(3, dtype=np.int64)
+    counts, cols, _ = _match_tile(tensors, shapes, rows, False, True, 0.0, 8, 4)
+    assert counts.tolist() == [[1], [0], [0]]
+    assert cols[0, 0, 0] == 1
+    counts, _, _ = _match_tile(tensors, shapes, rows, False, False, 0.0, 8, 4)
+    assert counts.tolist() == [[2], [1], [0]]
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+@pytest.mark.parametrize("changed", [55, 123, 61])
+def test_match_tile_threshold_equal_to_pair_mse_is_inclusive(rotate, changed):
+    """A pair whose MSE equals the threshold must match (difPy: ``mse <= similarity``).
+
+    ``changed`` values differ by 1, so the exact MSE is ``changed / 300`` and
+    mse_to_key reports exactly that value.
+    """
+    px = 10
+    tensors = np.zeros((2, px, px, 3), dtype=np.float32)
+    tensors[1].reshape(-1)[:changed] = 1.0
+    shapes = _square_shapes(2, px)
+    pair_mse = kernels.mse_to_key(tensors, 0, np.array([1]), rotate)[0]
+    assert pair_mse == changed / (px * px * 3)
+    assert pair_mse == reference_mse_matrix(tensors, rotate)[0, 1]
+    counts, _, _ = _match_tile(
+        tensors, shapes, np.arange(2, dtype=np.int64), rotate, True, pair_mse, 4, 2
+    )
+    assert counts.tolist() == [[1], [0]], f"MSE {pair_mse!r} not matched at max_mse={pair_mse!r}"
+
+
+# --------------------------------------------------------------------------- mse_to_key
+
+
+@SETTINGS
+@given(
+    data=image_sets(max_n=12),
+    rotate=st.booleans(),
+    fractional=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_mse_to_key_matches_reference_row(data, rotate, fractional, seed):
+    tensors, _, _ = data
+    n = tensors.shape[0]
+    rng = np.random.default_rng(seed)
+    if fractional:
+        tensors = np.ascontiguousarray(tensors + rng.uniform(-0.5, 0.5, tensors.shape)).astype(
+            np.float32
+        )
+    key = int(rng.integers(0, n))
+    # Any members, the key itself and repeats included.
+    members = rng.integers(0, n, size=int(rng.integers(1, 2 * n))).astype(np.int64)
+    got = kernels.mse_to_key(tensors, key, members, rotate)
+    assert got.dtype == np.float64
+    expected = reference_mse_matrix(tensors, rotate)[key, members]
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)
+    assert np.all(got[members == key] == 0.0)
+
+
+@SETTINGS
+@given(data=image_sets(max_n=10), rotate=st.booleans())
+def test_reference_mse_matrix_is_symmetric(data, rotate):
+    """Sanity check of the reference: rotating i or j gives the same minimum."""
+    tensors, _, _ = data
+    mse = reference_mse_matrix(tensors, rotate)
+    np.testing.assert_array_equal(mse, mse.T)
+    assert np.all(np.diag(mse) == 0.0)
