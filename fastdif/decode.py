@@ -45,7 +45,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     to 0..255.
     """
     mode = image.mode
-    if mode == "RGB":
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if mode == "RGB" and not has_alpha:
         return image
     if mode.startswith("I") or mode == "F":
         values = np.asarray(image, dtype=np.float64)
@@ -53,7 +54,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
             values = values / 257.0
         gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, _BACKGROUND + (255,))

@@ -101,7 +101,10 @@ def match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity
     row_len = p * 3
     flat = tensors.reshape(n, size)
     n_rot = 4 if rotate else 1
-    limit = max_mse * size
+    # A pair matches when its MSE, sse / size, is <= max_mse. The sum may stop
+    # early only above ``limit``, kept a little above max_mse * size so that
+    # rounding in that product never drops a pair exactly at the threshold.
+    limit = max_mse * size * (1.0 + 1e-9) + 1e-9
     n_rows = rows.shape[0]
     n_blocks = (n + block - 1) // block
     counts = np.zeros((n_rows, n_blocks), dtype=np.int64)
@@ -121,13 +124,11 @@ def match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity
             if not comparable(shapes, i, j, same_dim):
                 continue
             best = limit
-            match = False
             for k in range(n_rot):
                 sse = bounded_sse(rotated[k], flat[j], row_len, best)
                 if sse <= best:
                     best = sse
-                    match = True
-            if match:
+            if best / size <= max_mse:
                 if found < capacity:
                     cols[r, b, found] = j
                     mses[r, b, found] = best / size

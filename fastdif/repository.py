@@ -132,13 +132,18 @@ def build(
     n = len(kept_paths)
     tensors = tensors[:n] if n < len(tensors) else tensors
     if in_folder:
-        folders = sorted(set(kept_folders))
-        index = {folder: g for g, folder in enumerate(folders)}
+        # One group per real folder, however its path was spelled; named by
+        # the first spelling in sorted order.
+        names: dict[str, str] = {}
+        for folder in sorted(kept_folders):
+            names.setdefault(os.path.realpath(folder), folder)
+        folders = sorted(names.values())
+        index = {real: folders.index(name) for real, name in names.items()}
         groups: list[list[int]] = [[] for _ in folders]
         for i, folder in enumerate(kept_folders):
-            groups[index[folder]].append(i)
+            groups[index[os.path.realpath(folder)]].append(i)
     else:
-        folders = [os.path.commonpath(paths) if len(paths) > 1 else paths[0]]
+        folders = [paths[0] if len(paths) == 1 else _common_folder(paths)]
         groups = [list(range(n))]
     end = datetime.now()
     stats = {
@@ -172,6 +177,13 @@ def build(
         in_folder,
         stats,
     )
+
+
+def _common_folder(paths: list[str]) -> str:
+    try:
+        return os.path.commonpath([os.path.abspath(p) for p in paths])
+    except ValueError:  # paths on different drives
+        return ""
 
 
 def _file_size(path: str) -> int:

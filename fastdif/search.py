@@ -48,7 +48,7 @@ def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, pro
         Matching pairs in ascending (i, j) order.
     """
     n = tensors.shape[0]
-    step = n if tile_rows is None else tile_rows
+    step = max(n, 1) if tile_rows is None else tile_rows
     found_i, found_j = [], []
     for start in range(0, n, step):
         rows = np.arange(start, min(start + step, n), dtype=np.int64)
@@ -305,7 +305,7 @@ def search(
                     "rotate": rotate,
                     "same_dim": same_dim,
                     "processes": processes,
-                    "chunksize": tile_rows if chunked_used else None,
+                    "chunksize": tile_rows if chunked_used else chunksize,
                 },
                 "files_searched": len(dif),
                 "matches_found": {"duplicates": duplicates, "similar": similar},

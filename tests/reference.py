@@ -165,12 +165,13 @@ def planted_images(px, plan, seed):
 THRESHOLDS = ("zero", "five", "random", "planted", "inf")
 
 
-def pick_threshold(choice, random_value, mse, planted, shapes, same_dim):
+def pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which=0):
     """An MSE threshold: 0, 5, ``random_value``, inf, or exactly a planted pair's MSE.
 
-    "planted" takes the reference MSE of the first planted (parent, child) pair
-    that is comparable under ``same_dim`` (else of pair (0, 1)), so the
-    threshold sits exactly on a pair and tests that the boundary is inclusive.
+    "planted" takes the reference MSE of a planted (parent, child) pair that is
+    comparable under ``same_dim`` (``which`` picks one, preferring pairs with a
+    non-zero MSE; pair (0, 1) if there is none), so the threshold sits exactly
+    on a pair and tests that the boundary is inclusive.
     """
     if choice == "zero":
         return 0.0
@@ -180,7 +181,11 @@ def pick_threshold(choice, random_value, mse, planted, shapes, same_dim):
         return float(random_value)
     if choice == "inf":
         return float("inf")
-    for parent, child in planted:
-        if comparable(shapes, parent, child, same_dim):
-            return float(mse[min(parent, child), max(parent, child)])
-    return float(mse[0, 1])
+    values = [
+        float(mse[min(p, c), max(p, c)])
+        for p, c in planted
+        if comparable(shapes, p, c, same_dim)
+    ]
+    nonzero = [v for v in values if v > 0]
+    candidates = nonzero or values or [float(mse[0, 1])]
+    return candidates[which % len(candidates)]

@@ -22,14 +22,13 @@ from reference import (  # noqa: E402
 
 from fastdif import kernels  # noqa: E402
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MANY = settings(SETTINGS, max_examples=200)
 
 
 @st.composite
-def image_sets(draw, min_n=2, max_n=16):
-    """(tensors, shapes, planted) of N images with planted copies and near copies."""
+def image_specs(draw, min_n=2, max_n=16):
+    """(px, plan, seed) for reference.planted_images: N images with planted copies."""
     px = draw(st.integers(10, 16))
     entry = st.tuples(
         st.sampled_from(KINDS),
@@ -39,7 +38,7 @@ def image_sets(draw, min_n=2, max_n=16):
     )
     plan = draw(st.lists(entry, min_size=min_n, max_size=max_n))
     seed = draw(st.integers(0, 2**32 - 1))
-    return planted_images(px, plan, seed)
+    return px, plan, seed
 
 
 def _square_shapes(n, px):
@@ -207,25 +206,26 @@ def test_bounded_sse_adversarial_values(a_value, b_value, expected_per_value, ro
 # --------------------------------------------------------------------------- match_tile
 
 
-@SETTINGS
+@MANY
 @given(
-    data=image_sets(),
+    spec=image_specs(),
     rotate=st.booleans(),
     same_dim=st.booleans(),
     choice=st.sampled_from(THRESHOLDS),
     random_value=st.floats(0, 200),
     block=st.sampled_from([1, 3, 7, 1024]),
     capacity=st.sampled_from([1, 2, 64]),
+    which=st.integers(0, 100),
     rows_seed=st.integers(0, 2**32 - 1),
     all_rows=st.booleans(),
 )
 def test_match_tile_matches_reference(
-    data, rotate, same_dim, choice, random_value, block, capacity, rows_seed, all_rows
+    spec, rotate, same_dim, choice, random_value, which, block, capacity, rows_seed, all_rows
 ):
-    tensors, shapes, planted = data
+    tensors, shapes, planted = planted_images(*spec)
     n = tensors.shape[0]
     mse = reference_mse_matrix(tensors, rotate)
-    max_mse = pick_threshold(choice, random_value, mse, planted, shapes, same_dim)
+    max_mse = pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which)
     if all_rows:
         rows = np.arange(n, dtype=np.int64)
     else:
@@ -353,13 +353,13 @@ def test_match_tile_threshold_equal_to_pair_mse_is_inclusive(rotate, changed):
 
 @SETTINGS
 @given(
-    data=image_sets(max_n=12),
+    spec=image_specs(max_n=12),
     rotate=st.booleans(),
     fractional=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_mse_to_key_matches_reference_row(data, rotate, fractional, seed):
-    tensors, _, _ = data
+def test_mse_to_key_matches_reference_row(spec, rotate, fractional, seed):
+    tensors, _, _ = planted_images(*spec)
     n = tensors.shape[0]
     rng = np.random.default_rng(seed)
     if fractional:
@@ -377,10 +377,10 @@ def test_mse_to_key_matches_reference_row(data, rotate, fractional, seed):
 
 
 @SETTINGS
-@given(data=image_sets(max_n=10), rotate=st.booleans())
-def test_reference_mse_matrix_is_symmetric(data, rotate):
+@given(spec=image_specs(max_n=10), rotate=st.booleans())
+def test_reference_mse_matrix_is_symmetric(spec, rotate):
     """Sanity check of the reference: rotating i or j gives the same minimum."""
-    tensors, _, _ = data
+    tensors, _, _ = planted_images(*spec)
     mse = reference_mse_matrix(tensors, rotate)
     np.testing.assert_array_equal(mse, mse.T)
     assert np.all(np.diag(mse) == 0.0)

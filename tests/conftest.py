@@ -1,0 +1,85 @@
+"""Shared fixtures: build + search with progress off, and result helpers."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import importlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+import fastdif  # noqa: E402
+
+
+def _build(*paths, processes=1, **build_kwargs):
+    return fastdif.build(*paths, show_progress=False, processes=processes, **build_kwargs)
+
+
+def _search(dif, similarity="duplicates", rotate=True, same_dim=True, processes=1, chunksize=None):
+    return fastdif.search(
+        dif,
+        similarity=similarity,
+        rotate=rotate,
+        same_dim=same_dim,
+        show_progress=False,
+        processes=processes,
+        chunksize=chunksize,
+    )
+
+
+@pytest.fixture
+def build():
+    """``fastdif.build`` with ``show_progress=False`` and ``processes=1`` by default."""
+    return _build
+
+
+@pytest.fixture
+def search():
+    """``fastdif.search`` with ``show_progress=False`` and ``processes=1`` by default."""
+    return _search
+
+
+@pytest.fixture
+def find():
+    """Build and search in one call; build keywords pass through.
+
+    ``find(*paths, similarity=..., rotate=..., same_dim=..., chunksize=..., processes=1, **build)``
+    """
+
+    def run(
+        *paths,
+        similarity="duplicates",
+        rotate=True,
+        same_dim=True,
+        chunksize=None,
+        processes=1,
+        **build_kwargs,
+    ):
+        dif = _build(*paths, processes=processes, **build_kwargs)
+        return _search(dif, similarity, rotate, same_dim, processes, chunksize)
+
+    return run
+
+
+def groups_of(result) -> set:
+    """A union result (or in_folder result) as a set of frozensets of paths."""
+    out = set()
+    for key, members in result.items():
+        if isinstance(members, dict):
+            out |= groups_of(members)
+        else:
+            out.add(frozenset([key, *(path for path, _ in members)]))
+    return out
+
+
+@pytest.fixture
+def groups():
+    """``groups(result)``: the match groups as a set of frozensets of paths."""
+    return groups_of
+
+
+@pytest.fixture
+def search_module():
+    """The ``fastdif.search`` module (``fastdif.search`` itself names the function)."""
+    return importlib.import_module("fastdif.search")
