@@ -88,7 +88,11 @@ def make_duplicate(args: tuple[str, str, int, int]) -> dict:
             image.resize(half, Image.Resampling.LANCZOS).save(copy, quality=92)
         else:
             copy = stem + ".png"
-            turn = [Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270]
+            turn = [
+                Image.Transpose.ROTATE_90,
+                Image.Transpose.ROTATE_180,
+                Image.Transpose.ROTATE_270,
+            ]
             image.transpose(turn[index % 3]).save(copy, compress_level=1)
     return {"original": original, "copy": copy, "kind": kind}
 
@@ -98,7 +102,9 @@ def make_dataset(out: str, images: int, duplicates: int, seed: int = 0, processe
     os.makedirs(out, exist_ok=True)
     originals = images - duplicates
     with ProcessPoolExecutor(processes) as pool:
-        paths = list(pool.map(make_original, [(out, i, seed) for i in range(originals)], chunksize=4))
+        paths = list(
+            pool.map(make_original, [(out, i, seed) for i in range(originals)], chunksize=4)
+        )
         rng = np.random.default_rng(seed)
         sources = rng.choice(originals, duplicates, replace=duplicates > originals)
         jobs = [(out, paths[s], i, seed) for i, s in enumerate(sources)]

@@ -55,7 +55,7 @@ def reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse=None):
 def reference_groups(n, i, j):
     """Connected components (size >= 2) of the graph on ``n`` nodes, by BFS."""
     adjacency = [set() for _ in range(n)]
-    for a, b in zip(list(i), list(j)):
+    for a, b in zip(list(i), list(j), strict=True):
         a, b = int(a), int(b)
         if a != b:
             adjacency[a].add(b)
@@ -182,9 +182,7 @@ def pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which=0
     if choice == "inf":
         return float("inf")
     values = [
-        float(mse[min(p, c), max(p, c)])
-        for p, c in planted
-        if comparable(shapes, p, c, same_dim)
+        float(mse[min(p, c), max(p, c)]) for p, c in planted if comparable(shapes, p, c, same_dim)
     ]
     nonzero = [v for v in values if v > 0]
     candidates = nonzero or values or [float(mse[0, 1])]

@@ -23,11 +23,11 @@ from reference import (  # noqa: E402
 from fastdif import kernels  # noqa: E402
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MANY = settings(SETTINGS, max_examples=200)
+MANY = settings(SETTINGS, max_examples=300)
 
 
 @st.composite
-def image_specs(draw, min_n=2, max_n=16):
+def image_specs(draw, min_n=2, max_n=24):
     """(px, plan, seed) for reference.planted_images: N images with planted copies."""
     px = draw(st.integers(10, 16))
     entry = st.tuples(
@@ -100,7 +100,8 @@ def _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacit
     if counts.max(initial=0) <= capacity:
         wanted = set(rows.tolist())
         expected_pairs = [
-            p for p in reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse)
+            p
+            for p in reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse)
             if p[0] in wanted
         ]
         assert sorted(found) == expected_pairs
@@ -300,7 +301,9 @@ def test_match_tile_rotated_copies(turns, original_first):
     # Non-square originals: an odd turn swaps (width, height); same_dim accepts both.
     original_shape = [16, 9]
     rotated_shape = [9, 16] if turns % 2 else [16, 9]
-    pair_shapes = [original_shape, rotated_shape] if original_first else [rotated_shape, original_shape]
+    pair_shapes = (
+        [original_shape, rotated_shape] if original_first else [rotated_shape, original_shape]
+    )
     shapes = np.array(pair_shapes, dtype=np.int64)
     rows = np.arange(2, dtype=np.int64)
     counts, cols, mses = _match_tile(tensors, shapes, rows, True, True, 0.0, 2, 1)

@@ -33,7 +33,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 @st.composite
-def image_specs(draw, min_n=2, max_n=16):
+def image_specs(draw, min_n=2, max_n=24):
     """(px, plan, seed) for reference.planted_images: N images with planted copies."""
     px = draw(st.integers(10, 16))
     entry = st.tuples(
@@ -73,7 +73,7 @@ def _setup(case):
 def _pairs(i, j):
     assert i.dtype == np.int64 and j.dtype == np.int64
     assert i.shape == j.shape
-    return list(zip(i.tolist(), j.tolist()))
+    return list(zip(i.tolist(), j.tolist(), strict=True))
 
 
 def _all_paths(tensors, shapes, max_mse, rotate, same_dim):
@@ -98,7 +98,7 @@ def _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected):
 # --------------------------------------------------------------------------- find_matches
 
 
-@settings(SETTINGS, max_examples=150)
+@settings(SETTINGS, max_examples=250)
 @given(searches)
 def test_find_matches_classic_and_chunked_equal_reference(case):
     _check_paths(*_setup(case))
