@@ -23,14 +23,17 @@ from PIL import Image
 KINDS = ("exact", "reencode", "format", "downscale", "rotate")
 
 
-def photo(rng: np.random.Generator) -> Image.Image:
-    """A photo-like RGB image of 0.3 to 3 megapixels."""
-    megapixels = rng.uniform(0.3, 3.0)
-    aspect = rng.choice([4 / 3, 3 / 2, 16 / 9])
-    width = int(np.sqrt(megapixels * 1e6 * aspect))
-    height = int(width / aspect)
-    if rng.random() < 0.3:
-        width, height = height, width
+def photo(rng: np.random.Generator, size: tuple[int, int] | None = None) -> Image.Image:
+    """A photo-like RGB image: 0.3 to 3 megapixels, or ``size`` (width, height)."""
+    if size is None:
+        megapixels = rng.uniform(0.3, 3.0)
+        aspect = rng.choice([4 / 3, 3 / 2, 16 / 9])
+        width = int(np.sqrt(megapixels * 1e6 * aspect))
+        height = int(width / aspect)
+        if rng.random() < 0.3:
+            width, height = height, width
+    else:
+        width, height = size
     # Smooth scene: a coarse random colour field blown up bicubically.
     coarse = rng.integers(0, 256, (rng.integers(3, 7), rng.integers(3, 7), 3), dtype=np.uint8)
     scene = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC))

@@ -1,8 +1,19 @@
 """fastdif: find duplicate and similar images, fast. A successor to difPy."""
 
-from .repository import Repository, build
+from .actions import undo_move
+from .repository import Repository, build, from_arrays
 from .search import SearchResult, search
+from .store import load
 
 __version__ = "0.1.0"
 
-__all__ = ["Repository", "SearchResult", "build", "search", "__version__"]
+__all__ = [
+    "Repository",
+    "SearchResult",
+    "build",
+    "from_arrays",
+    "load",
+    "search",
+    "undo_move",
+    "__version__",
+]

@@ -7,9 +7,13 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from datetime import datetime
 
 from . import __version__
+from .actions import undo_move
+from .cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
+from .report import listing, to_csv
 from .repository import build
 from .search import search
 
@@ -153,6 +157,20 @@ def make_parser() -> argparse.ArgumentParser:
         help="delete without asking (default: false)",
     )
     add(
+        "--dry_run",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="with -d: list the files that would be deleted, delete nothing (default: false)",
+    )
+    add(
+        "--undo_move",
+        default=None,
+        metavar="MANIFEST",
+        help="move the files listed in a fastdif_moved_*.json manifest (written by -mv) "
+        "back to where they were, never overwriting, and exit",
+    )
+    add(
         "-p",
         "--show_progress",
         type=_bool,
@@ -176,6 +194,52 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="INT",
         help="rows per tile for groups of more than 5,000 images (default: 1,000,000 / N)",
     )
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache",
+        default=None,
+        metavar="PATH",
+        help="thumbnail cache file: unchanged files are not decoded again (default: "
+        "$XDG_CACHE_HOME/fastdif/" + CACHE_FILE + ", or ~/.cache/fastdif/" + CACHE_FILE + ")",
+    )
+    cache.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="decode every file; neither read nor write the cache",
+    )
+    add(
+        "--clear-cache",
+        action="store_true",
+        help="delete the cache file (the default one or --cache PATH) and exit",
+    )
+    add(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write an HTML report to FILE (replaced if it exists): every group with "
+        "thumbnails, sizes and MSE, to choose what to keep; written before -mv or -d act",
+    )
+    add(
+        "--format",
+        choices=("json", "csv"),
+        default="json",
+        help="format of the results file: json (_results.json, difPy's dict) or csv "
+        "(_results.csv, one row per image: group, role, path, mse, width, height, bytes, "
+        "folder); _lower_quality.json and _stats.json are always written (default: json)",
+    )
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors and questions; no progress bars",
+    )
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also list invalid files with their reasons and every group before the summary",
+    )
     add("--version", action="version", version=f"fastdif {__version__}")
     return parser
 
@@ -185,10 +249,22 @@ def write_json(folder: str, name: str, data) -> str:
 
     Returns the path written; a numbered suffix is added if the name is taken.
     """
+    return write_text(folder, name, json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def write_text(folder: str, name: str, text: str) -> str:
+    """Write ``text`` to ``folder/name`` atomically, never replacing a file.
+
+    Returns the path written; a numbered suffix is added if the name is taken.
+    """
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastdif-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
+        # newline="" keeps the CSV module's line ends as they are. Undecodable
+        # bytes of non-UTF-8 file names (lone surrogates) become \udcXX: in
+        # JSON that is the string's own escape, so json.load + os.fsencode
+        # give back the exact bytes.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as out:
+            out.write(text)
         stem, ext = os.path.splitext(name)
         number = 0
         while True:
@@ -204,19 +280,38 @@ def write_json(folder: str, name: str, data) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Build, search, act and write the result files; return the exit status."""
+    cache = None if args.no_cache else (args.cache or True)
+    if args.clear_cache:
+        removed = clear_cache(args.cache or default_cache_path())
+        print(f"removed {len(removed)} cache files" + "".join(f"\n  {p}" for p in removed))
+        return 0
+    if args.undo_move:
+        undone = undo_move(args.undo_move)
+        print(f"restored {len(undone['restored'])} files, {len(undone['failed'])} not restored")
+        for path, why in undone["failed"].items():
+            print(f"  not restored: {path}: {why}")
+        return 0 if not undone["failed"] else 1
     directories = list(args.folders) + list(args.directory) or [os.getcwd()]
     output = args.output_directory or os.getcwd()
     if not os.path.isdir(output):
         raise FileNotFoundError(f'Output directory "{output}" does not exist')
-    dif = build(
-        directories,
-        recursive=args.recursive,
-        in_folder=args.in_folder,
-        limit_extensions=args.limit_extensions,
-        px_size=args.px_size,
-        show_progress=args.show_progress,
-        processes=args.processes,
-    )
+    if args.quiet:
+        args.show_progress = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        dif = build(
+            directories,
+            recursive=args.recursive,
+            in_folder=args.in_folder,
+            limit_extensions=args.limit_extensions,
+            px_size=args.px_size,
+            show_progress=args.show_progress,
+            processes=args.processes,
+            cache=cache,
+        )
+    for warning in caught:
+        # One line each, without the source line Python's default format adds.
+        print(f"fastdif: warning: {warning.message}", file=sys.stderr)
     se = search(
         dif,
         similarity=args.similarity,
@@ -226,6 +321,12 @@ def run(args: argparse.Namespace) -> int:
         processes=args.processes,
         chunksize=args.chunksize,
     )
+    # The report goes first, while every file it shows is still where it was found.
+    report_path = None
+    if args.report:
+        report_path = se.report(
+            args.report, processes=args.processes, show_progress=args.show_progress
+        )
     lines = []
     if args.move_to:
         report = se.move_to(args.move_to)
@@ -233,28 +334,47 @@ def run(args: argparse.Namespace) -> int:
             f"moved {len(report['moved'])} files to {args.move_to}, {len(report['failed'])} failed"
         )
         lines += [f"  not moved: {path}: {why}" for path, why in report["failed"].items()]
+        if report["manifest"]:
+            lines.append(f"  undo with: python -m fastdif --undo_move {report['manifest']}")
+    elif args.delete and args.dry_run:
+        report = se.delete(dry_run=True)
+        lines.append(f"dry run: would delete {len(report['would_delete'])} files")
+        lines += [f"  would delete: {path}" for path in report["would_delete"]]
+        lines += [f"  would keep: {path}: {why}" for path, why in report["failed"].items()]
     elif args.delete:
         report = se.delete(silent_del=args.silent_del)
         lines.append(f"deleted {len(report['deleted'])} files, {len(report['failed'])} kept")
         lines += [f"  not deleted: {path}: {why}" for path, why in report["failed"].items()]
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
-    written = [
+    if args.format == "csv":
+        written = [write_text(output, f"fastdif_{stamp}_results.csv", to_csv(se))]
+    else:
+        written = [write_json(output, f"fastdif_{stamp}_results.json", se.result)]
+    written += [
         write_json(output, f"fastdif_{stamp}_{part}.json", data)
         for part, data in (
-            ("results", se.result),
             ("lower_quality", se.lower_quality),
             ("stats", se.stats),
         )
     ]
+    if report_path:
+        written.append(report_path)
+    if args.quiet:
+        return 0
     stats = se.stats
     found = stats["process"]["search"]["matches_found"]
     groups = sum(len(g) for g in se.result.values()) if dif.in_folder else len(se.result)
+    if args.verbose:
+        print(listing(se))
     print(
         f"fastdif: {stats['total_files']} files, {stats['invalid_files']['count']} invalid, "
         f"{groups} groups, {found['duplicates']} duplicates, {found['similar']} similar; "
         f"build {stats['process']['build']['duration']['seconds_elapsed']:.2f} s, "
         f"search {stats['process']['search']['duration']['seconds_elapsed']:.2f} s"
     )
+    used = stats["process"]["build"].get("cache")
+    if used:
+        print(f"cache {used['path']}: {used['hits']} reused, {used['decoded']} decoded")
     for line in lines:
         print(line)
     for path in written:
@@ -266,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m fastdif`` and the ``fastdif`` command."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        # Paths with undecodable bytes (non-UTF-8 names) print as \udcXX
+        # instead of failing after the work is done.
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return run(args)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:

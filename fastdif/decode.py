@@ -2,17 +2,28 @@
 
 Workers only run Pillow and NumPy (never Numba): each returns a compact uint8
 thumbnail, and the parent writes it into one contiguous float32 array.
+
+The parent drives its own ``spawn`` workers, one file at a time, so that it
+always knows which file each worker holds: a worker that dies (killed, out of
+memory, a crash in a C decoder) costs that file one retry in a fresh worker
+and, if it dies again, only that file; a worker stuck on a file past the time
+limit is killed and the file reported. On any exception in the parent
+(Ctrl-C included) every worker is killed and reaped before it propagates.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
+import threading
+import time
 import types
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +34,25 @@ DRAFT_FACTOR = 4
 
 #: Below this many files the pool's start-up costs more than it saves.
 MIN_FILES_FOR_POOL = 32
+
+#: Largest image accepted, in pixels (width x height as declared in the
+#: file): Pillow's DecompressionBombError threshold, 2 x its default
+#: ``MAX_IMAGE_PIXELS`` (about 179 megapixels). Pillow only warns between 1x
+#: and 2x; those images (100 MP medium-format photos are real) are decoded.
+#: Fixed here so that a caller setting ``Image.MAX_IMAGE_PIXELS = None`` does
+#: not switch the check off, and so that spawned workers apply the same limit.
+MAX_PIXELS = 2 * 89_478_485
+
+#: Seconds one file may take to decode. In a worker process (and in the
+#: calling process's main thread) a timer interrupts the decoder; a worker
+#: that is still busy ``KILL_GRACE`` seconds later (stuck in C code) is killed.
+FILE_TIME_LIMIT = 60.0
+KILL_GRACE = 5.0
+
+#: Seconds a worker process may take to start, and how many may fail to
+#: start before decoding gives up.
+START_TIME_LIMIT = 60.0
+MAX_START_FAILURES = 3
 
 _BACKGROUND = (255, 255, 255)
 
@@ -35,6 +65,10 @@ class Decoded:
     width: int
     height: int
     reason: str | None = None
+
+
+class DecodeTimeout(Exception):
+    """A file took longer than the time limit to decode."""
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -70,12 +104,19 @@ def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
 
     Raises
     ------
-    OSError, ValueError, Image.DecompressionBombError
+    Image.DecompressionBombError
+        When the declared size exceeds :data:`MAX_PIXELS` (checked before any
+        pixel is decoded).
+    OSError, ValueError
         When the file cannot be read or decoded.
     """
     with Image.open(path) as image:
-        orientation = image.getexif().get(0x0112, 1)
         width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise Image.DecompressionBombError(
+                f"Image size ({width * height} pixels) exceeds limit of {MAX_PIXELS} pixels"
+            )
+        orientation = image.getexif().get(0x0112, 1)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         target = DRAFT_FACTOR * px_size
@@ -86,12 +127,24 @@ def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
         return np.asarray(image, dtype=np.uint8), width, height
 
 
-def decode_file(path: str, px_size: int) -> Decoded:
-    """Worker entry: decode ``path``; any failure becomes a one-line reason."""
+def decode_file(path: str, px_size: int, time_limit: float | None = None) -> Decoded:
+    """Worker entry: decode ``path``; any failure becomes a one-line reason.
+
+    Parameters
+    ----------
+    path : str
+    px_size : int
+    time_limit : float, optional
+        Seconds allowed; enforced by a timer signal when called in a main
+        thread whose ``SIGALRM`` handler is unused (always so in a worker).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            thumb, width, height = load_thumbnail(path, px_size)
+            with _time_limit(time_limit):
+                thumb, width, height = load_thumbnail(path, px_size)
+        except DecodeTimeout:
+            return Decoded(None, 0, 0, f"Timed out: decoding took more than {time_limit:g} s")
         except Image.DecompressionBombError as exc:
             return Decoded(None, 0, 0, f"Decompression bomb refused: {exc}")
         except Exception as exc:  # noqa: BLE001 - any decoder failure is reported, the build goes on
@@ -100,35 +153,210 @@ def decode_file(path: str, px_size: int) -> Decoded:
     return Decoded(thumb.tobytes(), width, height)
 
 
+@contextmanager
+def _time_limit(seconds: float | None):
+    """Raise :class:`DecodeTimeout` in this thread after ``seconds``, where possible.
+
+    Only the main thread receives signals, and a handler already installed
+    for ``SIGALRM`` belongs to someone else: in both cases there is no limit
+    here (a worker's parent still enforces one).
+    """
+    usable = (
+        seconds
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise DecodeTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def decode_all(paths: list[str], px_size: int, processes: int, progress=None):
     """Decode ``paths`` in order, yielding one :class:`Decoded` per file.
 
-    Uses a ``spawn`` process pool when ``processes > 1`` and there are enough
-    files; ``progress`` (a callable taking no arguments) is called per file.
+    Uses ``processes`` ``spawn`` worker processes when ``processes > 1`` and
+    there are at least :data:`MIN_FILES_FOR_POOL` files; ``progress`` (a
+    callable taking no arguments) is called per file. Each file gets
+    :data:`FILE_TIME_LIMIT` seconds.
+
+    Raises
+    ------
+    RuntimeError
+        When worker processes repeatedly fail to start.
     """
     if processes == 1 or len(paths) < MIN_FILES_FOR_POOL:
-        for path in paths:
-            yield decode_file(path, px_size)
-            if progress:
-                progress()
-        return
-    chunk = max(1, min(64, len(paths) // (processes * 8)))
+        decoded_items = (decode_file(path, px_size, FILE_TIME_LIMIT) for path in paths)
+    else:
+        decoded_items = _decode_in_workers(paths, px_size, processes, FILE_TIME_LIMIT)
+    for decoded in decoded_items:
+        yield decoded
+        if progress:
+            progress()
+
+
+class _Worker:
+    """One spawned decoding process and the file (index) it holds, if any."""
+
+    def __init__(self, context, px_size: int, time_limit: float, decoder):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, px_size, time_limit, decoder), daemon=True
+        )
+        with _caller_script_hidden(), _sigint_blocked():
+            self.process.start()
+        child.close()  # so that the worker's death reads as EOF here
+        self.ready = False
+        self.index: int | None = None
+        self.started = 0.0
+
+    def assign(self, index: int, path: str) -> bool:
+        """Send one file; False if the worker is gone."""
+        try:
+            self.conn.send((index, path))
+        except OSError:
+            return False
+        self.index = index
+        self.started = time.monotonic()
+        return True
+
+    def stop(self, kill: bool) -> None:
+        """End the process and reap it (no zombie, no orphan)."""
+        if not kill and self.process.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.process.join(1.0)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+def _worker_main(conn, px_size: int, time_limit: float, decoder) -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides, and
+    # kills its workers, so they do not print tracebacks of their own. The
+    # worker started with SIGINT blocked: ignore it, then drop the block.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    conn.send(None)  # started: from now on a death is blamed on the file held
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if task is None:
+            return
+        index, path = task
+        conn.send((index, decoder(path, px_size, time_limit)))
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _decode_in_workers(paths: list[str], px_size: int, processes: int, time_limit: float):
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+    # Looked up at call time, so a substitute decoder reaches the workers.
+    decoder = decode_file
+    hard_limit = time_limit + KILL_GRACE
+    queue = deque(range(len(paths)))
+    attempts = [0] * len(paths)
+    done: dict[int, Decoded] = {}
+    workers: list[_Worker] = []
+    start_failures = 0
+    next_out = 0
+
+    def replace(worker: _Worker) -> None:
+        worker.stop(kill=True)
+        workers[workers.index(worker)] = _Worker(context, px_size, time_limit, decoder)
+
     try:
-        with _caller_script_hidden():
-            results = executor.map(decode_file, paths, [px_size] * len(paths), chunksize=chunk)
-        for decoded in results:
-            yield decoded
-            if progress:
-                progress()
-    except BaseException:
-        processes = list((executor._processes or {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
-            proc.terminate()
-        raise
-    executor.shutdown(wait=True)
+        for _ in range(min(processes, len(paths))):
+            workers.append(_Worker(context, px_size, time_limit, decoder))
+        while next_out < len(paths):
+            for worker in list(workers):
+                if worker.index is None and queue:
+                    index = queue.popleft()
+                    if not worker.assign(index, paths[index]):
+                        queue.appendleft(index)
+                        replace(worker)
+            busy = [w for w in workers if w.index is not None]
+            if not busy:
+                continue
+            deadlines = [w.started + (hard_limit if w.ready else START_TIME_LIMIT) for w in busy]
+            timeout = max(0.0, min(deadlines) - time.monotonic())
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout)
+            for worker in busy:
+                died = False
+                try:
+                    while worker.index is not None and worker.conn.poll():
+                        message = worker.conn.recv()
+                        if message is None:
+                            worker.ready = True
+                            worker.started = time.monotonic()
+                        else:
+                            done[message[0]] = message[1]
+                            worker.index = None
+                except (EOFError, OSError):
+                    died = True
+                if worker.index is None:
+                    continue
+                died = died or not worker.process.is_alive()
+                late = time.monotonic() - worker.started > (
+                    hard_limit if worker.ready else START_TIME_LIMIT
+                )
+                if died or (late and not worker.ready):
+                    if not died:
+                        worker.process.kill()
+                    worker.process.join()
+                    index, how = worker.index, _exit_reason(worker.process.exitcode)
+                    if not worker.ready:
+                        # Died before starting: not the file's fault.
+                        start_failures += 1
+                        if start_failures > MAX_START_FAILURES:
+                            raise RuntimeError(f"Decoding processes fail to start ({how}).")
+                        queue.appendleft(index)
+                    else:
+                        attempts[index] += 1
+                        if attempts[index] < 2:
+                            queue.appendleft(index)  # once more, in a fresh process
+                        else:
+                            done[index] = Decoded(
+                                None, 0, 0, f"Decoder process died on this file twice ({how})"
+                            )
+                    replace(worker)
+                elif late:
+                    done[worker.index] = Decoded(
+                        None, 0, 0, f"Timed out: decoding took more than {time_limit:g} s"
+                    )
+                    replace(worker)
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+    finally:
+        # After an exception (Ctrl-C, the caller closing this generator) there
+        # is nothing to wait for: kill. Otherwise let idle workers exit.
+        finished = next_out == len(paths)
+        for worker in workers:
+            worker.stop(kill=not finished)
 
 
 @contextmanager
@@ -138,8 +366,7 @@ def _caller_script_hidden():
     A ``spawn`` worker normally re-imports the script that started Python, so
     a script without an ``if __name__ == "__main__":`` guard (as difPy users
     write them) would run again in every worker. The workers only need this
-    module, so while they start (``executor.map`` starts them all) ``__main__``
-    is a bare module.
+    module, so while a worker starts ``__main__`` is a bare module.
     """
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
@@ -147,3 +374,20 @@ def _caller_script_hidden():
         yield
     finally:
         sys.modules["__main__"] = main
+
+
+@contextmanager
+def _sigint_blocked():
+    """Start a worker with Ctrl-C blocked from its first instruction.
+
+    A terminal sends Ctrl-C to the whole process group: a worker still
+    importing would die with a traceback of its own. A blocked signal stays
+    blocked across fork and exec, until the worker ignores it for good
+    (:func:`_worker_main`). In this process it is only held back, not lost:
+    it is delivered when the block ends.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -1,10 +1,28 @@
-"""Numba kernels: pairwise MSE between thumbnails, with rotations.
+"""Numba kernels: pairwise MSE between thumbnails, with rotations and exact bounds.
 
-Kernels take and return arrays only. Thumbnails are float32 arrays of shape
-(N, px, px, 3) holding values on the 0..255 scale. Sums of squares are
-accumulated in float64, so for integer-valued thumbnails every MSE is exact
-and an MSE of 0 means identical thumbnails. ``reassoc`` lets LLVM vectorise
-the float64 reduction; for integer-valued inputs the order does not matter.
+Kernels take and return arrays only. Thumbnails are arrays of shape
+(N, px, px, 3), float32 or uint8, holding values on the 0..255 scale. Sums of
+squares are accumulated in float64, so for integer-valued thumbnails every MSE
+is exact and an MSE of 0 means identical thumbnails. ``reassoc`` lets LLVM
+vectorise the float64 reduction; for integer-valued inputs order does not matter.
+
+Lower bounds used to skip pairs (each never exceeds the true MSE):
+
+* Block means. Split both images into the same g x g grid of equal blocks.
+  Within a block of n values, the mean of the squared differences is at least
+  the square of the mean difference (the variance is >= 0), so
+  ``MSE(a, b) >= MSE(block_means(a), block_means(b))``. Rotating an image
+  rotates its grid of block means, so the bound holds for every rotation when
+  the grid is rotated the same way. g = 1 gives the three channel means.
+* Overall mean. With m the mean over all values, (Δm)^2 = (mean of Δμ_c)^2
+  <= mean of (Δμ_c)^2 <= MSE (Cauchy-Schwarz, then the g = 1 bound). It does
+  not change under rotation, so images sorted by m need only be compared
+  within a window of ``sqrt(max_mse)``.
+
+Bounds are computed from float32/float64 means with rounding errors far
+below ``BOUND_SLACK``; a pair is skipped only when its bound exceeds the
+threshold by more than that slack, and a pair that is not skipped is decided
+by its exact sum.
 """
 
 from __future__ import annotations
@@ -14,23 +32,27 @@ from numba import njit, prange
 
 _FASTMATH = {"reassoc", "contract"}
 
+#: A bound must exceed ``max_mse * (1 + BOUND_SLACK) + BOUND_SLACK`` to skip a pair.
+BOUND_SLACK = 1e-3
+
 
 @njit(cache=True)
 def rotations(image):
-    """The four rotations of a (px, px, 3) image, flattened: shape (4, px*px*3).
+    """The four rotations of a (p, p, c) image, flattened: shape (4, p*p*c).
 
     Row k is ``np.rot90(image, k)`` (counter-clockwise) raveled.
     """
     p = image.shape[0]
-    out = np.empty((4, p, p, 3), dtype=image.dtype)
+    ch = image.shape[2]
+    out = np.empty((4, p, p, ch), dtype=image.dtype)
     for y in range(p):
         for x in range(p):
-            for c in range(3):
+            for c in range(ch):
                 out[0, y, x, c] = image[y, x, c]
                 out[1, y, x, c] = image[x, p - 1 - y, c]
                 out[2, y, x, c] = image[p - 1 - y, p - 1 - x, c]
                 out[3, y, x, c] = image[p - 1 - x, y, c]
-    return out.reshape(4, p * p * 3)
+    return out.reshape(4, p * p * ch)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -65,76 +87,169 @@ def comparable(shapes, i, j, same_dim):
 
 
 @njit(parallel=True, cache=True)
-def match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity):
-    """Find, for each image in ``rows``, the later images within ``max_mse``.
+def block_means(tensors, g):
+    """Means of a g x g grid of equal blocks per channel: float32 (N, g, g, 3).
 
-    Work is split into items of one row image against a block of ``block``
-    later images, so a tile of even one row runs on every thread.
+    ``g`` must divide px. ``g = 1`` gives the channel means.
+    """
+    n, p = tensors.shape[0], tensors.shape[1]
+    side = p // g
+    out = np.empty((n, g, g, 3), dtype=np.float32)
+    for i in prange(n):
+        for by in range(g):
+            for bx in range(g):
+                for c in range(3):
+                    total = 0.0
+                    for y in range(by * side, (by + 1) * side):
+                        for x in range(bx * side, (bx + 1) * side):
+                            total += tensors[i, y, x, c]
+                    out[i, by, bx, c] = total / (side * side)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def match_ranges(
+    tensors,
+    grids,
+    means,
+    order,
+    shapes,
+    item_row,
+    item_begin,
+    item_end,
+    rotate,
+    same_dim,
+    max_mse,
+    capacity,
+):
+    """Compare images in ranges of an ordering; keep the pairs within ``max_mse``.
+
+    Work item ``w`` compares image ``order[item_row[w]]`` with each image
+    ``order[t]`` for ``t`` in ``item_begin[w]:item_end[w]``. The classic path
+    passes the identity order and every later image; the chunked path passes
+    images sorted by overall mean and only the window the mean bound allows.
+    Before each exact sum the channel-mean and block-mean bounds are checked.
 
     Parameters
     ----------
-    tensors : float32 array (N, px, px, 3), C-contiguous
-    shapes : int64 array (N, 2) of the images' (width, height)
-    rows : int64 array (R,) of image indices
+    tensors : float32 or uint8 array (N, px, px, 3), C-contiguous
+    grids : float32 array (N, g, g, 3)
+        ``block_means(tensors, g)`` with ``g = grid_side(px)``.
+    means : float32 array (N, 1, 1, 3)
+        ``block_means(tensors, 1)``.
+    order : int64 array (N,)
+        Image index at each position.
+    shapes : int64 array (N, 2)
+        Images' (width, height).
+    item_row, item_begin, item_end : int64 arrays (W,)
+        Work items, as positions in ``order``.
     rotate : bool
         Also compare the four rotations; the smallest MSE counts.
     same_dim : bool
         Compare only images of equal (width, height) in either orientation.
     max_mse : float
         MSE threshold on the 0..255 scale; a pair matches when its MSE <= it.
-    block, capacity : int
-        Images per work item, and matches stored per work item.
+    capacity : int
+        Matches stored per work item.
 
     Returns
     -------
-    counts : int64 array (R, B)
-        Matches of row ``r`` in block ``b``; may exceed ``capacity``, in which
-        case only the first ``capacity`` are stored.
-    cols : int64 array (R, B, capacity)
-        The matching image indices ``j > rows[r]``, ascending.
-    mses : float32 array (R, B, capacity)
+    counts : int64 array (W,)
+        Matches of each item; may exceed ``capacity``, in which case only the
+        first ``capacity`` are stored.
+    cols : int64 array (W, capacity)
+        Image indices matching ``order[item_row[w]]``, in position order.
+    mses : float32 array (W, capacity)
         Their MSE.
+    exact : int64 array (W,)
+        Pairs of each item that no bound skipped (an exact sum was started).
     """
-    n = tensors.shape[0]
-    p = tensors.shape[1]
+    n, p = tensors.shape[0], tensors.shape[1]
     size = p * p * 3
-    row_len = p * 3
+    g = grids.shape[1]
+    grid_len = g * g * 3
+    scale = size / grid_len
     flat = tensors.reshape(n, size)
+    flat_grids = grids.reshape(n, grid_len)
+    flat_means = means.reshape(n, 3)
     n_rot = 4 if rotate else 1
-    # A pair matches when its MSE, sse / size, is <= max_mse. The sum may stop
-    # early only above ``limit``, kept a little above max_mse * size so that
-    # rounding in that product never drops a pair exactly at the threshold.
+    # A pair matches when sse / size <= max_mse. Sums stop early only above
+    # ``limit``, a little above max_mse * size, so rounding in that product
+    # never drops a pair exactly at the threshold.
     limit = max_mse * size * (1.0 + 1e-9) + 1e-9
-    n_rows = rows.shape[0]
-    n_blocks = (n + block - 1) // block
-    counts = np.zeros((n_rows, n_blocks), dtype=np.int64)
-    cols = np.empty((n_rows, n_blocks, capacity), dtype=np.int64)
-    mses = np.empty((n_rows, n_blocks, capacity), dtype=np.float32)
-    for item in prange(n_rows * n_blocks):
-        r = item // n_blocks
-        b = item % n_blocks
-        i = rows[r]
-        start = max(b * block, i + 1)
-        stop = min((b + 1) * block, n)
-        if start >= stop:
-            continue
-        rotated = rotations(tensors[i])
+    n_items = item_row.shape[0]
+    counts = np.zeros(n_items, dtype=np.int64)
+    cols = np.empty((n_items, capacity), dtype=np.int64)
+    mses = np.empty((n_items, capacity), dtype=np.float32)
+    exact = np.zeros(n_items, dtype=np.int64)
+    for w in prange(n_items):
+        i = order[item_row[w]]
+        rot_grid_i = rotations(grids[i])
+        rot_i = np.empty((0, size), dtype=tensors.dtype)
         found = 0
-        for j in range(start, stop):
+        summed = 0
+        for t in range(item_begin[w], item_end[w]):
+            j = order[t]
             if not comparable(shapes, i, j, same_dim):
                 continue
+            channel = 0.0
+            for c in range(3):
+                d = np.float64(flat_means[i, c]) - np.float64(flat_means[j, c])
+                channel += d * d
+            if channel * (size / 3.0) > limit * (1.0 + BOUND_SLACK) + BOUND_SLACK * size:
+                continue
             best = limit
+            started = False
             for k in range(n_rot):
-                sse = bounded_sse(rotated[k], flat[j], row_len, best)
+                bound = (best * (1.0 + BOUND_SLACK) + BOUND_SLACK * size) / scale
+                if bounded_sse(rot_grid_i[k], flat_grids[j], g * 3, bound) > bound:
+                    continue
+                if rot_i.shape[0] == 0:
+                    rot_i = rotations(tensors[i])
+                started = True
+                sse = bounded_sse(rot_i[k], flat[j], p * 3, best)
                 if sse <= best:
                     best = sse
+            summed += started
             if best / size <= max_mse:
                 if found < capacity:
-                    cols[r, b, found] = j
-                    mses[r, b, found] = best / size
+                    cols[w, found] = j
+                    mses[w, found] = best / size
                 found += 1
-        counts[r, b] = found
-    return counts, cols, mses
+        counts[w] = found
+        exact[w] = summed
+    return counts, cols, mses, exact
+
+
+@njit(parallel=True, cache=True)
+def rotation_hashes(tensors):
+    """A 64-bit hash (FNV-1a over the values) of each of the four rotations: uint64 (N, 4).
+
+    Column k hashes ``np.rot90(image, k)``. Equal images give equal hashes, so
+    images equal up to rotation share the smallest of their four hashes.
+    Different images may collide: callers confirm equality exactly.
+    """
+    n = tensors.shape[0]
+    out = np.empty((n, 4), dtype=np.uint64)
+    prime = np.uint64(1099511628211)
+    for i in prange(n):
+        rot = rotations(tensors[i])
+        for k in range(4):
+            h = np.uint64(14695981039346656037)
+            for t in range(rot.shape[1]):
+                # Clamped so the integer conversion is defined for any finite value.
+                v = min(max(np.float64(rot[k, t]), -1e15), 1e15)
+                h = (h ^ np.uint64(np.int64(v * 256.0))) * prime
+            out[i, k] = h
+    return out
+
+
+def grid_side(p: int) -> int:
+    """Side g of the block-mean grid for px = p: the largest divisor of p up to 10."""
+    for g in range(min(p, 10), 0, -1):
+        if p % g == 0:
+            return g
+    return 1
 
 
 @njit(parallel=True, cache=True)

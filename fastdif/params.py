@@ -62,10 +62,14 @@ def check_similarity(value: object) -> float:
     return float(value)
 
 
+#: Fewest rows per tile by default: below this, per-tile overhead dominates.
+MIN_DEFAULT_CHUNKSIZE = 1024
+
+
 def check_chunksize(value: object, n_images: int) -> int:
-    """Rows per tile of the chunked path: default ``round(1_000_000 / N)``, at least 1."""
+    """Rows per tile of the chunked path: default ``round(1_000_000 / N)``, at least 1,024."""
     if value is None:
-        return max(1, round(1_000_000 / max(n_images, 1)))
+        return max(MIN_DEFAULT_CHUNKSIZE, round(1_000_000 / max(n_images, 1)))
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(
             f'Invalid value for "chunksize" parameter: must be of type INT, got {value!r}.'

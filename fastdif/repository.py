@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from . import params
-from .decode import decode_all
+from .cache import CachedDecoder, resolve_cache
 from .discover import discover, validate_directories
 from .progress import progress_bar
 
@@ -26,6 +26,9 @@ class Repository:
         Each image's displayed (width, height) before resizing.
     file_sizes : int64 array (N,), read-only
         File sizes in bytes.
+    mtimes_ns : int64 array (N,), read-only
+        File modification times in ns since the epoch (0 when unknown),
+        read with the sizes before decoding.
     groups : tuple of tuple of int
         Search groups: one group of all images, or one per folder with
         ``in_folder=True``; each holds image indices in ``paths`` order.
@@ -35,13 +38,18 @@ class Repository:
         difPy's build statistics (JSON-serialisable).
     """
 
-    def __init__(self, tensors, paths, shapes, file_sizes, groups, folders, in_folder, stats):
-        for array in (tensors, shapes, file_sizes):
+    def __init__(
+        self, tensors, paths, shapes, file_sizes, groups, folders, in_folder, stats, mtimes_ns=None
+    ):
+        if mtimes_ns is None:
+            mtimes_ns = np.zeros(len(paths), dtype=np.int64)
+        for array in (tensors, shapes, file_sizes, mtimes_ns):
             array.flags.writeable = False
         self.tensors = tensors
         self.paths = tuple(paths)
         self.shapes = shapes
         self.file_sizes = file_sizes
+        self.mtimes_ns = mtimes_ns
         self.groups = tuple(tuple(g) for g in groups)
         self.folders = tuple(folders)
         self.in_folder = in_folder
@@ -55,6 +63,12 @@ class Repository:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
+        """Save the repository to the folder ``path``; see :func:`fastdif.store.save`."""
+        from .store import save
+
+        return save(self, path, overwrite=overwrite)
+
     def __repr__(self) -> str:
         return f"<fastdif.Repository: {len(self)} images, px_size={self.px_size}>"
 
@@ -67,6 +81,7 @@ def build(
     px_size: int = 50,
     show_progress: bool = True,
     processes: int | None = None,
+    cache: str | os.PathLike | bool | None = None,
 ) -> Repository:
     """Find and decode every image under ``directory`` into a repository.
 
@@ -87,6 +102,14 @@ def build(
         Show a progress bar on stderr.
     processes : int, optional
         Decoding processes, 1..os.cpu_count(); None uses all cores.
+    cache : str, os.PathLike or bool, optional
+        Thumbnail cache (an SQLite file, see :mod:`fastdif.cache`): files
+        whose resolved path, size and modification time are unchanged are not
+        decoded again. A path names the cache file (or a folder to hold it);
+        True uses the default file under ``$XDG_CACHE_HOME/fastdif`` (or
+        ``~/.cache/fastdif``); None or False (default) decodes every file.
+        What the cache did is in ``stats["process"]["build"]["cache"]``; a
+        corrupt cache is moved aside with a :class:`fastdif.cache.CacheWarning`.
 
     Returns
     -------
@@ -105,19 +128,22 @@ def build(
     px_size = params.check_int_range("px_size", px_size, 10, 5000)
     show_progress = params.check_bool("show_progress", show_progress)
     processes = params.check_processes(processes)
+    cache_path = resolve_cache(cache)
 
     found = discover(paths, recursive, limit_extensions)
     invalid = dict(found.invalid)
     tensors = np.empty((len(found.files), px_size, px_size, 3), dtype=np.float32)
     shapes = np.empty((len(found.files), 2), dtype=np.int64)
-    kept_paths, kept_folders, sizes = [], [], []
+    kept_paths, kept_folders, sizes, mtimes = [], [], [], []
     with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
-        for path, folder, decoded in zip(
+        decoder = CachedDecoder(cache_path, px_size, processes, bar.update)
+        for path, folder, item in zip(
             found.files,
             found.folders,
-            decode_all(found.files, px_size, processes, bar.update),
+            decoder.decode(found.files, roots=paths),
             strict=True,
         ):
+            decoded = item.decoded
             if decoded.reason is not None:
                 invalid[path] = decoded.reason
                 continue
@@ -128,7 +154,8 @@ def build(
             shapes[n] = decoded.width, decoded.height
             kept_paths.append(path)
             kept_folders.append(folder)
-            sizes.append(_file_size(path))
+            sizes.append(item.size)
+            mtimes.append(item.mtime_ns)
     n = len(kept_paths)
     tensors = tensors[:n] if n < len(tensors) else tensors
     if in_folder:
@@ -167,6 +194,8 @@ def build(
         "total_files": n + len(invalid),
         "invalid_files": {"count": len(invalid), "logs": invalid},
     }
+    if decoder.stats is not None:
+        stats["process"]["build"]["cache"] = decoder.stats
     return Repository(
         np.ascontiguousarray(tensors),
         kept_paths,
@@ -176,6 +205,7 @@ def build(
         folders,
         in_folder,
         stats,
+        np.asarray(mtimes, dtype=np.int64),
     )
 
 
@@ -186,8 +216,67 @@ def _common_folder(paths: list[str]) -> str:
         return ""
 
 
-def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+def from_arrays(tensors: np.ndarray, paths=None, shapes=None) -> Repository:
+    """A repository of thumbnails a program already holds, for :func:`fastdif.search`.
+
+    Parameters
+    ----------
+    tensors : uint8 or float32 array (N, px, px, 3)
+        Thumbnails on the 0..255 scale, C-contiguous. Not copied: a uint8 or
+        memory-mapped array (``np.load(..., mmap_mode="r")``) keeps memory at
+        px*px*3 bytes per image; the search converts values as it reads them.
+    paths : sequence of str, optional
+        A name per image (default ``"0"``, ``"1"``, ...), used in results.
+    shapes : int array (N, 2), optional
+        Each image's (width, height) for ``same_dim`` (default px x px for all).
+
+    Returns
+    -------
+    Repository
+
+    Raises
+    ------
+    TypeError, ValueError
+        For arrays of the wrong type, shape or values; the message names the parameter.
+    """
+    if not isinstance(tensors, np.ndarray) or tensors.dtype not in (np.uint8, np.float32):
+        raise TypeError('Invalid value for "tensors" parameter: must be a uint8 or float32 array.')
+    if tensors.ndim != 4 or tensors.shape[3] != 3 or tensors.shape[1] != tensors.shape[2]:
+        raise ValueError(
+            f'Invalid value for "tensors" parameter: must have shape (N, px, px, 3), '
+            f"got {tensors.shape}."
+        )
+    if not tensors.flags.c_contiguous:
+        raise ValueError('Invalid value for "tensors" parameter: must be C-contiguous.')
+    if tensors.dtype == np.float32 and not np.isfinite(tensors).all():
+        raise ValueError('Invalid value for "tensors" parameter: values must be finite.')
+    n, px = tensors.shape[0], tensors.shape[1]
+    paths = [str(k) for k in range(n)] if paths is None else [str(p) for p in paths]
+    if len(paths) != n:
+        raise ValueError(f'Invalid value for "paths" parameter: need {n} paths, got {len(paths)}.')
+    if len(set(paths)) != n:
+        raise ValueError('Invalid value for "paths" parameter: paths must be unique.')
+    if shapes is None:
+        shapes = np.full((n, 2), px, dtype=np.int64)
+    else:
+        shapes = np.array(shapes, dtype=np.int64)
+        if shapes.shape != (n, 2):
+            raise ValueError(
+                f'Invalid value for "shapes" parameter: must have shape ({n}, 2), '
+                f"got {shapes.shape}."
+            )
+    now = datetime.now().isoformat()
+    stats = {
+        "directory": [],
+        "process": {
+            "build": {
+                "duration": {"start": now, "end": now, "seconds_elapsed": 0.0},
+                "parameters": {"in_folder": False, "px_size": int(px), "from_arrays": True},
+            }
+        },
+        "total_files": n,
+        "invalid_files": {"count": 0, "logs": {}},
+    }
+    return Repository(
+        tensors.view(), paths, shapes, np.zeros(n, dtype=np.int64), [range(n)], [""], False, stats
+    )

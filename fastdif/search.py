@@ -9,8 +9,16 @@ import numpy as np
 
 from . import params
 from .actions import delete_files, move_files
-from .kernels import match_tile, mse_to_key
+from .kernels import (
+    BOUND_SLACK,
+    block_means,
+    grid_side,
+    match_ranges,
+    mse_to_key,
+    rotation_hashes,
+)
 from .progress import progress_bar
+from .report import write_report
 from .repository import Repository
 
 #: Search groups up to this size compare all pairs in one kernel call (the
@@ -26,19 +34,24 @@ CAPACITY = 16
 def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, progress=None):
     """Every pair (i, j), i < j, whose MSE is <= ``max_mse``.
 
+    The classic path (``tile_rows=None``) considers every pair in one kernel
+    call; the chunked path sorts images by overall mean, compares each image
+    only with the window of later images that the mean bound allows, and goes
+    ``tile_rows`` rows at a time. Both skip pairs by the same exact bounds
+    (see :mod:`fastdif.kernels`) and return the same pairs.
+
     Parameters
     ----------
-    tensors : float32 array (N, px, px, 3), C-contiguous
+    tensors : float32 or uint8 array (N, px, px, 3), C-contiguous
     shapes : int64 array (N, 2)
     max_mse : float
         Threshold on the 0..255 scale.
     rotate, same_dim : bool
         As in :func:`search`.
     tile_rows : int, optional
-        None compares all pairs in one kernel call (classic path); otherwise
-        rows are processed ``tile_rows`` at a time (chunked path). Memory of a
-        tile is ``tile_rows * ceil(N / BLOCK) * CAPACITY * 12`` bytes plus the
-        matches found, independent of N squared.
+        Rows per tile of the chunked path. Memory of a tile is at most
+        ``tile_rows * ceil(N / BLOCK) * (CAPACITY + 4) * 12`` bytes plus the
+        matches found; it never grows with N squared.
     progress : callable, optional
         Called with the number of rows finished after each tile.
 
@@ -46,41 +59,109 @@ def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, pro
     -------
     i, j : int64 arrays
         Matching pairs in ascending (i, j) order.
+    summed : int
+        Pairs that no bound skipped (an exact sum was started).
     """
     n = tensors.shape[0]
-    step = max(n, 1) if tile_rows is None else tile_rows
-    found_i, found_j = [], []
-    for start in range(0, n, step):
-        rows = np.arange(start, min(start + step, n), dtype=np.int64)
-        i, j = _match_rows(tensors, shapes, rows, max_mse, rotate, same_dim)
+    g = grid_side(tensors.shape[1])
+    grids = block_means(tensors, g)
+    means = block_means(tensors, 1)
+    if tile_rows is None:
+        order = np.arange(n, dtype=np.int64)
+        tiles = [(order, order + 1, np.full(n, n, dtype=np.int64))]
+    else:
+        overall = means.reshape(n, 3).astype(np.float64).mean(axis=1)
+        order = np.argsort(overall, kind="stable").astype(np.int64)
+        ranked = overall[order]
+        radius = np.sqrt(max_mse * (1 + BOUND_SLACK) + BOUND_SLACK)
+        ends = np.searchsorted(ranked, ranked + radius, side="right").astype(np.int64)
+        positions = np.arange(n, dtype=np.int64)
+        tiles = (
+            (
+                positions[s : s + tile_rows],
+                positions[s : s + tile_rows] + 1,
+                ends[s : s + tile_rows],
+            )
+            for s in range(0, n, tile_rows)
+        )
+    found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
+    for rows, begins, stops in tiles:
+        i, j, exact = _match_items(
+            tensors, grids, means, order, shapes, rows, begins, stops, rotate, same_dim, max_mse
+        )
         found_i.append(i)
         found_j.append(j)
+        summed += exact
         if progress:
             progress(len(rows))
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    first = np.lexsort((j, i))
+    return i[first], j[first], summed
+
+
+def _match_items(
+    tensors, grids, means, order, shapes, rows, begins, stops, rotate, same_dim, max_mse
+):
+    """Split rows into work items of at most BLOCK positions and run the kernel."""
+    per_row = np.maximum(stops - begins, 0)
+    blocks = -(-per_row // BLOCK)
+    item_row = np.repeat(rows, blocks)
+    first = np.repeat(np.cumsum(blocks) - blocks, blocks)
+    item_begin = np.repeat(begins, blocks) + (np.arange(item_row.size) - first) * BLOCK
+    item_end = np.minimum(item_begin + BLOCK, np.repeat(stops, blocks))
+    args = (tensors, grids, means, order, shapes)
+    flags = (rotate, same_dim, max_mse)
+    with numba.parallel_chunksize(1):
+        counts, cols, _, exact = match_ranges(
+            *args, item_row, item_begin, item_end, *flags, CAPACITY
+        )
+        over = np.flatnonzero(counts > CAPACITY)
+        if over.size:
+            wide = int(counts[over].max())
+            redo = match_ranges(
+                *args, item_row[over], item_begin[over], item_end[over], *flags, wide
+            )[1]
+            cols = np.concatenate([cols, np.zeros((cols.shape[0], wide - CAPACITY), np.int64)], 1)
+            cols[over] = redo
+    stored = np.arange(cols.shape[1]) < counts[:, None]
+    w, _ = np.nonzero(stored)
+    a, b = order[item_row[w]], cols[stored]
+    return np.minimum(a, b), np.maximum(a, b), int(exact.sum())
+
+
+def find_identical(tensors, shapes, rotate, same_dim):
+    """Pairs of identical thumbnails (MSE 0), up to rotation with ``rotate``, in O(N).
+
+    Images are bucketed by a hash of their canonical form (the smallest hash of
+    their rotations) and, with ``same_dim``, by their sorted (width, height);
+    within a bucket, equality is confirmed exactly. Returns pairs (i, j), i < j,
+    in ascending order, linking each image to the first image equal to it: the
+    same groups as all pairs with MSE 0, without comparing pairs.
+    """
+    n = tensors.shape[0]
+    if n < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    hashes = rotation_hashes(tensors)
+    key = hashes.min(axis=1) if rotate else hashes[:, 0]
+    columns = [key.view(np.int64)]
+    if same_dim:
+        columns += [shapes.min(axis=1), shapes.max(axis=1)]
+    _, bucket = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    bucket = bucket.ravel()
+    by_bucket = np.argsort(bucket, kind="stable")
+    bounds = np.flatnonzero(np.diff(bucket[by_bucket])) + 1
+    found_i, found_j = [], []
+    for members in np.split(by_bucket, bounds):
+        while members.size > 1:
+            equal = mse_to_key(tensors, members[0], members[1:], rotate) == 0
+            found_i.append(np.full(int(equal.sum()), members[0], dtype=np.int64))
+            found_j.append(members[1:][equal])
+            members = members[1:][~equal]
     if not found_i:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(found_i), np.concatenate(found_j)
-
-
-def _match_rows(tensors, shapes, rows, max_mse, rotate, same_dim):
-    capacity = CAPACITY
-    with numba.parallel_chunksize(1):
-        counts, cols, _ = match_tile(
-            tensors, shapes, rows, rotate, same_dim, max_mse, BLOCK, capacity
-        )
-        overflow = np.flatnonzero((counts > capacity).any(axis=1))
-        if overflow.size:
-            capacity = int(counts.max())
-            redo = match_tile(
-                tensors, shapes, rows[overflow], rotate, same_dim, max_mse, BLOCK, capacity
-            )
-            cols = np.concatenate(
-                [cols, np.zeros(cols.shape[:2] + (capacity - CAPACITY,), np.int64)], 2
-            )
-            cols[overflow] = redo[1]
-    stored = np.arange(capacity) < counts[..., None]
-    r, _, _ = np.nonzero(stored)
-    return rows[r], cols[stored]
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    first = np.lexsort((j, i))
+    return i[first], j[first]
 
 
 def connected_groups(n, i, j):
@@ -125,44 +206,78 @@ class SearchResult:
         Every group member except the keys.
     stats : dict
         difPy's build and search statistics (JSON-serialisable).
+    repository : Repository or None
+        The repository searched, for the dimensions and file sizes that
+        :meth:`report` shows.
     """
 
-    def __init__(self, result, lower_quality, stats):
+    def __init__(self, result, lower_quality, stats, repository=None):
         self.result = result
         self.lower_quality = lower_quality
         self.stats = stats
+        self.repository = repository
+
+    def report(
+        self,
+        path,
+        thumbnail_size: int = 160,
+        processes: int | None = None,
+        show_progress: bool = False,
+    ) -> str:
+        """Write an HTML report of the groups to ``path``; see :func:`fastdif.report.write_report`.
+
+        One self-contained file (thumbnails embedded, no network) to look at
+        the groups and choose what to keep; it never changes a file itself.
+        ``thumbnail_size`` is the longest thumbnail side in pixels,
+        ``processes`` the threads reading images (None: all cores).
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        return write_report(self, path, thumbnail_size, processes, show_progress)
 
     def move_to(self, destination) -> dict:
         """Move the ``lower_quality`` files into ``destination``.
 
         An existing file is never overwritten: a numbered suffix is added.
-        ``lower_quality`` is updated to the new paths.
+        ``lower_quality`` is updated to the new paths. A manifest of the moves
+        is written into ``destination``; :func:`fastdif.undo_move` reverses them.
 
         Returns
         -------
         dict
-            ``{"moved": {source: destination}, "failed": {source: reason}}``.
+            ``{"moved": {source: destination}, "failed": {source: reason},
+            "manifest": manifest_path or None}``.
         """
-        moved, failed = move_files(self.lower_quality, destination)
+        moved, failed, manifest = move_files(self.lower_quality, destination)
         self.lower_quality = [moved.get(path, path) for path in self.lower_quality]
-        return {"moved": moved, "failed": failed}
+        return {"moved": moved, "failed": failed, "manifest": manifest}
 
-    def delete(self, silent_del: bool = False) -> dict:
+    def delete(self, silent_del: bool = False, dry_run: bool = False) -> dict:
         """Delete the ``lower_quality`` files (never a group's key).
 
         Asks for confirmation on standard input unless ``silent_del``. A file is
-        deleted only while the key of its group still exists.
+        deleted only while the key of its group still exists. With ``dry_run``
+        nothing is deleted and nothing asked: ``"would_delete"`` lists the files
+        a real run would remove.
 
         Returns
         -------
         dict
-            ``{"deleted": [paths], "failed": {path: reason}}``.
+            ``{"deleted": [paths], "failed": {path: reason}}``, plus
+            ``"would_delete": [paths]`` with ``dry_run``.
         """
         params.check_bool("silent_del", silent_del)
+        params.check_bool("dry_run", dry_run)
         keep = {}
         for key, member in _key_member_pairs(self.result, self.stats):
             keep[member] = key
         targets = [path for path in self.lower_quality if path in keep]
+        if dry_run:
+            would, failed = delete_files(targets, keep, dry_run=True)
+            return {"deleted": [], "failed": failed, "would_delete": would}
         if not silent_del and targets:
             try:
                 answer = input(f"Delete {len(targets)} lower quality files? (y/n) ")
@@ -243,6 +358,7 @@ def search(
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(chunksize, largest)
     chunked_used = False
+    summed = 0
 
     threads = numba.get_num_threads()
     numba.set_num_threads(min(processes, numba.config.NUMBA_NUM_THREADS))
@@ -259,15 +375,20 @@ def search(
                 shapes = dif.shapes if whole else dif.shapes[index]
                 chunked = len(group) > CLASSIC_MAX_IMAGES
                 chunked_used |= chunked
-                i, j = find_matches(
-                    tensors,
-                    shapes,
-                    max_mse,
-                    rotate,
-                    same_dim,
-                    tile_rows if chunked else None,
-                    bar.update,
-                )
+                if max_mse == 0:
+                    i, j = find_identical(tensors, shapes, rotate, same_dim)
+                    bar.update(len(group))
+                else:
+                    i, j, group_summed = find_matches(
+                        tensors,
+                        shapes,
+                        max_mse,
+                        rotate,
+                        same_dim,
+                        tile_rows if chunked else None,
+                        bar.update,
+                    )
+                    summed += group_summed
                 for members in connected_groups(len(group), i, j):
                     local = np.asarray(members, dtype=np.int64)
                     key = choose_key(index[local], dif.shapes, dif.file_sizes)
@@ -308,10 +429,11 @@ def search(
                     "chunksize": tile_rows if chunked_used else chunksize,
                 },
                 "files_searched": len(dif),
+                "pairs_compared_exactly": summed,
                 "matches_found": {"duplicates": duplicates, "similar": similar},
             },
         },
         "total_files": dif.stats["total_files"],
         "invalid_files": dif.stats["invalid_files"],
     }
-    return SearchResult(result, lower_quality, stats)
+    return SearchResult(result, lower_quality, stats, dif)

@@ -12,6 +12,15 @@ import pytest  # noqa: E402
 import fastdif  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def user_cache_folder(tmp_path_factory, monkeypatch):
+    """Point XDG_CACHE_HOME at a fresh folder, so no test (nor a CLI it runs,
+    which caches by default) reads or writes the real user cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
+
+
 def _build(*paths, processes=1, **build_kwargs):
     return fastdif.build(*paths, show_progress=False, processes=processes, **build_kwargs)
 

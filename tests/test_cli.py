@@ -182,11 +182,18 @@ def test_help_documents_every_difpy_flag(capsys):
         "-p",
         "-proc",
         "-ch",
+        "--report",
+        "--format",
+        "-q",
+        "--quiet",
+        "-v",
+        "--verbose",
         "--version",
     ):
         assert f" {flag} " in text or f" {flag}," in text, flag
     documented = {a.dest for a in make_parser()._actions if a.help}
     assert {"directory", "chunksize", "silent_del", "folders"} <= documented
+    assert [a.dest for a in make_parser()._actions if not a.help] == []
 
 
 def test_main_in_process_returns_status(folder, tmp_path, capsys):

@@ -3,7 +3,6 @@
 import importlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import images
@@ -447,20 +446,18 @@ def test_process_pool_gives_the_same_result_as_one_process(tmp_path, build, sear
     n_files = 44
     assert fastdif.decode.MIN_FILES_FOR_POOL < n_files
 
-    pools = []
+    started = []
 
-    class RecordingPool(ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(kwargs)
-            super().__init__(*args, **kwargs)
+    class RecordingWorker(fastdif.decode._Worker):
+        def __init__(self, context, *args, **kwargs):
+            started.append(context.get_start_method())
+            super().__init__(context, *args, **kwargs)
 
-    monkeypatch.setattr(fastdif.decode, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(fastdif.decode, "_Worker", RecordingWorker)
     serial = build(tmp_path, processes=1)
-    assert pools == []
+    assert started == []
     pooled = build(tmp_path, processes=2)
-    assert len(pools) == 1  # the files really went through a pool
-    assert pools[0]["max_workers"] == 2
-    assert pools[0]["mp_context"].get_start_method() == "spawn"
+    assert started == ["spawn", "spawn"]  # the files really went through 2 workers
 
     assert len(serial) == n_files - 1
     assert pooled.paths == serial.paths

@@ -46,16 +46,35 @@ def _square_shapes(n, px):
 
 
 def _match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity):
-    """Call the kernel with the argument types fastdif.search uses (one signature)."""
-    return kernels.match_tile(
-        np.ascontiguousarray(tensors, dtype=np.float32),
+    """Run ``match_ranges`` as the classic path does: each row against later images,
+    one work item per (row, block of ``block`` images); outputs shaped (R, B, ...)."""
+    tensors = np.ascontiguousarray(tensors, dtype=np.float32)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    n, px = tensors.shape[0], tensors.shape[1]
+    n_blocks = -(-n // block)
+    b = np.tile(np.arange(n_blocks, dtype=np.int64), len(rows))
+    item_row = np.repeat(rows, n_blocks)
+    begin = np.maximum(b * block, item_row + 1)
+    end = np.minimum((b + 1) * block, n)
+    counts, cols, mses, _ = kernels.match_ranges(
+        tensors,
+        kernels.block_means(tensors, kernels.grid_side(px)),
+        kernels.block_means(tensors, 1),
+        np.arange(n, dtype=np.int64),
         np.ascontiguousarray(shapes, dtype=np.int64),
-        np.ascontiguousarray(rows, dtype=np.int64),
+        item_row,
+        begin,
+        end,
         bool(rotate),
         bool(same_dim),
         float(max_mse),
-        int(block),
         int(capacity),
+    )
+    shape = (len(rows), n_blocks)
+    return (
+        counts.reshape(shape),
+        cols.reshape(shape + (capacity,)),
+        mses.reshape(shape + (capacity,)),
     )
 
 

@@ -80,7 +80,7 @@ def _all_paths(tensors, shapes, max_mse, rotate, same_dim):
     """{tile_rows: (i, j)} for the classic path (None) and several chunked tilings."""
     n = tensors.shape[0]
     return {
-        tile_rows: find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows)
+        tile_rows: find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows)[:2]
         for tile_rows in (None, 1, 2, 5, n)
     }
 
@@ -115,15 +115,16 @@ def test_find_matches_small_block_and_capacity_force_recompute(case, block_capac
         _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected)
 
 
-def _spy_match_tile(mp):
+def _spy_match_ranges(mp):
     calls = []
-    real = search_module.match_tile
+    real = search_module.match_ranges
 
     def spy(*args):
-        calls.append(args[6:])  # (block, capacity)
+        item_begin, item_end, capacity = args[6], args[7], args[-1]
+        calls.append((int((item_end - item_begin).max(initial=0)), capacity))
         return real(*args)
 
-    mp.setattr(search_module, "match_tile", spy)
+    mp.setattr(search_module, "match_ranges", spy)
     return calls
 
 
@@ -140,16 +141,16 @@ def test_find_matches_overflow_is_recomputed(tile_rows, rotate):
     shapes = np.full((n, 2), px, dtype=np.int64)
     group = sorted(copies + [4] + ([19] if rotate else []))
     expected = [(a, b) for a in group for b in group if a < b]
-    assert expected == reference_matches(tensors, shapes, 0.0, rotate, True)
+    assert expected == reference_matches(tensors, shapes, 0.5, rotate, True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(search_module, "BLOCK", 4)
         mp.setattr(search_module, "CAPACITY", 1)
-        calls = _spy_match_tile(mp)
-        i, j = find_matches(tensors, shapes, 0.0, rotate, True, tile_rows)
+        calls = _spy_match_ranges(mp)
+        i, j, _ = find_matches(tensors, shapes, 0.5, rotate, True, tile_rows)
     assert _pairs(i, j) == expected
     # The recompute path ran: at least one call with a capacity above CAPACITY.
     assert any(capacity > 1 for _, capacity in calls), calls
-    assert all(block == 4 for block, _ in calls)
+    assert all(widest <= 4 for widest, _ in calls)
 
 
 def test_find_matches_progress_counts_rows():
@@ -158,7 +159,7 @@ def test_find_matches_progress_counts_rows():
     shapes = np.full((n, 2), px, dtype=np.int64)
     for tile_rows, expected_calls in ((None, [7]), (3, [3, 3, 1]), (7, [7]), (10, [7])):
         seen = []
-        i, j = find_matches(tensors, shapes, 0.0, True, True, tile_rows, seen.append)
+        i, j, _ = find_matches(tensors, shapes, 1.0, True, True, tile_rows, seen.append)
         assert seen == expected_calls
         assert len(i) == n * (n - 1) // 2
 
@@ -167,7 +168,7 @@ def test_find_matches_single_image_has_no_pairs():
     tensors = np.zeros((1, 10, 10, 3), dtype=np.float32)
     shapes = np.full((1, 2), 10, dtype=np.int64)
     for tile_rows in (None, 1, 4):
-        i, j = find_matches(tensors, shapes, 5.0, True, True, tile_rows)
+        i, j, _ = find_matches(tensors, shapes, 5.0, True, True, tile_rows)
         assert _pairs(i, j) == []
 
 
@@ -175,7 +176,7 @@ def test_find_matches_single_image_has_no_pairs():
 def test_find_matches_no_images_has_no_pairs(tile_rows):
     tensors = np.zeros((0, 10, 10, 3), dtype=np.float32)
     shapes = np.zeros((0, 2), dtype=np.int64)
-    i, j = find_matches(tensors, shapes, 5.0, True, True, tile_rows)
+    i, j, _ = find_matches(tensors, shapes, 5.0, True, True, tile_rows)
     assert _pairs(i, j) == []
 
 

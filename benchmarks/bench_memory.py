@@ -1,0 +1,55 @@
+"""Peak memory (RSS) of search over 6k and 50k thumbnails, and of a 6k build.
+
+Each measurement runs in a fresh interpreter. For search, the thumbnails are
+loaded into RAM first; the figures are the peak RSS of the whole process and
+the part added by the search, next to the bound the chunked path promises:
+block means (g*g*3 float32 per image), channel means, order and mean arrays
+(about 40 bytes per image), plus one tile of work items.
+"""
+
+import json
+
+import pytest
+
+from benchmarks.conftest import run_python
+from benchmarks.thumbnails import photo_thumbnails
+
+SEARCH = """
+import json, resource, numpy as np, fastdif
+from fastdif import kernels, params, search as _
+tensors = np.load({path!r})
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) * 1024
+    return 0
+dif = fastdif.from_arrays(tensors)
+fastdif.search(dif, similarity="duplicates", show_progress=False)
+before = rss()
+se = fastdif.search(dif, similarity="similar", show_progress=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+n, px = tensors.shape[:2]
+g = kernels.grid_side(px)
+tile = params.check_chunksize(None, n)
+import importlib
+sm = importlib.import_module("fastdif.search")
+bound = n * (g * g * 3 * 4 + 12 + 40) + tile * (-(-n // sm.BLOCK)) * (sm.CAPACITY + 4) * 12
+print(json.dumps({{"n": n, "tensors_bytes": tensors.nbytes, "rss_before": before,
+                  "peak_rss": peak, "bound_extra": bound}}))
+"""
+
+
+@pytest.mark.parametrize("n", [6000, 50000])
+def test_search_peak_memory(benchmark, n):
+    path = photo_thumbnails(n).filename
+    runs = []
+    benchmark.pedantic(
+        lambda: runs.append(json.loads(run_python(SEARCH.format(path=path)))),
+        rounds=1,
+        iterations=1,
+    )
+    result = runs[-1]
+    result["peak_gib"] = result["peak_rss"] / 2**30
+    result["search_extra_mib"] = (result["peak_rss"] - result["rss_before"]) / 2**20
+    result["bound_extra_mib"] = result["bound_extra"] / 2**20
+    benchmark.extra_info.update(result)

@@ -1,0 +1,97 @@
+"""Benchmark regression check for CI: ratios measured in one run, against accepted ones.
+
+    python -m benchmarks.regression            # check; exit 1 on a regression
+    python -m benchmarks.regression --accept   # store the measured ratios
+
+Absolute times on a shared machine are noisy, so each figure is a ratio of two
+timings taken in the same run (best of several repeats), which cancels most
+of the machine's speed and load. A figure regresses when it exceeds its
+accepted value times ``TOLERANCE``. Accepted values live in
+``benchmarks/accepted.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.thumbnails import photo_thumbnails
+
+search_module = importlib.import_module("fastdif.search")
+
+ACCEPTED = os.path.join(os.path.dirname(__file__), "accepted.json")
+TOLERANCE = 2.0
+
+
+def best_of(fn, repeat: int = 5) -> float:
+    """Shortest wall time of ``repeat`` calls of ``fn``."""
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure() -> dict[str, float]:
+    """The tracked ratios (lower is better), each from two timings of this run."""
+    tensors = np.ascontiguousarray(photo_thumbnails(3000))
+    shapes = np.full((len(tensors), 2), tensors.shape[1], np.int64)
+    small, small_shapes = tensors[:600], shapes[:600]
+    find = search_module.find_matches
+    find(small[:50], small_shapes[:50], 5.0, True, True)  # compile
+    find(small[:50], small_shapes[:50], 5.0, True, True, 16)
+    flat = small.reshape(len(small), -1).astype(np.float32)
+    blas = best_of(lambda: flat @ flat.T)
+    return {
+        # Every exact sum computed (a threshold above every MSE), no rotation:
+        # the raw kernel against BLAS on the same 600 thumbnails.
+        "full_kernel_over_blas": best_of(lambda: find(small, small_shapes, 1e9, False, True), 3)
+        / blas,
+        # The real "similar" search with its bounds, against the same BLAS time.
+        "similar_classic_over_blas": best_of(lambda: find(small, small_shapes, 5.0, True, True))
+        / blas,
+        # Chunked path (sorted windows, tiles of 256 rows) against classic on 3,000.
+        "chunked_over_classic": best_of(lambda: find(tensors, shapes, 5.0, True, True, 256))
+        / best_of(lambda: find(tensors, shapes, 5.0, True, True)),
+        # Hashing for "duplicates" against the "similar" classic search on 3,000.
+        "duplicates_over_similar": best_of(
+            lambda: search_module.find_identical(tensors, shapes, True, True)
+        )
+        / best_of(lambda: find(tensors, shapes, 5.0, True, True)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accept", action="store_true", help="store the measured ratios")
+    args = parser.parse_args()
+    measured = measure()
+    if args.accept:
+        with open(ACCEPTED, "w") as out:
+            json.dump({k: round(v, 4) for k, v in measured.items()}, out, indent=2)
+            out.write("\n")
+        print(f"stored {ACCEPTED}")
+        return 0
+    with open(ACCEPTED) as f:
+        accepted = json.load(f)
+    failed = 0
+    for name, value in measured.items():
+        limit = accepted[name] * TOLERANCE
+        status = "ok" if value <= limit else "REGRESSED"
+        failed += status != "ok"
+        print(
+            f"{name:28s} {value:8.4f}  accepted {accepted[name]:.4f}  limit {limit:.4f}  {status}"
+        )
+    print(f"benchmark regression check: {len(measured) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

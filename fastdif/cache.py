@@ -1,0 +1,498 @@
+"""Incremental decoding: reuse thumbnails of unchanged files from an SQLite cache.
+
+The cache is one SQLite database (standard library ``sqlite3``, WAL mode). A
+row holds one file's thumbnail (px x px x 3 uint8 bytes, RGB), its displayed
+(width, height), or the reason it failed to decode. A row is found by the
+file's resolved path and the decoding settings (px_size, JPEG draft factor,
+decoding version, Pillow version) and used only while the file's size and
+modification time (ns) are what they were when it was decoded; anything else
+is decoded again through :func:`fastdif.decode.decode_all` and replaces the row.
+
+Only the parent process touches the database; decoding workers never do.
+Writes go in short ``BEGIN IMMEDIATE`` transactions, so several builds (in
+one or several processes) can share one cache file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+import warnings
+import zlib
+from dataclasses import dataclass
+
+import PIL
+
+from .decode import DRAFT_FACTOR, Decoded, decode_all
+
+#: Layout of the database. A cache file with another schema version is moved
+#: aside and a new one started; the default file name carries it too, so two
+#: fastdif versions with different schemas keep separate default caches.
+SCHEMA_VERSION = 1
+
+#: Bump whenever decode.py changes the thumbnails it produces (resampling,
+#: colour conversion, orientation): old rows then stop matching.
+DECODING_VERSION = 1
+
+#: File name of the cache in the default folder, or inside a folder given as ``cache``.
+CACHE_FILE = f"thumbnails-v{SCHEMA_VERSION}.sqlite3"
+
+#: New rows are written this many at a time, so a lock is held only briefly
+#: and an interrupted build keeps most of what it decoded.
+WRITE_BATCH = 256
+
+#: Seconds to wait for another process's write transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+#: Stands for the file's path in a stored failure reason, so a reason read
+#: back names the path as this build spelled it.
+_PATH = "\0path\0"
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS thumbnails (
+    path BLOB NOT NULL,
+    settings TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    thumbnail BLOB,
+    reason BLOB,
+    checksum INTEGER NOT NULL,
+    PRIMARY KEY (path, settings)
+)""",
+)
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be used as it was (corrupt, incompatible or locked)."""
+
+
+def default_cache_path() -> str:
+    """The default cache file: ``$XDG_CACHE_HOME/fastdif/thumbnails-v1.sqlite3``.
+
+    Without ``XDG_CACHE_HOME`` the folder is ``~/.cache/fastdif``.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastdif", CACHE_FILE)
+
+
+def resolve_cache(cache: object) -> str | None:
+    """Turn the ``cache`` parameter of ``build`` into a cache file path or None.
+
+    ``None`` or ``False``: no cache. ``True``: :func:`default_cache_path`. A
+    string or ``os.PathLike``: that file, or ``CACHE_FILE`` inside it when it
+    is an existing folder.
+
+    Raises
+    ------
+    TypeError
+        For any other type.
+    """
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return default_cache_path()
+    if not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(
+            'Invalid value for "cache" parameter: must be None, a BOOL, a STRING or '
+            f"os.PathLike, got {type(cache).__name__}."
+        )
+    path = os.path.abspath(os.fspath(cache))
+    return os.path.join(path, CACHE_FILE) if os.path.isdir(path) else path
+
+
+def clear_cache(path: str | os.PathLike) -> list[str]:
+    """Delete the cache file ``path`` with its WAL and shared-memory files.
+
+    Returns
+    -------
+    list of str
+        The files removed (none when there was no cache).
+    """
+    path = resolve_cache(path)
+    removed = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            os.remove(name)
+        except FileNotFoundError:
+            continue
+        removed.append(name)
+    return removed
+
+
+def decoding_settings(px_size: int) -> str:
+    """Everything besides the file that decides a thumbnail, as one key string."""
+    return f"px={px_size};draft={DRAFT_FACTOR};decoding={DECODING_VERSION};pillow={PIL.__version__}"
+
+
+@dataclass(frozen=True)
+class FileThumbnail:
+    """One file's decoding result with the size and mtime it was decoded at."""
+
+    decoded: Decoded
+    size: int
+    mtime_ns: int
+
+
+class CachedDecoder:
+    """Decode files, taking unchanged ones from the cache at ``cache_path``.
+
+    With ``cache_path=None`` every file is decoded and nothing is stored.
+    After :meth:`decode` is exhausted, :attr:`stats` describes what the cache
+    did (None without a cache):
+
+    ``{"path", "hits", "decoded", "stored", "pruned", "warnings"}``, where
+    ``hits`` counts files taken from the cache (failures included),
+    ``decoded`` files decoded, ``stored`` rows written, ``pruned`` rows of
+    deleted files removed and ``warnings`` lists every problem met (a corrupt
+    cache moved aside, rows that failed their checksum, a locked database).
+    """
+
+    def __init__(self, cache_path: str | None, px_size: int, processes: int, progress=None):
+        self.cache_path = cache_path
+        self.px_size = px_size
+        self.processes = processes
+        self.progress = progress
+        self.settings = decoding_settings(px_size)
+        self.stats = None
+        self._db = None
+        self._pending: list[tuple] = []
+
+    def decode(self, paths: list[str], roots: list[str] = ()):
+        """Yield a :class:`FileThumbnail` for each of ``paths``, in order.
+
+        ``roots`` are the folders searched: cache rows of files under them
+        that no longer exist are pruned at the end.
+        """
+        real_folders: dict[str, str] = {}
+        infos = [_file_info(path, real_folders) for path in paths]
+        if self.cache_path is None:
+            decoded = decode_all(paths, self.px_size, self.processes, self.progress)
+            for (_, size, mtime_ns), result in zip(infos, decoded, strict=True):
+                yield FileThumbnail(result, size, mtime_ns)
+            return
+        self.stats = {
+            "path": self.cache_path,
+            "hits": 0,
+            "decoded": 0,
+            "stored": 0,
+            "pruned": 0,
+            "warnings": [],
+        }
+        self._open()
+        try:
+            hits = self._lookup(infos)
+            misses = [path for i, path in enumerate(paths) if i not in hits]
+            self.stats["hits"] = len(hits)
+            self.stats["decoded"] = len(misses)
+            decoded = decode_all(misses, self.px_size, self.processes, self.progress)
+            for i, (key, size, mtime_ns) in enumerate(infos):
+                if i in hits:
+                    if self.progress:
+                        self.progress()
+                    result = hits[i]
+                    if result.reason is not None:
+                        result = Decoded(None, 0, 0, result.reason.replace(_PATH, paths[i]))
+                    yield FileThumbnail(result, size, mtime_ns)
+                    continue
+                result = next(decoded)
+                if key is not None and _cacheable(result):
+                    self._store(key, size, mtime_ns, result, paths[i])
+                yield FileThumbnail(result, size, mtime_ns)
+            # Run decode_all to its end, so its pool shuts down cleanly.
+            for _ in decoded:
+                raise RuntimeError("decode_all returned more results than files")
+            self._flush()
+            self._prune(roots, {info[0] for info in infos})
+        finally:
+            self._flush()  # keep what was decoded when the build is interrupted
+            self._close()
+
+    # ----------------------------------------------------------------- database
+
+    def _open(self) -> None:
+        try:
+            self._db = _connect(self.cache_path)
+            version = self._db.execute(
+                "SELECT value FROM meta WHERE name = 'schema_version'"
+            ).fetchone()
+            if version is not None and version[0] != str(SCHEMA_VERSION):
+                self._db.close()
+                self._db = None
+                self._replace(
+                    f"cache {self.cache_path} has schema version {version[0]}, "
+                    f"this fastdif uses {SCHEMA_VERSION}"
+                )
+        except (OSError, sqlite3.Error) as exc:  # OSError: its folder cannot be made
+            self._failed(exc)
+
+    def _replace(self, problem: str) -> None:
+        """Move the cache file aside and start an empty one in its place."""
+        aside = f"{self.cache_path}.bad-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.replace(self.cache_path + suffix, aside + suffix)
+            except FileNotFoundError:
+                pass
+        self._warn(f"{problem}; moved it to {aside} and started a new cache")
+        self._db = _connect(self.cache_path)
+
+    def _failed(self, exc: Exception) -> None:
+        """Handle a database error: rebuild a corrupt cache, else stop using it."""
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = None
+        self._pending.clear()
+        if _is_corrupt(exc):
+            try:
+                self._replace(f"cache {self.cache_path} is corrupt ({exc})")
+                return
+            except (OSError, sqlite3.Error) as again:
+                exc = again
+        self._warn(f"cache {self.cache_path} not used for the rest of this build: {exc}")
+
+    def _warn(self, message: str) -> None:
+        self.stats["warnings"].append(message)
+        warnings.warn(message, CacheWarning, stacklevel=2)
+
+    def _lookup(self, infos: list[tuple]) -> dict[int, Decoded]:
+        """Cached results of unchanged files, by index into ``infos``."""
+        wanted = [
+            (i, os.fsencode(key), size, mtime) for i, (key, size, mtime) in enumerate(infos) if key
+        ]
+        for _ in range(2):  # a second try on the new file after moving a corrupt one aside
+            if self._db is None or not wanted:
+                return {}
+            try:
+                return self._select(wanted)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+        return {}
+
+    def _select(self, wanted: list[tuple]) -> dict[int, Decoded]:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS wanted "
+                "(i INTEGER PRIMARY KEY, path BLOB, size INTEGER, mtime_ns INTEGER)"
+            )
+            db.execute("DELETE FROM wanted")
+            db.executemany("INSERT INTO wanted VALUES (?, ?, ?, ?)", wanted)
+            rows = db.execute(
+                "SELECT w.i, t.width, t.height, t.thumbnail, t.reason, t.checksum "
+                "FROM wanted AS w JOIN thumbnails AS t ON t.path = w.path "
+                "AND t.settings = ? AND t.size = w.size AND t.mtime_ns = w.mtime_ns",
+                (self.settings,),
+            ).fetchall()
+        finally:
+            db.execute("COMMIT")
+        expected = self.px_size * self.px_size * 3
+        hits, bad = {}, 0
+        for i, *row in rows:
+            result = _checked(*row, expected)
+            if result is None:
+                bad += 1  # decoded again and overwritten below
+            else:
+                hits[i] = result
+        if bad:
+            self._warn(
+                f"cache {self.cache_path}: {bad} damaged entries, decoding those files again"
+            )
+        return hits
+
+    def _store(self, key: str, size: int, mtime_ns: int, result: Decoded, path: str) -> None:
+        if self._db is None:
+            return
+        reason = None if result.reason is None else result.reason.replace(path, _PATH)
+        checksum = _checksum(result.width, result.height, result.thumbnail, reason)
+        self._pending.append(
+            (
+                os.fsencode(key),
+                self.settings,
+                size,
+                mtime_ns,
+                result.width,
+                result.height,
+                result.thumbnail,
+                # Bytes: a reason may quote a path that is not valid UTF-8.
+                None if reason is None else reason.encode("utf-8", "surrogatepass"),
+                checksum,
+            )
+        )
+        if len(self._pending) >= WRITE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._db is None or not self._pending:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    self._pending,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self.stats["stored"] += len(self._pending)
+            self._pending.clear()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def _prune(self, roots: list[str], found: set) -> None:
+        """Delete the rows of files under ``roots`` that no longer exist."""
+        if self._db is None:
+            return
+        try:
+            gone = set()
+            for root in roots:
+                if not os.path.isdir(root):
+                    continue
+                prefix = os.fsencode(os.path.join(os.path.realpath(root), ""))
+                # Paths under ``prefix`` sort between it and the same bytes with
+                # the separator's successor, so the primary key index serves the scan.
+                upper = prefix[:-1] + bytes([prefix[-1] + 1])
+                for (path,) in self._db.execute(
+                    "SELECT DISTINCT path FROM thumbnails WHERE path >= ? AND path < ?",
+                    (prefix, upper),
+                ):
+                    name = os.fsdecode(path)
+                    if name not in found and not os.path.lexists(name):
+                        gone.add(path)
+            if gone:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.executemany(
+                    "DELETE FROM thumbnails WHERE path = ?", [(p,) for p in sorted(gone)]
+                )
+                self._db.execute("COMMIT")
+                self.stats["pruned"] += cursor.rowcount
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) the cache database in WAL mode with its tables."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    # Autocommit mode: every transaction below is opened explicitly, so a
+    # writer takes its lock up front (BEGIN IMMEDIATE) and waits for others.
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        _set_wal_mode(db)
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _set_wal_mode(db: sqlite3.Connection) -> None:
+    """Switch to WAL mode, waiting while another process creates the same file.
+
+    SQLite does not call its busy handler while two connections race to
+    change the journal mode of a new database, so wait here instead.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _is_corrupt(exc: Exception) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def _checked(width, height, thumbnail, reason, checksum, expected: int) -> Decoded | None:
+    """The result stored in a row, or None when the row is damaged."""
+    if thumbnail is None:
+        if not isinstance(reason, bytes):
+            return None
+        try:
+            reason = reason.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return None
+    elif not (isinstance(thumbnail, bytes) and len(thumbnail) == expected and reason is None):
+        return None
+    if _checksum(width, height, thumbnail, reason) != checksum:
+        return None
+    return Decoded(thumbnail, width, height, reason)
+
+
+def _checksum(width: int, height: int, thumbnail: bytes | None, reason: str | None) -> int:
+    data = thumbnail if thumbnail is not None else (reason or "").encode("utf-8", "replace")
+    return zlib.crc32(data, zlib.crc32(f"{width}x{height}".encode()))
+
+
+def _cacheable(result: Decoded) -> bool:
+    """Whether a result depends only on the file's bytes, so it can be reused.
+
+    Thumbnails and content failures (not an image, truncated, corrupt) are
+    cached; failures that may not happen again are tried again next time:
+    errors from the operating system (an errno: permission denied, I/O
+    error), running out of memory, time limits, dead decoder processes, and
+    the decompression-bomb limit (a setting that may change).
+    """
+    reason = result.reason
+    if reason is None:
+        return True
+    if reason.startswith(("Decompression bomb", "MemoryError", "Timed out", "Decoder process")):
+        return False
+    return not reason.partition(": ")[2].startswith("[Errno")
+
+
+def _file_info(path: str, real_folders: dict[str, str]) -> tuple[str | None, int, int]:
+    """(resolved path, size, mtime_ns) of ``path``; (None, 0, 0) if it cannot be read.
+
+    One ``lstat`` per file: folders are resolved once each (``real_folders``
+    remembers them for one build), and only symbolic links need a full
+    ``realpath`` and a second ``stat``.
+    """
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+            key = os.path.realpath(path)
+        else:
+            folder, name = os.path.split(os.path.abspath(path))
+            real = real_folders.get(folder)
+            if real is None:
+                real = real_folders[folder] = os.path.realpath(folder)
+            key = os.path.join(real, name)
+    except OSError:
+        return None, 0, 0
+    return os.path.normcase(key), st.st_size, st.st_mtime_ns

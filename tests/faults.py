@@ -1,0 +1,60 @@
+"""Misbehaving decoders for fault tests, importable by spawned decode workers.
+
+A test substitutes :func:`decode` for ``fastdif.decode.decode_file``; the pool
+sends the substitute to its workers by name, so it must live in a module they
+can import (this one: the tests folder is on ``sys.path``). What it does
+depends on the file name's prefix; other files decode normally.
+"""
+
+import os
+import signal
+import time
+
+from fastdif import decode as _decode
+
+
+def decode(path, px_size, time_limit=None):
+    """Decode ``path``, or misbehave as its name says.
+
+    - ``exit*``: the process exits (a crash in a C decoder, an abort).
+    - ``kill*``: the process is killed by SIGKILL (the out-of-memory killer).
+    - ``once*``: dies the first time (a marker file ``<path>.died`` remembers),
+      decodes on the retry.
+    - ``hang*``: blocks the timer signal and sleeps, like a decoder stuck in C code.
+    - ``slow*``: the real decoder, with a Pillow that takes 10 s (in Python,
+      so the worker's own timer can interrupt it).
+    - ``nap*``: leaves a marker ``<path>.started``, sleeps 0.3 s, then
+      decodes (keeps a build busy for a while).
+    """
+    name = os.path.basename(path)
+    if name.startswith("exit"):
+        os._exit(3)
+    if name.startswith("kill"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name.startswith("once") and not os.path.exists(path + ".died"):
+        open(path + ".died", "w").close()
+        os._exit(3)
+    if name.startswith("hang"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(600)
+    if name.startswith("nap"):
+        open(path + ".started", "w").close()
+        time.sleep(0.3)
+    if name.startswith("slow"):
+        real = _decode.load_thumbnail
+        _decode.load_thumbnail = _slow_load
+        try:
+            return _decode.decode_file(path, px_size, time_limit)
+        finally:
+            _decode.load_thumbnail = real
+    return _decode.decode_file(path, px_size, time_limit)
+
+
+def _slow_load(path, px_size):
+    time.sleep(10)
+    raise AssertionError("the time limit should have stopped this")
+
+
+def cannot_start(conn, px_size, time_limit, decoder):
+    """A worker main that fails before it reports ready (a broken install)."""
+    os._exit(1)

@@ -1,0 +1,187 @@
+"""Exact pruning: each lower bound never exceeds the true MSE; hashing finds exact groups."""
+
+import importlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from reference import (  # noqa: E402
+    KINDS,
+    SHAPE_POOL,
+    planted_images,
+    reference_groups,
+    reference_matches,
+    reference_mse_matrix,
+)
+
+from fastdif import kernels  # noqa: E402
+
+search_module = importlib.import_module("fastdif.search")
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def image_pairs(draw):
+    """Two (px, px, 3) images: random, constant, extreme or near each other."""
+    px = draw(st.sampled_from([10, 12, 15, 16, 20]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["random", "constant", "extremes", "near", "gradient"]))
+    a = rng.integers(0, 256, (px, px, 3)).astype(np.float32)
+    if kind == "random":
+        b = rng.integers(0, 256, (px, px, 3)).astype(np.float32)
+    elif kind == "constant":
+        a = np.full((px, px, 3), rng.integers(0, 256), np.float32)
+        b = np.full((px, px, 3), rng.integers(0, 256), np.float32)
+    elif kind == "extremes":
+        a = (rng.random((px, px, 3)) < 0.5).astype(np.float32) * 255
+        b = 255 - a
+    elif kind == "near":
+        b = np.clip(a + rng.integers(-2, 3, a.shape), 0, 255).astype(np.float32)
+    else:
+        ramp = np.linspace(0, 255, px, dtype=np.float32)
+        a = np.broadcast_to(ramp[:, None, None], (px, px, 3)).copy()
+        b = np.rot90(a).copy()
+    return a, b
+
+
+def true_mse(a, b):
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+@SETTINGS
+@given(image_pairs(), st.integers(0, 3))
+def test_block_mean_bound_never_exceeds_mse_for_every_grid_and_rotation(pair, k):
+    a, b = pair
+    px = a.shape[0]
+    rotated = np.ascontiguousarray(np.rot90(b, k))
+    exact = true_mse(a, rotated)
+    for g in (d for d in range(1, px + 1) if px % d == 0):
+        grid_a, grid_b = kernels.block_means(np.stack([a, b]), g)
+        # The grid of the rotated image is the rotated grid, so one grid serves all rotations.
+        grid_rot = kernels.block_means(rotated[None], g)[0]
+        np.testing.assert_allclose(np.rot90(grid_b, k), grid_rot, atol=1e-3)
+        bound = true_mse(grid_a, np.rot90(grid_b, k))
+        assert bound <= exact * (1 + kernels.BOUND_SLACK) + kernels.BOUND_SLACK, (g, bound, exact)
+
+
+@SETTINGS
+@given(image_pairs(), st.integers(0, 3))
+def test_overall_mean_bound_never_exceeds_mse(pair, k):
+    a, b = pair
+    exact = true_mse(a, np.rot90(b, k))
+    mean_a, mean_b = kernels.block_means(np.stack([a, b]), 1).reshape(2, 3).mean(axis=1)
+    assert (float(mean_a) - float(mean_b)) ** 2 <= exact * (1 + 1e-6) + 1e-6
+
+
+def test_bounds_are_tight_for_constant_images():
+    a = np.full((10, 10, 3), 40, np.float32)
+    b = np.full((10, 10, 3), 43, np.float32)
+    grids = kernels.block_means(np.stack([a, b]), kernels.grid_side(10))
+    assert true_mse(grids[0], grids[1]) == true_mse(a, b) == 9.0
+
+
+def test_grid_side_is_the_largest_divisor_up_to_ten():
+    assert [kernels.grid_side(p) for p in (50, 64, 53, 10, 12, 100)] == [10, 8, 1, 10, 6, 10]
+
+
+@st.composite
+def image_specs(draw):
+    px = draw(st.integers(10, 14))
+    entry = st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, 10**6),
+        st.integers(0, 10**6),
+        st.integers(-1, len(SHAPE_POOL) - 1),
+    )
+    plan = draw(st.lists(entry, min_size=1, max_size=24))
+    return px, plan, draw(st.integers(0, 2**32 - 1))
+
+
+@SETTINGS
+@given(image_specs(), st.booleans(), st.booleans(), st.booleans())
+def test_find_identical_gives_the_groups_of_all_pairs_at_zero(spec, rotate, same_dim, uint8):
+    tensors, shapes, _ = planted_images(*spec)
+    if uint8:
+        tensors = tensors.astype(np.uint8)
+    i, j = search_module.find_identical(tensors, shapes, rotate, same_dim)
+    assert np.all(i < j)
+    expected = reference_matches(tensors, shapes, 0.0, rotate, same_dim)
+    exp_i, exp_j = (
+        (np.array(v, dtype=np.int64) for v in zip(*expected, strict=True))
+        if expected
+        else (np.empty(0, np.int64), np.empty(0, np.int64))
+    )
+    n = len(tensors)
+    assert reference_groups(n, i, j) == reference_groups(n, exp_i, exp_j)
+
+
+def test_find_identical_confirms_hash_collisions_exactly(monkeypatch):
+    rng = np.random.default_rng(3)
+    tensors = rng.integers(0, 256, (6, 10, 10, 3)).astype(np.float32)
+    tensors[3] = tensors[1]
+    tensors[5] = np.rot90(tensors[1], 3)
+    shapes = np.full((6, 2), 10, np.int64)
+    monkeypatch.setattr(
+        search_module, "rotation_hashes", lambda t: np.zeros((len(t), 4), np.uint64)
+    )
+    i, j = search_module.find_identical(tensors, shapes, True, True)
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3), (1, 5)]
+    i, j = search_module.find_identical(tensors, shapes, False, True)
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3)]
+
+
+def test_rotation_hashes_agree_for_rotated_copies():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (12, 12, 3)).astype(np.float32)
+    stack = np.stack([np.rot90(image, k) for k in range(4)])
+    hashes = kernels.rotation_hashes(np.ascontiguousarray(stack))
+    assert len(set(hashes.min(axis=1).tolist())) == 1
+    assert len(set(hashes[:, 0].tolist())) == 4
+
+
+@SETTINGS
+@given(
+    image_specs(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.0, 5.0, 50.0, 1000.0]),
+)
+def test_match_ranges_any_order_and_ranges_match_reference(spec, rotate, same_dim, seed, max_mse):
+    tensors, shapes, _ = planted_images(*spec)
+    n, px = tensors.shape[0], tensors.shape[1]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n).astype(np.int64)
+    item_row = np.arange(n, dtype=np.int64)
+    item_begin = item_row + 1
+    item_end = np.array([rng.integers(r + 1, n + 1) for r in range(n)], dtype=np.int64)
+    counts, cols, mses, exact = kernels.match_ranges(
+        tensors,
+        kernels.block_means(tensors, kernels.grid_side(px)),
+        kernels.block_means(tensors, 1),
+        order,
+        shapes,
+        item_row,
+        item_begin,
+        item_end,
+        rotate,
+        same_dim,
+        max_mse,
+        n,
+    )
+    mse = reference_mse_matrix(tensors, rotate)
+    for w in range(n):
+        i = order[w]
+        expected = [
+            order[t]
+            for t in range(item_begin[w], item_end[w])
+            if mse[i, order[t]] <= max_mse
+            and (not same_dim or sorted(shapes[i]) == sorted(shapes[order[t]]))
+        ]
+        assert cols[w, : counts[w]].tolist() == expected
+        np.testing.assert_allclose(mses[w, : counts[w]], mse[i, expected], rtol=1e-4)
+        assert counts[w] <= exact[w] <= item_end[w] - item_begin[w]
