@@ -7,13 +7,18 @@ its images are hard-linked into ``WORK/images``. Each step runs
 ``python -m fastdif WORK/images -p false -proc P --cache WORK/cache.sqlite3``
 in a fresh process and is timed end to end (interpreter start to exit):
 
+0. warm-up: one search on random thumbnails, as many as the dataset has
+   images, so Numba's cache holds the kernels and no timed run pays the
+   JIT compile;
 1. cold: empty cache, every file decoded (and stored);
 2. unchanged: the same folder again (median of ``--repeat`` runs);
 3. added: ``--added`` new photo-like JPEGs (new content, made once in
-   ``WORK/new``) copied into ``WORK/images/added``, then one run; the files
-   are removed again and the cache pruned by the next run, ``--repeat`` times;
+   ``WORK/new``) copied into ``WORK/images/added``, then one run;
 4. decode of the new files alone: ``fastdif.build`` of ``WORK/new`` with no
-   cache and P processes (in-process time, pool start-up included).
+   cache and P processes (in-process time, pool start-up included); then
+   the new files are removed and one more run prunes them from the cache.
+
+Steps 2 to 4 repeat ``--repeat`` times, and the medians are reported.
 
 Targets (issue 6): cold / unchanged >= 20, and added < 1.5 x unchanged +
 decode of the new files. Prints a Markdown table and writes
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -37,20 +43,28 @@ import numpy as np
 from .make_dataset import photo
 
 
-def cli(images: str, work: str, processes: int) -> float:
-    """Run the CLI once on ``images``; return its wall time in seconds."""
+def cli(images: str, work: str, processes: int, cached: bool = True) -> tuple[float, float]:
+    """Run the CLI once on ``images``; return its wall and CPU time in seconds.
+
+    CPU time (user + system, decoding workers included) hardly changes with
+    the load other programs put on the machine, so it complements wall time.
+    """
     out = os.path.join(work, "out")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     command = [sys.executable, "-m", "fastdif", images, "-p", "false", "-proc", str(processes)]
-    command += ["--cache", os.path.join(work, "cache.sqlite3"), "-Z", out]
+    command += ["--cache", os.path.join(work, "cache.sqlite3")] if cached else ["--no-cache"]
+    command += ["-Z", out]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"fastdif failed ({proc.returncode}):\n{proc.stderr}")
-    print(f"  {seconds:7.2f} s  {proc.stdout.splitlines()[0]}", flush=True)
-    return seconds
+    print(f"  {seconds:7.2f} s ({cpu:6.2f} s CPU)  {proc.stdout.splitlines()[0]}", flush=True)
+    return seconds, cpu
 
 
 def decode_seconds(folder: str, processes: int) -> float:
@@ -72,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--added", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--baseline", action="store_true", help="also time one run with --no-cache first"
+    )
     args = parser.parse_args(argv)
 
     work = os.path.abspath(args.work)
@@ -95,31 +112,58 @@ def main(argv: list[str] | None = None) -> None:
         if os.path.exists(cache + suffix):
             os.remove(cache + suffix)
 
+    # Fill Numba's cache first, so that no timed run pays the JIT compile:
+    # the CLI's default search on as many (random) thumbnails as the dataset.
+    print("warm-up (compiles the search kernels)", flush=True)
+    warm_up = (
+        "import numpy as np, fastdif; "
+        f"t = np.random.default_rng(0).uniform(0, 255, ({count}, 50, 50, 3)).astype(np.float32); "
+        f"fastdif.search(fastdif.from_arrays(t), show_progress=False, processes={args.processes})"
+    )
+    subprocess.run([sys.executable, "-c", warm_up], check=True)
+    baseline = None
+    if args.baseline:
+        print(f"{count} images in {images}; --no-cache run:", flush=True)
+        baseline = cli(images, work, args.processes, cached=False)[0]
     print(f"{count} images in {images}; cold run:", flush=True)
-    cold = cli(images, work, args.processes)
-    print("unchanged:", flush=True)
-    unchanged = statistics.median(cli(images, work, args.processes) for _ in range(args.repeat))
-    added_runs = []
+    cold, cold_cpu = cli(images, work, args.processes)
+    # Each round times an unchanged run, a run with the new files and the new
+    # files decoded alone back to back, so a change in machine load between
+    # rounds affects all three alike.
+    unchanged_runs, added_runs, decode_runs, unchanged_cpu = [], [], [], []
+    target = os.path.join(images, "added")
     for _ in range(args.repeat):
-        print(f"{args.added} added:", flush=True)
-        target = os.path.join(images, "added")
+        print("unchanged:", flush=True)
+        wall, cpu = cli(images, work, args.processes)
+        unchanged_runs.append(wall)
+        unchanged_cpu.append(cpu)
         os.makedirs(target)
         for name in sorted(os.listdir(new)):
             shutil.copyfile(os.path.join(new, name), os.path.join(target, name))
-        added_runs.append(cli(images, work, args.processes))
+        print(f"{args.added} added:", flush=True)
+        added_runs.append(cli(images, work, args.processes)[0])
+        decode_runs.append(decode_seconds(new, args.processes))
+        print(f"  {decode_runs[-1]:7.2f} s  decoding them alone", flush=True)
         shutil.rmtree(target)
-        print("  removed again:", flush=True)
+        print("removed again (prunes the cache):", flush=True)
         cli(images, work, args.processes)
+    unchanged = statistics.median(unchanged_runs)
     added = statistics.median(added_runs)
-    decode_new = statistics.median(decode_seconds(new, args.processes) for _ in range(args.repeat))
+    decode_new = statistics.median(decode_runs)
     with sqlite3.connect(cache) as db:
         rows = db.execute("SELECT count(*) FROM thumbnails").fetchone()[0]
     cache_bytes = os.path.getsize(cache)
     figures = {
         "images": count,
         "processes": args.processes,
+        "no_cache_s": None if baseline is None else round(baseline, 2),
         "cold_s": round(cold, 2),
+        "cold_cpu_s": round(cold_cpu, 2),
+        "unchanged_cpu_s": round(statistics.median(unchanged_cpu), 2),
         "unchanged_s": round(unchanged, 2),
+        "unchanged_runs_s": [round(t, 2) for t in unchanged_runs],
+        "added_runs_s": [round(t, 2) for t in added_runs],
+        "decode_added_alone_runs_s": [round(t, 2) for t in decode_runs],
         "speedup": round(cold / unchanged, 1),
         "added_files": args.added,
         "added_s": round(added, 2),
@@ -134,10 +178,13 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\n| step ({count} images, {args.processes} processes, CLI end to end) | seconds |\n"
         "|---|---|\n"
-        f"| first run, empty cache | {cold:.2f} |\n"
+        + ("" if baseline is None else f"| run with --no-cache | {baseline:.2f} |\n")
+        + f"| first run, empty cache | {cold:.2f} |\n"
         f"| re-run, unchanged folder | {unchanged:.2f} ({cold / unchanged:.0f}x faster) |\n"
         f"| re-run, {args.added} new files | {added:.2f} (budget 1.5 x {unchanged:.2f} + "
         f"{decode_new:.2f} decoding them alone = {1.5 * unchanged + decode_new:.2f}) |\n"
+        f"| CPU time (all processes), first run vs unchanged | {cold_cpu:.2f} vs "
+        f"{figures['unchanged_cpu_s']:.2f} ({cold_cpu / figures['unchanged_cpu_s']:.0f}x) |\n"
         f"| cache size | {cache_bytes / 1e6:.1f} MB, {cache_bytes / max(rows, 1):.0f} bytes "
         "per image |"
     )

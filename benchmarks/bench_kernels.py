@@ -8,23 +8,15 @@ above every MSE); "similar" is the real search with its bounds.
 """
 
 import importlib
-import time
 
 import numpy as np
 import pytest
 
+from benchmarks.regression import best_of
+
 search_module = importlib.import_module("fastdif.search")
 
 N = 1500
-
-
-def _best_of(fn, repeat=3):
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +47,7 @@ def test_kernel_vs_blas(benchmark, data, mode, rotate):
         iterations=1,
     )
     kernel = benchmark.stats.stats.min
-    blas = _best_of(lambda: flat @ flat.T)
+    blas = best_of(lambda: flat @ flat.T)
     pairs = N * (N - 1) / 2
     size = flat.shape[1]
     benchmark.extra_info.update(

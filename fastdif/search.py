@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from datetime import datetime
 
 import numba
@@ -14,7 +17,7 @@ from .kernels import (
     block_means,
     grid_side,
     match_ranges,
-    mse_to_key,
+    pair_mse,
     rotation_hashes,
 )
 from .progress import progress_bar
@@ -148,20 +151,51 @@ def find_identical(tensors, shapes, rotate, same_dim):
         columns += [shapes.min(axis=1), shapes.max(axis=1)]
     _, bucket = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
     bucket = bucket.ravel()
-    by_bucket = np.argsort(bucket, kind="stable")
-    bounds = np.flatnonzero(np.diff(bucket[by_bucket])) + 1
-    found_i, found_j = [], []
-    for members in np.split(by_bucket, bounds):
-        while members.size > 1:
-            equal = mse_to_key(tensors, members[0], members[1:], rotate) == 0
-            found_i.append(np.full(int(equal.sum()), members[0], dtype=np.int64))
-            found_j.append(members[1:][equal])
-            members = members[1:][~equal]
-    if not found_i:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+    sizes = np.bincount(bucket)
+    order = np.argsort(bucket, kind="stable")
+    order = order[sizes[bucket[order]] > 1]
+    found_i, found_j = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    # Each round compares every image with the first of its bucket, in one
+    # kernel call; images unequal to it (hash collisions) stay for the next.
+    while order.size > 1:
+        ids = bucket[order]
+        head = np.r_[True, ids[1:] != ids[:-1]]
+        first = order[np.maximum.accumulate(np.where(head, np.arange(order.size), 0))]
+        left, right = first[~head], order[~head]
+        equal = pair_mse(tensors, left, right, rotate) == 0
+        found_i.append(left[equal])
+        found_j.append(right[equal])
+        rest = ~head
+        rest[rest] = ~equal
+        order = order[rest]
     i, j = np.concatenate(found_i), np.concatenate(found_j)
     first = np.lexsort((j, i))
     return i[first], j[first]
+
+
+@contextmanager
+def interrupts_between_kernels():
+    """Hold Ctrl-C while kernels run; yield a check that raises it between them.
+
+    A KeyboardInterrupt raised while a parallel Numba kernel runs can crash the
+    process, so in the main thread SIGINT only records itself until the check
+    (called after each kernel call) or the end of the block raises it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+
+    def check():
+        if received:
+            raise KeyboardInterrupt
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
 
 
 def connected_groups(n, i, j):
@@ -365,7 +399,15 @@ def search(
     found = []
     try:
         total = sum(len(g) for g in dif.groups if len(g) > 1)
-        with progress_bar(total, "Searching", "images", show_progress) as bar:
+        with (
+            progress_bar(total, "Searching", "images", show_progress) as bar,
+            interrupts_between_kernels() as check,
+        ):
+
+            def tick(rows):
+                bar.update(rows)
+                check()
+
             for folder, group in zip(dif.folders, dif.groups, strict=True):
                 if len(group) < 2:
                     continue
@@ -377,7 +419,7 @@ def search(
                 chunked_used |= chunked
                 if max_mse == 0:
                     i, j = find_identical(tensors, shapes, rotate, same_dim)
-                    bar.update(len(group))
+                    tick(len(group))
                 else:
                     i, j, group_summed = find_matches(
                         tensors,
@@ -386,16 +428,22 @@ def search(
                         rotate,
                         same_dim,
                         tile_rows if chunked else None,
-                        bar.update,
+                        tick,
                     )
                     summed += group_summed
+                keys, others = [], []
                 for members in connected_groups(len(group), i, j):
-                    local = np.asarray(members, dtype=np.int64)
-                    key = choose_key(index[local], dif.shapes, dif.file_sizes)
-                    others = np.asarray([m for m in members if index[m] != key], dtype=np.int64)
-                    local_key = members[[int(index[m]) for m in members].index(key)]
-                    mses = mse_to_key(tensors, local_key, others, rotate)
-                    found.append((folder, key, index[others].tolist(), mses.tolist()))
+                    key = choose_key(index[members], dif.shapes, dif.file_sizes)
+                    keys.append(members[index[members].tolist().index(key)])
+                    others.append([m for m in members if index[m] != key])
+                # One kernel call for every member's MSE to its key.
+                left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
+                right = np.asarray([m for o in others for m in o], dtype=np.int64)
+                mses = iter(pair_mse(tensors, left, right, rotate).tolist())
+                for key, members in zip(keys, others, strict=True):
+                    group_mses = [next(mses) for _ in members]
+                    found.append((folder, int(index[key]), index[members].tolist(), group_mses))
+                check()
     finally:
         numba.set_num_threads(threads)
 

@@ -10,7 +10,9 @@ On-disk format (format version 1): a folder holding
     with the build parameters) and ``arrays``: for each array below its file
     name, dtype, shape and the CRC-32 of its data.
 ``tensors.npy``
-    float32 (N, px, px, 3): the thumbnails on the 0..255 scale.
+    float32 or uint8 (N, px, px, 3): the thumbnails on the 0..255 scale, in
+    the repository's own dtype (``build`` makes float32; ``from_arrays`` may
+    hold uint8).
 ``shapes.npy``
     int64 (N, 2): displayed (width, height) of each image.
 ``file_sizes.npy``, ``mtimes_ns.npy``
@@ -43,11 +45,12 @@ META_FILE = "repository.json"
 
 #: Array name -> (dtype, dimensions after N); N = number of images.
 _ARRAYS = {
-    "tensors": ("<f4", None),  # (px, px, 3), checked against px_size
+    "tensors": (None, None),  # dtype of _TENSOR_DTYPES; (px, px, 3) checked against px_size
     "shapes": ("<i8", (2,)),
     "file_sizes": ("<i8", ()),
     "mtimes_ns": ("<i8", ()),
 }
+_TENSOR_DTYPES = ("<f4", "|u1")
 
 
 class RepositoryFormatError(ValueError):
@@ -99,7 +102,10 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
         os.chmod(tmp, 0o777 & ~umask)
         arrays = {}
         for name, (dtype, _) in _ARRAYS.items():
-            data = np.ascontiguousarray(getattr(dif, name), dtype=dtype)
+            data = getattr(dif, name)
+            if dtype is None:
+                dtype = data.dtype.str if data.dtype.str in _TENSOR_DTYPES else "<f4"
+            data = np.ascontiguousarray(data, dtype=dtype)
             np.save(os.path.join(tmp, f"{name}.npy"), data, allow_pickle=False)
             arrays[name] = {
                 "file": f"{name}.npy",
@@ -117,7 +123,7 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
             "in_folder": bool(dif.in_folder),
             "paths": list(dif.paths),
             "folders": list(dif.folders),
-            "groups": [list(group) for group in dif.groups],
+            "groups": [[int(i) for i in group] for group in dif.groups],
             "stats": dif.stats,
             "arrays": arrays,
         }
@@ -200,6 +206,10 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
     arrays = {}
     for name, (dtype, tail) in _ARRAYS.items():
         info = meta["arrays"][name]
+        if dtype is None:
+            if info["dtype"] not in _TENSOR_DTYPES:
+                raise RepositoryFormatError(f'"{folder}" is corrupt: tensors of {info["dtype"]}')
+            dtype = info["dtype"]
         expected = (n, px, px, 3) if tail is None else (n, *tail)
         file = os.path.join(folder, f"{name}.npy")
         try:

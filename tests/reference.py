@@ -9,6 +9,7 @@ float64, so there is no uint8 wrap-around, and a pair matches when that MSE is
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 
 def reference_mse_matrix(tensors, rotate):
@@ -187,3 +188,18 @@ def pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which=0
     nonzero = [v for v in values if v > 0]
     candidates = nonzero or values or [float(mse[0, 1])]
     return candidates[which % len(candidates)]
+
+
+@st.composite
+def image_specs(draw, min_n=2, max_n=24, max_px=16):
+    """(px, plan, seed) for reference.planted_images: N images with planted copies."""
+    px = draw(st.integers(10, max_px))
+    entry = st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, 10**6),
+        st.integers(0, 10**6),
+        st.integers(-1, len(SHAPE_POOL) - 1),
+    )
+    plan = draw(st.lists(entry, min_size=min_n, max_size=max_n))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return px, plan, seed

@@ -1,12 +1,19 @@
 """fastdif.discover: walking folders, links, hidden files, extensions, input validation."""
 
 import os
+import socket
 from pathlib import Path
 
 import images
 import pytest
 
-from fastdif.discover import UNSUPPORTED, discover, image_extensions, validate_directories
+from fastdif.discover import (
+    NOT_A_FILE,
+    UNSUPPORTED,
+    discover,
+    image_extensions,
+    validate_directories,
+)
 
 
 def touch_png(path, seed=0):
@@ -208,3 +215,25 @@ def test_validate_directories(tmp_path):
         validate_directories((str(tmp_path / "x"), str(tmp_path / "x_link")))
     with pytest.raises(TypeError, match="directory"):
         validate_directories((b"bytes-path",))
+
+
+def test_named_pipes_and_sockets_are_reported_never_opened(tmp_path, find):
+    # Opening a named pipe blocks until something writes to it: a build that
+    # tried would hang.
+    a = touch_png(tmp_path / "a.png", 1)
+    copy = images.copy_bytes(a, tmp_path / "b.png")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "s.jpg"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    try:
+        found = discover([str(tmp_path)], True, True)
+        assert found.files == [a, copy]
+        assert found.invalid == {str(fifo): NOT_A_FILE, str(sock_path): NOT_A_FILE}
+
+        se = find(tmp_path / "a.png", fifo)  # a pipe given directly
+        assert se.stats["invalid_files"]["logs"] == {str(fifo): NOT_A_FILE}
+        assert find(tmp_path).result == {a: [[copy, 0.0]]}
+    finally:
+        server.close()

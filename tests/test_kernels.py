@@ -10,10 +10,9 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from reference import (  # noqa: E402
-    KINDS,
-    SHAPE_POOL,
     THRESHOLDS,
     comparable,
+    image_specs,
     pick_threshold,
     planted_images,
     reference_matches,
@@ -26,19 +25,10 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 MANY = settings(SETTINGS, max_examples=300)
 
 
-@st.composite
-def image_specs(draw, min_n=2, max_n=24):
-    """(px, plan, seed) for reference.planted_images: N images with planted copies."""
-    px = draw(st.integers(10, 16))
-    entry = st.tuples(
-        st.sampled_from(KINDS),
-        st.integers(0, 10**6),
-        st.integers(0, 10**6),
-        st.integers(-1, len(SHAPE_POOL) - 1),
-    )
-    plan = draw(st.lists(entry, min_size=min_n, max_size=max_n))
-    seed = draw(st.integers(0, 2**32 - 1))
-    return px, plan, seed
+def mse_to_key(tensors, key, members, rotate):
+    """``kernels.pair_mse`` of one key against each member."""
+    members = np.asarray(members, dtype=np.int64)
+    return kernels.pair_mse(tensors, np.full(len(members), key, np.int64), members, rotate)
 
 
 def _square_shapes(n, px):
@@ -287,7 +277,7 @@ def test_match_tile_black_vs_white(rotate):
     assert mses[0, 0, 0] == 65025.0
     counts, _, _ = _match_tile(tensors, shapes, rows, rotate, True, 65024.5, 4, 2)
     assert counts.sum() == 0
-    assert kernels.mse_to_key(tensors, 0, np.array([1]), rotate)[0] == 65025.0
+    assert mse_to_key(tensors, 0, np.array([1]), rotate)[0] == 65025.0
 
 
 @pytest.mark.parametrize("rotate", [False, True])
@@ -304,7 +294,7 @@ def test_match_tile_offset_by_16_is_mse_256_not_duplicate(rotate):
     counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 256.0, 8, 4)
     assert counts.tolist() == [[1], [0]]
     assert (cols[0, 0, 0], mses[0, 0, 0]) == (1, 256.0)
-    assert kernels.mse_to_key(tensors, 1, np.array([0]), rotate)[0] == 256.0
+    assert mse_to_key(tensors, 1, np.array([0]), rotate)[0] == 256.0
 
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
@@ -332,9 +322,9 @@ def test_match_tile_rotated_copies(turns, original_first):
     assert counts.sum() == 0
     counts, _, _ = _match_tile(tensors, shapes, rows, False, False, 5.0, 2, 1)
     assert counts.sum() == 0
-    assert kernels.mse_to_key(tensors, 0, np.array([1]), True)[0] == 0.0
-    assert kernels.mse_to_key(tensors, 1, np.array([0]), True)[0] == 0.0
-    assert kernels.mse_to_key(tensors, 0, np.array([1]), False)[0] > 5.0
+    assert mse_to_key(tensors, 0, np.array([1]), True)[0] == 0.0
+    assert mse_to_key(tensors, 1, np.array([0]), True)[0] == 0.0
+    assert mse_to_key(tensors, 0, np.array([1]), False)[0] > 5.0
 
 
 def test_match_tile_same_dim_blocks_different_shapes():
@@ -361,7 +351,7 @@ def test_match_tile_threshold_equal_to_pair_mse_is_inclusive(rotate, changed):
     tensors = np.zeros((2, px, px, 3), dtype=np.float32)
     tensors[1].reshape(-1)[:changed] = 1.0
     shapes = _square_shapes(2, px)
-    pair_mse = kernels.mse_to_key(tensors, 0, np.array([1]), rotate)[0]
+    pair_mse = mse_to_key(tensors, 0, np.array([1]), rotate)[0]
     assert pair_mse == changed / (px * px * 3)
     assert pair_mse == reference_mse_matrix(tensors, rotate)[0, 1]
     counts, _, _ = _match_tile(
@@ -391,7 +381,7 @@ def test_mse_to_key_matches_reference_row(spec, rotate, fractional, seed):
     key = int(rng.integers(0, n))
     # Any members, the key itself and repeats included.
     members = rng.integers(0, n, size=int(rng.integers(1, 2 * n))).astype(np.int64)
-    got = kernels.mse_to_key(tensors, key, members, rotate)
+    got = mse_to_key(tensors, key, members, rotate)
     assert got.dtype == np.float64
     expected = reference_mse_matrix(tensors, rotate)[key, members]
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)

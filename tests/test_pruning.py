@@ -10,8 +10,7 @@ import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from reference import (  # noqa: E402
-    KINDS,
-    SHAPE_POOL,
+    image_specs,
     planted_images,
     reference_groups,
     reference_matches,
@@ -88,21 +87,8 @@ def test_grid_side_is_the_largest_divisor_up_to_ten():
     assert [kernels.grid_side(p) for p in (50, 64, 53, 10, 12, 100)] == [10, 8, 1, 10, 6, 10]
 
 
-@st.composite
-def image_specs(draw):
-    px = draw(st.integers(10, 14))
-    entry = st.tuples(
-        st.sampled_from(KINDS),
-        st.integers(0, 10**6),
-        st.integers(0, 10**6),
-        st.integers(-1, len(SHAPE_POOL) - 1),
-    )
-    plan = draw(st.lists(entry, min_size=1, max_size=24))
-    return px, plan, draw(st.integers(0, 2**32 - 1))
-
-
 @SETTINGS
-@given(image_specs(), st.booleans(), st.booleans(), st.booleans())
+@given(image_specs(min_n=1, max_px=14), st.booleans(), st.booleans(), st.booleans())
 def test_find_identical_gives_the_groups_of_all_pairs_at_zero(spec, rotate, same_dim, uint8):
     tensors, shapes, _ = planted_images(*spec)
     if uint8:

@@ -222,12 +222,8 @@ def test_names_with_spaces_non_ascii_and_non_utf8_bytes(tmp_path, find, monkeypa
     assert sorted(os.listdir(os.fsencode(folder))) == sorted([b"a photo.png", *names])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fastdif.cache stores paths as UTF-8 text, and undecodable bytes of a non-UTF-8 "
-    "name (surrogates) fail to encode: the default CLI run exits with status 2 (issue 6)",
-)
 def test_cli_with_its_default_cache_reads_non_utf8_names(tmp_path, monkeypatch):
+    # The thumbnail cache (on by default in the CLI) stores such paths too.
     folder = tmp_path / "pics"
     original = images.save_photo(11, folder / "a.png")
     with open(os.path.join(os.fsencode(folder), b"caf\xe9.png"), "wb") as out:
@@ -681,6 +677,41 @@ def test_ctrl_c_during_build_stops_workers_and_writes_nothing(tmp_path, phase):
     assert os.listdir(out) == []  # no partial output
 
 
+def test_ctrl_c_during_search_raises_keyboard_interrupt(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import fastdif
+        thumbs = np.random.default_rng(0).integers(0, 256, (2000, 10, 10, 3), dtype=np.uint8)
+        dif = fastdif.from_arrays(thumbs)
+        print("searching", flush=True)
+        try:
+            while True:  # long enough for the signal to land inside a kernel call
+                fastdif.search(dif, similarity=8000, same_dim=False, show_progress=False)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "searching"
+        time.sleep(1.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+
+
 def test_ctrl_c_during_search_or_writing_leaves_no_output(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "pics"
     a = images.save_photo(71, folder / "a.png")
@@ -709,7 +740,7 @@ def test_ctrl_c_during_search_or_writing_leaves_no_output(tmp_path, monkeypatch,
             raise KeyboardInterrupt
         return real_dump(*args, **kwargs)
 
-    monkeypatch.setattr(cli.json, "dumps", dump_twice)
+    monkeypatch.setattr(json, "dumps", dump_twice)
     assert main([str(folder), "-Z", str(out), "-p", "false", "-proc", "1"]) == 130
     [written] = os.listdir(out)
     assert written.endswith("_results.json")

@@ -11,9 +11,8 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from reference import (  # noqa: E402
-    KINDS,
-    SHAPE_POOL,
     THRESHOLDS,
+    image_specs,
     pick_threshold,
     planted_images,
     reference_groups,
@@ -30,21 +29,6 @@ connected_groups = search_module.connected_groups
 choose_key = search_module.choose_key
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def image_specs(draw, min_n=2, max_n=24):
-    """(px, plan, seed) for reference.planted_images: N images with planted copies."""
-    px = draw(st.integers(10, 16))
-    entry = st.tuples(
-        st.sampled_from(KINDS),
-        st.integers(0, 10**6),
-        st.integers(0, 10**6),
-        st.integers(-1, len(SHAPE_POOL) - 1),
-    )
-    plan = draw(st.lists(entry, min_size=min_n, max_size=max_n))
-    seed = draw(st.integers(0, 2**32 - 1))
-    return px, plan, seed
 
 
 searches = st.fixed_dictionaries(

@@ -185,3 +185,31 @@ def test_missing_repository(tmp_path):
         fastdif.load(tmp_path)
     with pytest.raises(TypeError, match="Repository"):
         store.save("not a repository", tmp_path / "r")
+
+
+def test_names_that_are_not_utf8_round_trip(tmp_path):
+    folder = tmp_path / "pics"
+    original = images.save_photo(11, folder / "a.png")
+    with (
+        open(original, "rb") as src,
+        open(os.path.join(os.fsencode(folder), b"caf\xe9.png"), "wb") as out,
+    ):
+        out.write(src.read())
+    dif = build(folder)
+    loaded = fastdif.load(dif.save(tmp_path / "r"))
+    assert loaded.paths == dif.paths
+    assert os.fsencode(loaded.paths[1]).endswith(b"caf\xe9.png")
+    assert searches(loaded) == searches(dif)
+
+
+def test_uint8_repository_from_arrays_keeps_its_dtype(tmp_path):
+    rng = np.random.default_rng(5)
+    tensors = rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8)
+    tensors[4] = tensors[1]
+    dif = fastdif.from_arrays(tensors, paths=[f"img{k}" for k in range(6)])
+    loaded = fastdif.load(dif.save(tmp_path / "r"))
+    assert loaded.tensors.dtype == np.uint8
+    np.testing.assert_array_equal(loaded.tensors, tensors)
+    assert os.path.getsize(tmp_path / "r" / "tensors.npy") < tensors.nbytes + 200
+    assert searches(loaded) == searches(dif)
+    assert searches(dif)[0][0] == {"img1": [["img4", 0.0]]}
