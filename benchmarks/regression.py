@@ -7,7 +7,8 @@ Absolute times on a shared machine are noisy, so each figure is a ratio of two
 timings taken in the same run (best of several repeats), which cancels most
 of the machine's speed and load. A figure regresses when it exceeds its
 accepted value times ``TOLERANCE``. Accepted values live in
-``benchmarks/accepted.json``.
+``benchmarks/accepted.json``: the largest of three ``--accept`` runs on the
+2-core development machine (edit the file by hand to keep the largest).
 """
 
 from __future__ import annotations

@@ -173,6 +173,28 @@ def find_identical(tensors, shapes, rotate, same_dim):
     return i[first], j[first]
 
 
+def comparable_units(dif, same_dim):
+    """The sets of images that can match, as (folder, image indices) with >= 2 images.
+
+    Each search group (all images, or a folder with ``in_folder``) is one
+    unit; with ``same_dim`` it is split by sorted (width, height), since only
+    images of equal dimensions (in either orientation) are compared.
+    """
+    for folder, group in zip(dif.folders, dif.groups, strict=True):
+        index = np.asarray(group, dtype=np.int64)
+        if same_dim and index.size > 1:
+            shapes = np.sort(dif.shapes[index], axis=1)
+            _, unit = np.unique(shapes, axis=0, return_inverse=True)
+            order = np.argsort(unit.ravel(), kind="stable")
+            bounds = np.flatnonzero(np.diff(unit.ravel()[order])) + 1
+            parts = np.split(index[order], bounds)
+        else:
+            parts = [index]
+        for part in parts:
+            if part.size > 1:
+                yield folder, part
+
+
 @contextmanager
 def interrupts_between_kernels():
     """Hold Ctrl-C while kernels run; yield a check that raises it between them.
@@ -398,7 +420,8 @@ def search(
     numba.set_num_threads(min(processes, numba.config.NUMBA_NUM_THREADS))
     found = []
     try:
-        total = sum(len(g) for g in dif.groups if len(g) > 1)
+        units = list(comparable_units(dif, same_dim))
+        total = sum(len(index) for _, index in units)
         with (
             progress_bar(total, "Searching", "images", show_progress) as bar,
             interrupts_between_kernels() as check,
@@ -408,20 +431,17 @@ def search(
                 bar.update(rows)
                 check()
 
-            for folder, group in zip(dif.folders, dif.groups, strict=True):
-                if len(group) < 2:
-                    continue
-                index = np.asarray(group, dtype=np.int64)
-                whole = len(group) == len(dif)
+            for folder, index in units:
+                whole = len(index) == len(dif)
                 tensors = dif.tensors if whole else np.ascontiguousarray(dif.tensors[index])
                 shapes = dif.shapes if whole else dif.shapes[index]
-                chunked = len(group) > CLASSIC_MAX_IMAGES
+                chunked = len(index) > CLASSIC_MAX_IMAGES
                 chunked_used |= chunked
                 if max_mse == 0:
                     i, j = find_identical(tensors, shapes, rotate, same_dim)
-                    tick(len(group))
+                    tick(len(index))
                 else:
-                    i, j, group_summed = find_matches(
+                    i, j, unit_summed = find_matches(
                         tensors,
                         shapes,
                         max_mse,
@@ -430,9 +450,9 @@ def search(
                         tile_rows if chunked else None,
                         tick,
                     )
-                    summed += group_summed
+                    summed += unit_summed
                 keys, others = [], []
-                for members in connected_groups(len(group), i, j):
+                for members in connected_groups(len(index), i, j):
                     key = choose_key(index[members], dif.shapes, dif.file_sizes)
                     keys.append(members[index[members].tolist().index(key)])
                     others.append([m for m in members if index[m] != key])
