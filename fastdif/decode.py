@@ -23,6 +23,7 @@ import warnings
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 
 import numpy as np
@@ -214,6 +215,9 @@ class _Worker:
         self.process = context.Process(
             target=_worker_main, args=(child, px_size, time_limit, decoder), daemon=True
         )
+        # Starting multiprocessing's resource tracker unblocks SIGINT in this
+        # process when it is done, so it must run before the block, not inside.
+        resource_tracker.ensure_running()
         with _caller_script_hidden(), _sigint_blocked():
             self.process.start()
         child.close()  # so that the worker's death reads as EOF here
@@ -387,7 +391,18 @@ def _sigint_blocked():
     it is delivered when the block ends.
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # Another thread of this process may still take the signal; Python would
+    # then raise KeyboardInterrupt here mid-start, leaving the worker half fed.
+    # So the handler only records it, and it is raised once the worker started.
+    received = []
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+    if received:
+        raise KeyboardInterrupt
