@@ -3,9 +3,10 @@
 Each measurement runs in a fresh interpreter. For search, the thumbnails are
 loaded into RAM first; the figures are the peak RSS of the whole process and
 the part added by the search (the peak is reset before it through
-/proc/self/clear_refs, so compiling kernels does not count), next to the bound the chunked path promises:
-block means (g*g*3 float32 per image), channel means, order and mean arrays
-(about 40 bytes per image), plus one tile of work items.
+/proc/self/clear_refs, so compiling kernels does not count), next to the
+bound the chunked path promises: block means (g*g*3 float32 per image),
+channel means, order and mean arrays (about 40 bytes per image), plus one
+tile of work items.
 """
 
 import json
