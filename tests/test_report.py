@@ -6,12 +6,11 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 from images import copy_bytes, reencode, resized, rotated, save_photo
 from PIL import Image
+from test_cli import run_cli
 
 from fastdif import report
 from fastdif.__main__ import main
@@ -247,16 +246,6 @@ def test_listing_quotes_names_with_line_breaks(tmp_path, find):
     text = report.listing(find(tmp_path))
     assert repr(str(tmp_path / "two\nlines.png")) in text
     assert len(text.splitlines()) == 5
-
-
-def run_cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "fastdif", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_cli_quiet_prints_nothing_and_still_writes(pics, tmp_path):
