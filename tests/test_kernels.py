@@ -35,7 +35,7 @@ def _square_shapes(n, px):
     return np.full((n, 2), px, dtype=np.int64)
 
 
-def _match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity):
+def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity):
     """Run ``match_ranges`` as the classic path does: each row against later images,
     one work item per (row, block of ``block`` images); outputs shaped (R, B, ...)."""
     tensors = np.ascontiguousarray(tensors, dtype=np.float32)
@@ -69,7 +69,7 @@ def _match_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacit
 
 
 def _gather(rows, counts, cols, mses, capacity):
-    """{(i, j): mse} from the stored entries, as fastdif.search._match_rows reads them."""
+    """{(i, j): mse} from the stored entries, as fastdif.search._match_items reads them."""
     found = {}
     for r in range(counts.shape[0]):
         for b in range(counts.shape[1]):
@@ -79,14 +79,14 @@ def _gather(rows, counts, cols, mses, capacity):
 
 
 def _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse=None):
-    """Run match_tile and check every (row, block) cell against the reference.
+    """Run the classic tile and check every (row, block) cell against the reference.
 
     Returns the gathered {(i, j): mse} of the stored entries.
     """
     n = tensors.shape[0]
     if mse is None:
         mse = reference_mse_matrix(tensors, rotate)
-    counts, cols, mses = _match_tile(
+    counts, cols, mses = _classic_tile(
         tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity
     )
     n_blocks = -(-n // block)
@@ -213,7 +213,7 @@ def test_bounded_sse_adversarial_values(a_value, b_value, expected_per_value, ro
         assert kernels.bounded_sse(a, b, row_len, 0.0) == 0.0
 
 
-# --------------------------------------------------------------------------- match_tile
+# ------------------------------------------------------------- match_ranges, classic tiles
 
 
 @MANY
@@ -229,7 +229,7 @@ def test_bounded_sse_adversarial_values(a_value, b_value, expected_per_value, ro
     rows_seed=st.integers(0, 2**32 - 1),
     all_rows=st.booleans(),
 )
-def test_match_tile_matches_reference(
+def test_match_ranges_classic_matches_reference(
     spec, rotate, same_dim, choice, random_value, which, block, capacity, rows_seed, all_rows
 ):
     tensors, shapes, planted = planted_images(*spec)
@@ -246,12 +246,12 @@ def test_match_tile_matches_reference(
 
 @pytest.mark.parametrize("block, capacity", [(3, 1), (7, 2), (1, 1), (1024, 64)])
 @pytest.mark.parametrize("rotate", [False, True])
-def test_match_tile_all_equal_images_all_match_at_zero(block, capacity, rotate):
+def test_match_ranges_classic_all_equal_images_all_match_at_zero(block, capacity, rotate):
     n, px = 13, 10
     tensors = np.full((n, px, px, 3), 77, dtype=np.float32)
     shapes = _square_shapes(n, px)
     rows = np.arange(n, dtype=np.int64)
-    counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 0.0, block, capacity)
+    counts, cols, mses = _classic_tile(tensors, shapes, rows, rotate, True, 0.0, block, capacity)
     # counts are the true totals even when they exceed capacity.
     for r in range(n):
         for b in range(counts.shape[1]):
@@ -266,22 +266,22 @@ def test_match_tile_all_equal_images_all_match_at_zero(block, capacity, rotate):
 
 
 @pytest.mark.parametrize("rotate", [False, True])
-def test_match_tile_black_vs_white(rotate):
+def test_match_ranges_classic_black_vs_white(rotate):
     px = 12
     tensors = np.stack([np.zeros((px, px, 3)), np.full((px, px, 3), 255)]).astype(np.float32)
     shapes = _square_shapes(2, px)
     rows = np.arange(2, dtype=np.int64)
-    counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 65025.0, 4, 2)
+    counts, cols, mses = _classic_tile(tensors, shapes, rows, rotate, True, 65025.0, 4, 2)
     assert counts.tolist() == [[1], [0]]
     assert cols[0, 0, 0] == 1
     assert mses[0, 0, 0] == 65025.0
-    counts, _, _ = _match_tile(tensors, shapes, rows, rotate, True, 65024.5, 4, 2)
+    counts, _, _ = _classic_tile(tensors, shapes, rows, rotate, True, 65024.5, 4, 2)
     assert counts.sum() == 0
     assert mse_to_key(tensors, 0, np.array([1]), rotate)[0] == 65025.0
 
 
 @pytest.mark.parametrize("rotate", [False, True])
-def test_match_tile_offset_by_16_is_mse_256_not_duplicate(rotate):
+def test_match_ranges_classic_offset_by_16_is_mse_256_not_duplicate(rotate):
     """difPy subtracted uint8 arrays: (a - b) ** 2 wraps 16 ** 2 = 256 to 0."""
     px = 11
     base = np.random.default_rng(5).integers(0, 240, (px, px, 3))
@@ -289,9 +289,9 @@ def test_match_tile_offset_by_16_is_mse_256_not_duplicate(rotate):
     shapes = _square_shapes(2, px)
     rows = np.arange(2, dtype=np.int64)
     for threshold in (0.0, 5.0, 255.5):
-        counts, _, _ = _match_tile(tensors, shapes, rows, rotate, True, threshold, 8, 4)
+        counts, _, _ = _classic_tile(tensors, shapes, rows, rotate, True, threshold, 8, 4)
         assert counts.sum() == 0, threshold
-    counts, cols, mses = _match_tile(tensors, shapes, rows, rotate, True, 256.0, 8, 4)
+    counts, cols, mses = _classic_tile(tensors, shapes, rows, rotate, True, 256.0, 8, 4)
     assert counts.tolist() == [[1], [0]]
     assert (cols[0, 0, 0], mses[0, 0, 0]) == (1, 256.0)
     assert mse_to_key(tensors, 1, np.array([0]), rotate)[0] == 256.0
@@ -299,7 +299,7 @@ def test_match_tile_offset_by_16_is_mse_256_not_duplicate(rotate):
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 @pytest.mark.parametrize("original_first", [True, False])
-def test_match_tile_rotated_copies(turns, original_first):
+def test_match_ranges_classic_rotated_copies(turns, original_first):
     px = 10
     image = np.random.default_rng(turns).integers(0, 256, (px, px, 3))
     rotated = np.rot90(image, turns)
@@ -315,33 +315,33 @@ def test_match_tile_rotated_copies(turns, original_first):
     )
     shapes = np.array(pair_shapes, dtype=np.int64)
     rows = np.arange(2, dtype=np.int64)
-    counts, cols, mses = _match_tile(tensors, shapes, rows, True, True, 0.0, 2, 1)
+    counts, cols, mses = _classic_tile(tensors, shapes, rows, True, True, 0.0, 2, 1)
     assert counts.tolist() == [[1], [0]]
     assert (cols[0, 0, 0], mses[0, 0, 0]) == (1, 0.0)
-    counts, _, _ = _match_tile(tensors, shapes, rows, False, True, 0.0, 2, 1)
+    counts, _, _ = _classic_tile(tensors, shapes, rows, False, True, 0.0, 2, 1)
     assert counts.sum() == 0
-    counts, _, _ = _match_tile(tensors, shapes, rows, False, False, 5.0, 2, 1)
+    counts, _, _ = _classic_tile(tensors, shapes, rows, False, False, 5.0, 2, 1)
     assert counts.sum() == 0
     assert mse_to_key(tensors, 0, np.array([1]), True)[0] == 0.0
     assert mse_to_key(tensors, 1, np.array([0]), True)[0] == 0.0
     assert mse_to_key(tensors, 0, np.array([1]), False)[0] > 5.0
 
 
-def test_match_tile_same_dim_blocks_different_shapes():
+def test_match_ranges_classic_same_dim_blocks_different_shapes():
     px = 10
     tensors = np.zeros((3, px, px, 3), dtype=np.float32)
     shapes = np.array([[10, 20], [20, 10], [10, 21]], dtype=np.int64)
     rows = np.arange(3, dtype=np.int64)
-    counts, cols, _ = _match_tile(tensors, shapes, rows, False, True, 0.0, 8, 4)
+    counts, cols, _ = _classic_tile(tensors, shapes, rows, False, True, 0.0, 8, 4)
     assert counts.tolist() == [[1], [0], [0]]
     assert cols[0, 0, 0] == 1
-    counts, _, _ = _match_tile(tensors, shapes, rows, False, False, 0.0, 8, 4)
+    counts, _, _ = _classic_tile(tensors, shapes, rows, False, False, 0.0, 8, 4)
     assert counts.tolist() == [[2], [1], [0]]
 
 
 @pytest.mark.parametrize("rotate", [False, True])
 @pytest.mark.parametrize("changed", [55, 123, 61])
-def test_match_tile_threshold_equal_to_pair_mse_is_inclusive(rotate, changed):
+def test_match_ranges_classic_threshold_equal_to_pair_mse_is_inclusive(rotate, changed):
     """A pair whose MSE equals the threshold must match (difPy: ``mse <= similarity``).
 
     ``changed`` values differ by 1, so the exact MSE is ``changed / 300`` and
@@ -354,7 +354,7 @@ def test_match_tile_threshold_equal_to_pair_mse_is_inclusive(rotate, changed):
     pair_mse = mse_to_key(tensors, 0, np.array([1]), rotate)[0]
     assert pair_mse == changed / (px * px * 3)
     assert pair_mse == reference_mse_matrix(tensors, rotate)[0, 1]
-    counts, _, _ = _match_tile(
+    counts, _, _ = _classic_tile(
         tensors, shapes, np.arange(2, dtype=np.int64), rotate, True, pair_mse, 4, 2
     )
     assert counts.tolist() == [[1], [0]], f"MSE {pair_mse!r} not matched at max_mse={pair_mse!r}"
