@@ -120,3 +120,16 @@ def mse(a, b) -> float:
 def min_rotated_mse(a, b) -> float:
     """Smallest MSE between ``b`` and ``a`` rotated by 0, 90, 180 or 270 degrees."""
     return min(mse(np.rot90(a, k), b) for k in range(4))
+
+
+# Stored pixels for each EXIF orientation: the inverse of what displays them upright.
+EXIF_STORED = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}

@@ -153,23 +153,14 @@ def test_colour_key_transparency_is_treated_the_same_in_l_and_rgb(tmp_path):
     assert np.array_equal(from_rgb, from_gray)
 
 
-# Stored pixels for each EXIF orientation: the inverse of what displays them upright.
-STORED = {
-    1: None,
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_90,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_270,
-}
-
-
-@pytest.mark.parametrize("orientation", sorted(STORED))
+@pytest.mark.parametrize("orientation", sorted(images.EXIF_STORED))
 def test_exif_orientation_gives_the_displayed_picture(tmp_path, orientation):
     upright = images.photo_image(5, 200, 150)
-    stored = upright if STORED[orientation] is None else upright.transpose(STORED[orientation])
+    stored = (
+        upright
+        if images.EXIF_STORED[orientation] is None
+        else upright.transpose(images.EXIF_STORED[orientation])
+    )
     exif = Image.Exif()
     exif[0x0112] = orientation
     path = images.save(stored, tmp_path / "camera.png", exif=exif.tobytes())  # lossless

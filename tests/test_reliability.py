@@ -150,18 +150,9 @@ def test_wrong_extension_is_read_with_limit_extensions_false(tmp_path, find, gro
 def test_exif_orientations_one_to_eight_are_duplicates_of_the_upright_picture(tmp_path, find):
     upright = images.photo_image(8, 200, 150)
     key = images.save(upright, tmp_path / "a_upright.png", compress_level=0)  # largest: the key
-    inverse = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_270,
-    }
     twins = []
     for orientation in range(1, 9):
-        stored = upright if orientation == 1 else upright.transpose(inverse[orientation])
+        stored = upright if orientation == 1 else upright.transpose(images.EXIF_STORED[orientation])
         exif = Image.Exif()
         exif[0x0112] = orientation
         twins.append(images.save(stored, tmp_path / f"b_{orientation}.png", exif=exif.tobytes()))
@@ -503,19 +494,20 @@ def test_cli_rejects_every_bad_flag_value_naming_it(tmp_path, monkeypatch, capsy
 # --------------------------------------------------------------------------- faults
 
 
-def children_of(pid):
-    """Pids whose parent is ``pid`` (from /proc)."""
-    out = []
+def _proc_stats():
+    """(pid, fields of /proc/PID/stat after the command name) of every live pid."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                    yield int(entry), f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
+
+
+def children_of(pid):
+    """Pids whose parent is ``pid`` (from /proc)."""
+    return [child for child, fields in _proc_stats() if int(fields[1]) == pid]
 
 
 def decode_workers():
@@ -533,17 +525,7 @@ def decode_workers():
 
 def session_members(sid):
     """Pids of live (not zombie) processes in session ``sid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
+    return [pid for pid, fields in _proc_stats() if int(fields[3]) == sid and fields[0] != "Z"]
 
 
 @pytest.fixture
