@@ -142,6 +142,10 @@ class CachedDecoder:
     """Decode files, taking unchanged ones from the cache at ``cache_path``.
 
     With ``cache_path=None`` every file is decoded and nothing is stored.
+    Files are decoded by :func:`fastdif.decode.decode_all` in ``processes``
+    processes, or by ``decode(paths, progress)`` when given (an iterator of
+    :class:`~fastdif.decode.Decoded` in ``paths`` order, as a Dask cluster
+    decodes them).
     After :meth:`decode` is exhausted, :attr:`stats` describes what the cache
     did (None without a cache):
 
@@ -152,11 +156,14 @@ class CachedDecoder:
     cache moved aside, rows that failed their checksum, a locked database).
     """
 
-    def __init__(self, cache_path: str | None, px_size: int, processes: int, progress=None):
+    def __init__(
+        self, cache_path: str | None, px_size: int, processes: int, progress=None, decode=None
+    ):
         self.cache_path = cache_path
         self.px_size = px_size
         self.processes = processes
         self.progress = progress
+        self._decode_files = decode
         self.settings = decoding_settings(px_size)
         self.stats = None
         self._db = None
@@ -171,7 +178,7 @@ class CachedDecoder:
         real_folders: dict[str, str] = {}
         infos = [_file_info(path, real_folders) for path in paths]
         if self.cache_path is None:
-            decoded = decode_all(paths, self.px_size, self.processes, self.progress)
+            decoded = self._decode(paths)
             for (_, size, mtime_ns), result in zip(infos, decoded, strict=True):
                 yield FileThumbnail(result, size, mtime_ns)
             return
@@ -189,7 +196,7 @@ class CachedDecoder:
             misses = [path for i, path in enumerate(paths) if i not in hits]
             self.stats["hits"] = len(hits)
             self.stats["decoded"] = len(misses)
-            decoded = decode_all(misses, self.px_size, self.processes, self.progress)
+            decoded = self._decode(misses)
             for i, (key, size, mtime_ns) in enumerate(infos):
                 if i in hits:
                     if self.progress:
@@ -211,6 +218,11 @@ class CachedDecoder:
         finally:
             self._flush()  # keep what was decoded when the build is interrupted
             self._close()
+
+    def _decode(self, paths: list[str]):
+        if self._decode_files is not None:
+            return self._decode_files(paths, self.progress)
+        return decode_all(paths, self.px_size, self.processes, self.progress)
 
     # ----------------------------------------------------------------- database
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime
 
 import numpy as np
@@ -36,10 +37,24 @@ class Repository:
         The folder of each group (the common input when not ``in_folder``).
     stats : dict
         difPy's build statistics (JSON-serialisable).
+    tensors_file : str or None
+        The ``.npy`` file ``tensors`` is memory-mapped from (a repository
+        loaded by :func:`fastdif.load`); a Dask search opens it on each
+        worker instead of sending the thumbnails.
     """
 
     def __init__(
-        self, tensors, paths, shapes, file_sizes, groups, folders, in_folder, stats, mtimes_ns=None
+        self,
+        tensors,
+        paths,
+        shapes,
+        file_sizes,
+        groups,
+        folders,
+        in_folder,
+        stats,
+        mtimes_ns=None,
+        tensors_file=None,
     ):
         if mtimes_ns is None:
             mtimes_ns = np.zeros(len(paths), dtype=np.int64)
@@ -54,6 +69,7 @@ class Repository:
         self.folders = tuple(folders)
         self.in_folder = in_folder
         self.stats = stats
+        self.tensors_file = tensors_file
 
     @property
     def px_size(self) -> int:
@@ -82,6 +98,8 @@ def build(
     show_progress: bool = True,
     processes: int | None = None,
     cache: str | os.PathLike | bool | None = None,
+    scheduler=None,
+    store: str | os.PathLike | None = None,
 ) -> Repository:
     """Find and decode every image under ``directory`` into a repository.
 
@@ -110,6 +128,16 @@ def build(
         ``~/.cache/fastdif``); None or False (default) decodes every file.
         What the cache did is in ``stats["process"]["build"]["cache"]``; a
         corrupt cache is moved aside with a :class:`fastdif.cache.CacheWarning`.
+    scheduler : dask.distributed.Client, optional
+        Decode as Dask tasks on this client's cluster (needs the ``dask``
+        extra); the workers must see the files at the same paths. See
+        :mod:`fastdif.cluster`.
+    store : str or os.PathLike, optional
+        With ``scheduler``: a folder to create, on storage the workers share.
+        The workers write the thumbnails there (uint8) instead of sending
+        them to this process; the folder is a saved repository
+        (:func:`fastdif.load` reads it) and the returned repository is
+        memory-mapped from it. Not with ``cache``.
 
     Returns
     -------
@@ -119,6 +147,10 @@ def build(
     ------
     ValueError, TypeError, FileNotFoundError
         For invalid parameters or missing paths; the message names the parameter.
+    FileExistsError
+        ``store`` exists.
+    ImportError
+        ``scheduler`` is given but Dask is not installed.
     """
     start = datetime.now()
     paths = validate_directories(directory)
@@ -127,16 +159,54 @@ def build(
     limit_extensions = params.check_bool("limit_extensions", limit_extensions)
     px_size = params.check_int_range("px_size", px_size, 10, 5000)
     show_progress = params.check_bool("show_progress", show_progress)
-    processes = params.check_processes(processes)
     cache_path = resolve_cache(cache)
+    shards = staging = target = None
+    if scheduler is not None:
+        from . import cluster
 
+        client = cluster.client_of(scheduler)
+        if processes is not None:
+            raise ValueError(
+                'Invalid value for "processes" parameter: with "scheduler" the Dask '
+                "workers decode; leave processes=None."
+            )
+        if store is not None:
+            if cache_path is not None:
+                raise ValueError('"cache" and "store" cannot be combined.')
+            target = os.path.abspath(os.fspath(store))
+            if os.path.lexists(target):
+                raise FileExistsError(f'Invalid value for "store" parameter: "{target}" exists.')
+            from .store import staging_folder
+
+            staging = staging_folder(target)
+        shards = cluster.ShardDecoder(client, px_size, staging)
+    elif store is not None:
+        raise ValueError('"store" needs "scheduler" (a Dask client).')
+    processes = params.check_processes(processes) if shards is None else None
+    try:
+        return _build(
+            paths, recursive, in_folder, limit_extensions, px_size, show_progress, processes,
+            cache_path, shards, target, start,
+        )  # fmt: skip
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(
+    paths, recursive, in_folder, limit_extensions, px_size, show_progress, processes,
+    cache_path, shards, target, start,
+):  # fmt: skip
     found = discover(paths, recursive, limit_extensions)
     invalid = dict(found.invalid)
-    tensors = np.empty((len(found.files), px_size, px_size, 3), dtype=np.float32)
+    in_store = shards is not None and shards.folder is not None
+    tensors = None
+    if not in_store:
+        tensors = np.empty((len(found.files), px_size, px_size, 3), dtype=np.float32)
     shapes = np.empty((len(found.files), 2), dtype=np.int64)
     kept_paths, kept_folders, sizes, mtimes = [], [], [], []
     with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
-        decoder = CachedDecoder(cache_path, px_size, processes, bar.update)
+        decoder = CachedDecoder(cache_path, px_size, processes, bar.update, shards)
         for path, folder, item in zip(
             found.files,
             found.folders,
@@ -148,16 +218,20 @@ def build(
                 invalid[path] = decoded.reason
                 continue
             n = len(kept_paths)
-            tensors[n] = np.frombuffer(decoded.thumbnail, dtype=np.uint8).reshape(
-                px_size, px_size, 3
-            )
+            if tensors is not None:
+                tensors[n] = np.frombuffer(decoded.thumbnail, dtype=np.uint8).reshape(
+                    px_size, px_size, 3
+                )
             shapes[n] = decoded.width, decoded.height
             kept_paths.append(path)
             kept_folders.append(folder)
             sizes.append(item.size)
             mtimes.append(item.mtime_ns)
     n = len(kept_paths)
-    tensors = tensors[:n] if n < len(tensors) else tensors
+    if in_store:
+        tensors = np.load(shards.assemble(n), mmap_mode="r", allow_pickle=False)
+    elif n < len(tensors):
+        tensors = tensors[:n]
     if in_folder:
         # One group per real folder, however its path was spelled; named by
         # the first spelling in sorted order.
@@ -196,7 +270,9 @@ def build(
     }
     if decoder.stats is not None:
         stats["process"]["build"]["cache"] = decoder.stats
-    return Repository(
+    if shards is not None:
+        stats["process"]["build"]["dask"] = shards.stats()
+    dif = Repository(
         np.ascontiguousarray(tensors),
         kept_paths,
         shapes[:n].copy(),
@@ -207,6 +283,13 @@ def build(
         stats,
         np.asarray(mtimes, dtype=np.int64),
     )
+    if not in_store:
+        return dif
+    from .store import load, publish, write
+
+    write(dif, shards.folder, tensors_written=True)
+    publish(shards.folder, target)
+    return load(target, verify=False)
 
 
 def _common_folder(paths: list[str]) -> str:

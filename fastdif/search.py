@@ -73,11 +73,7 @@ def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, pro
         order = np.arange(n, dtype=np.int64)
         tiles = [(order, order + 1, np.full(n, n, dtype=np.int64))]
     else:
-        overall = means.reshape(n, 3).astype(np.float64).mean(axis=1)
-        order = np.argsort(overall, kind="stable").astype(np.int64)
-        ranked = overall[order]
-        radius = np.sqrt(max_mse * (1 + BOUND_SLACK) + BOUND_SLACK)
-        ends = np.searchsorted(ranked, ranked + radius, side="right").astype(np.int64)
+        order, ends = sorted_windows(means, max_mse)
         positions = np.arange(n, dtype=np.int64)
         tiles = (
             (
@@ -89,7 +85,7 @@ def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, pro
         )
     found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
     for rows, begins, stops in tiles:
-        i, j, exact = _match_items(
+        i, j, exact = match_items(
             tensors, grids, means, order, shapes, rows, begins, stops, rotate, same_dim, max_mse
         )
         found_i.append(i)
@@ -102,10 +98,47 @@ def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, pro
     return i[first], j[first], summed
 
 
-def _match_items(
+def sorted_windows(means, max_mse):
+    """Images sorted by overall mean, and the window each may match in that order.
+
+    Parameters
+    ----------
+    means : float32 array (N, 1, 1, 3)
+        Channel means (``block_means(tensors, 1)``).
+    max_mse : float
+
+    Returns
+    -------
+    order : int64 array (N,)
+        Image indices by ascending overall mean (stable).
+    ends : int64 array (N,)
+        Image ``order[p]`` can only match images ``order[p + 1 : ends[p]]``
+        among those after it: the overall means differ by more than
+        ``sqrt(max_mse)`` beyond (with :data:`~fastdif.kernels.BOUND_SLACK`).
+    """
+    n = means.shape[0]
+    overall = means.reshape(n, 3).astype(np.float64).mean(axis=1)
+    order = np.argsort(overall, kind="stable").astype(np.int64)
+    ranked = overall[order]
+    radius = np.sqrt(max_mse * (1 + BOUND_SLACK) + BOUND_SLACK)
+    ends = np.searchsorted(ranked, ranked + radius, side="right").astype(np.int64)
+    return order, ends
+
+
+def match_items(
     tensors, grids, means, order, shapes, rows, begins, stops, rotate, same_dim, max_mse
 ):
-    """Split rows into work items of at most BLOCK positions and run the kernel."""
+    """Compare image ``order[r]`` with images ``order[begins:stops]`` for each row ``r``.
+
+    Rows are split into kernel work items of at most :data:`BLOCK` positions.
+
+    Returns
+    -------
+    i, j : int64 arrays
+        Matching pairs of image indices, ``i < j``, in no particular order.
+    summed : int
+        Pairs that no bound skipped.
+    """
     per_row = np.maximum(stops - begins, 0)
     blocks = -(-per_row // BLOCK)
     item_row = np.repeat(rows, blocks)
@@ -141,10 +174,30 @@ def find_identical(tensors, shapes, rotate, same_dim):
     in ascending order, linking each image to the first image equal to it: the
     same groups as all pairs with MSE 0, without comparing pairs.
     """
-    n = tensors.shape[0]
-    if n < 2:
+    if tensors.shape[0] < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    hashes = rotation_hashes(tensors)
+    return identical_pairs(
+        rotation_hashes(tensors),
+        shapes,
+        rotate,
+        same_dim,
+        lambda left, right: pair_mse(tensors, left, right, rotate) == 0,
+    )
+
+
+def identical_pairs(hashes, shapes, rotate, same_dim, equal):
+    """The pairs of :func:`find_identical`, from the images' rotation hashes.
+
+    Parameters
+    ----------
+    hashes : uint64 array (N, 4)
+        :func:`~fastdif.kernels.rotation_hashes` of the images.
+    shapes : int64 array (N, 2)
+    rotate, same_dim : bool
+    equal : callable
+        ``equal(left, right)``: a bool array, True where images ``left[m]`` and
+        ``right[m]`` are identical (up to rotation with ``rotate``).
+    """
     key = hashes.min(axis=1) if rotate else hashes[:, 0]
     columns = [key.view(np.int64)]
     if same_dim:
@@ -162,11 +215,11 @@ def find_identical(tensors, shapes, rotate, same_dim):
         head = np.r_[True, ids[1:] != ids[:-1]]
         first = order[np.maximum.accumulate(np.where(head, np.arange(order.size), 0))]
         left, right = first[~head], order[~head]
-        equal = pair_mse(tensors, left, right, rotate) == 0
-        found_i.append(left[equal])
-        found_j.append(right[equal])
+        same = equal(left, right)
+        found_i.append(left[same])
+        found_j.append(right[same])
         rest = ~head
-        rest[rest] = ~equal
+        rest[rest] = ~same
         order = order[rest]
     i, j = np.concatenate(found_i), np.concatenate(found_j)
     first = np.lexsort((j, i))
@@ -218,6 +271,42 @@ def interrupts_between_kernels():
     finally:
         signal.signal(signal.SIGINT, previous)
     check()
+
+
+class _LocalSearch:
+    """Searches comparable units in this process, with the Numba kernels' threads."""
+
+    def __init__(self, dif):
+        self.dif = dif
+
+    def unit(self, index):
+        return _LocalUnit(self.dif, index)
+
+    def stats(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class _LocalUnit:
+    """One comparable unit's thumbnails; indices in and out are positions in ``index``."""
+
+    def __init__(self, dif, index):
+        whole = len(index) == len(dif)
+        self.tensors = dif.tensors if whole else np.ascontiguousarray(dif.tensors[index])
+        self.shapes = dif.shapes if whole else dif.shapes[index]
+
+    def identical(self, rotate, same_dim):
+        return find_identical(self.tensors, self.shapes, rotate, same_dim)
+
+    def matches(self, max_mse, rotate, same_dim, tile_rows, progress):
+        return find_matches(
+            self.tensors, self.shapes, max_mse, rotate, same_dim, tile_rows, progress
+        )
+
+    def mse(self, left, right, rotate):
+        return pair_mse(self.tensors, left, right, rotate)
 
 
 def connected_groups(n, i, j):
@@ -364,6 +453,7 @@ def search(
     show_progress: bool = True,
     processes: int | None = None,
     chunksize: int | None = None,
+    scheduler=None,
     **kwargs,
 ) -> SearchResult:
     """Find duplicate and similar images in a repository made by :func:`build`.
@@ -382,8 +472,13 @@ def search(
     processes : int, optional
         Threads for the kernels, 1..os.cpu_count(); None uses all cores.
     chunksize : int, optional
-        Rows per tile of the chunked path (groups of more than 5,000 images);
-        default ``round(1_000_000 / N)``.
+        Rows per tile of the chunked path (groups of more than 5,000 images,
+        and every group with ``scheduler``); default ``round(1_000_000 / N)``,
+        at least 1,024.
+    scheduler : dask.distributed.Client, optional
+        Run the search as Dask tasks on this client's cluster (needs the
+        ``dask`` extra); the result is the same as without. See
+        :mod:`fastdif.cluster`.
 
     Returns
     -------
@@ -393,6 +488,8 @@ def search(
     ------
     ValueError, TypeError
         For invalid parameters; the message names the parameter.
+    ImportError
+        ``scheduler`` is given but Dask is not installed.
     """
     if "lazy" in kwargs:
         raise ValueError(
@@ -410,6 +507,16 @@ def search(
     rotate = params.check_bool("rotate", rotate)
     same_dim = params.check_bool("same_dim", same_dim)
     show_progress = params.check_bool("show_progress", show_progress)
+    dask = client = None
+    if scheduler is not None:
+        from . import cluster as dask
+
+        client = dask.client_of(scheduler)
+        if processes is not None:
+            raise ValueError(
+                'Invalid value for "processes" parameter: with "scheduler" the Dask '
+                "workers' threads do the work; leave processes=None."
+            )
     processes = params.check_processes(processes)
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(chunksize, largest)
@@ -419,6 +526,7 @@ def search(
     threads = numba.get_num_threads()
     numba.set_num_threads(min(processes, numba.config.NUMBA_NUM_THREADS))
     found = []
+    searcher = _LocalSearch(dif) if dask is None else dask.Search(client, dif)
     try:
         units = list(comparable_units(dif, same_dim))
         total = sum(len(index) for _, index in units)
@@ -432,23 +540,15 @@ def search(
                 check()
 
             for folder, index in units:
-                whole = len(index) == len(dif)
-                tensors = dif.tensors if whole else np.ascontiguousarray(dif.tensors[index])
-                shapes = dif.shapes if whole else dif.shapes[index]
-                chunked = len(index) > CLASSIC_MAX_IMAGES
+                unit = searcher.unit(index)
+                chunked = dask is not None or len(index) > CLASSIC_MAX_IMAGES
                 chunked_used |= chunked
                 if max_mse == 0:
-                    i, j = find_identical(tensors, shapes, rotate, same_dim)
+                    i, j = unit.identical(rotate, same_dim)
                     tick(len(index))
                 else:
-                    i, j, unit_summed = find_matches(
-                        tensors,
-                        shapes,
-                        max_mse,
-                        rotate,
-                        same_dim,
-                        tile_rows if chunked else None,
-                        tick,
+                    i, j, unit_summed = unit.matches(
+                        max_mse, rotate, same_dim, tile_rows if chunked else None, tick
                     )
                     summed += unit_summed
                 keys, others = [], []
@@ -459,13 +559,14 @@ def search(
                 # One kernel call for every member's MSE to its key.
                 left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
                 right = np.asarray([m for o in others for m in o], dtype=np.int64)
-                mses = iter(pair_mse(tensors, left, right, rotate).tolist())
+                mses = iter(unit.mse(left, right, rotate).tolist())
                 for key, members in zip(keys, others, strict=True):
                     group_mses = [next(mses) for _ in members]
                     found.append((folder, int(index[key]), index[members].tolist(), group_mses))
                 check()
     finally:
         numba.set_num_threads(threads)
+        searcher.close()
 
     found.sort(key=lambda g: g[1])
     result: dict = {}
@@ -497,6 +598,7 @@ def search(
                     "chunksize": tile_rows if chunked_used else chunksize,
                 },
                 "files_searched": len(dif),
+                **searcher.stats(),
                 "pairs_compared_exactly": summed,
                 "matches_found": {"duplicates": duplicates, "similar": similar},
             },

@@ -92,55 +92,90 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
             raise FileExistsError(f'"{target}" exists; pass overwrite=True to replace it')
         if not os.path.isfile(os.path.join(target, META_FILE)):
             raise FileExistsError(f'"{target}" exists and is not a saved fastdif repository')
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.tmp-")
+    tmp = staging_folder(target)
     try:
-        # mkdtemp makes the folder private; give it the mode a new folder gets.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        arrays = {}
-        for name, (dtype, _) in _ARRAYS.items():
-            data = getattr(dif, name)
-            if dtype is None:
-                dtype = data.dtype.str if data.dtype.str in _TENSOR_DTYPES else "<f4"
-            data = np.ascontiguousarray(data, dtype=dtype)
-            np.save(os.path.join(tmp, f"{name}.npy"), data, allow_pickle=False)
-            arrays[name] = {
-                "file": f"{name}.npy",
-                "dtype": dtype,
-                "shape": list(data.shape),
-                "crc32": zlib.crc32(data),
-            }
-        meta = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "fastdif_version": _version(),
-            "saved": datetime.now().isoformat(),
-            "count": len(dif),
-            "px_size": dif.px_size,
-            "in_folder": bool(dif.in_folder),
-            "paths": list(dif.paths),
-            "folders": list(dif.folders),
-            "groups": [[int(i) for i in group] for group in dif.groups],
-            "stats": dif.stats,
-            "arrays": arrays,
-        }
-        # Written last: a folder without it is never taken for a repository.
-        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as out:
-            json.dump(meta, out)
-        if os.path.lexists(target):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.old-")
-            os.replace(target, os.path.join(old, "repository"))
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        write(dif, tmp)
+        publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def staging_folder(target: str) -> str:
+    """A new, empty folder beside ``target`` to write a repository into."""
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.tmp-")
+    # mkdtemp makes the folder private; give it the mode a new folder gets.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+def write(dif: Repository, folder: str, tensors_written: bool = False) -> None:
+    """Write ``dif``'s arrays and metadata into ``folder``, the metadata last.
+
+    With ``tensors_written``, ``folder/tensors.npy`` already holds the
+    thumbnails (a build with a store writes it); only its CRC is computed,
+    reading it in slices.
+    """
+    arrays = {}
+    for name, (dtype, _) in _ARRAYS.items():
+        file = os.path.join(folder, f"{name}.npy")
+        if name == "tensors" and tensors_written:
+            data = np.load(file, mmap_mode="r", allow_pickle=False)
+            crc, step = 0, max(1, (64 << 20) // max(1, data[:1].nbytes))
+            for a in range(0, len(data), step):
+                crc = zlib.crc32(data[a : a + step], crc)
+            arrays[name] = {
+                "file": f"{name}.npy",
+                "dtype": data.dtype.str,
+                "shape": list(data.shape),
+                "crc32": crc,
+            }
+            continue
+        data = getattr(dif, name)
+        if dtype is None:
+            dtype = data.dtype.str if data.dtype.str in _TENSOR_DTYPES else "<f4"
+        data = np.ascontiguousarray(data, dtype=dtype)
+        np.save(file, data, allow_pickle=False)
+        arrays[name] = {
+            "file": f"{name}.npy",
+            "dtype": dtype,
+            "shape": list(data.shape),
+            "crc32": zlib.crc32(data),
+        }
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fastdif_version": _version(),
+        "saved": datetime.now().isoformat(),
+        "count": len(dif),
+        "px_size": dif.px_size,
+        "in_folder": bool(dif.in_folder),
+        "paths": list(dif.paths),
+        "folders": list(dif.folders),
+        "groups": [[int(i) for i in group] for group in dif.groups],
+        "stats": dif.stats,
+        "arrays": arrays,
+    }
+    # Written last: a folder without it is never taken for a repository.
+    with open(os.path.join(folder, META_FILE), "w", encoding="utf-8") as out:
+        json.dump(meta, out)
+
+
+def publish(tmp: str, target: str) -> None:
+    """Move the folder ``tmp`` to ``target``, replacing a repository saved there."""
+    parent = os.path.dirname(target)
+    if os.path.lexists(target):
+        old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.old-")
+        os.replace(target, os.path.join(old, "repository"))
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
 
 
 def load(path: str | os.PathLike, verify: bool = True) -> Repository:
@@ -240,6 +275,7 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         bool(meta["in_folder"]),
         meta["stats"],
         arrays["mtimes_ns"],
+        os.path.join(folder, "tensors.npy"),
     )
 
 

@@ -1,0 +1,440 @@
+"""Build and search on a Dask cluster: ``build`` and ``search`` with ``scheduler=client``.
+
+Needs the ``dask`` extra (``pip install "fastdif[dask]"``); this module is
+imported only when ``scheduler`` is given, so without it nothing imports Dask.
+
+What the workers need: the same fastdif installed, the image files at the
+paths the client found them, and (with ``store``) the store folder at the
+same path: a shared filesystem.
+
+Build
+    Files go to tasks in shards of :data:`SHARD_FILES`; each task decodes its
+    shard with :func:`fastdif.decode.decode_file`, the local path's code, and
+    returns the thumbnails (uint8) and the reasons of invalid files. With a
+    ``store`` folder, tasks write their thumbnails there as ``.npy`` shards
+    instead, which tasks then copy into one ``tensors.npy``: the client never
+    holds the thumbnails, and the store is a saved repository
+    (:mod:`fastdif.store`) that the returned repository is memory-mapped from.
+    A shard whose task keeps killing its worker (Dask gives up after
+    ``distributed.scheduler.allowed-failures`` deaths) is decoded again file
+    by file, so only the file that kills a worker is reported.
+
+Search
+    Channel means and rotation hashes are computed in tasks of
+    :data:`MAP_IMAGES` images. For a threshold above 0 the client sorts the
+    images by overall mean (:func:`fastdif.search.sorted_windows`) and cuts
+    the pairs the mean bound allows into square tiles of ``chunksize``
+    images; each task runs the local path's kernels
+    (:func:`fastdif.search.match_items`) on its rows and columns and returns
+    only the matches. Threshold 0 uses the local path's hashing
+    (:func:`fastdif.search.identical_pairs`) with equality confirmed in
+    tasks. The client merges matches into groups exactly as the local path
+    does, so results are the same.
+
+    The thumbnails reach the workers once: a repository memory-mapped from a
+    ``.npy`` file (a store, :func:`fastdif.load`, or ``np.load(...,
+    mmap_mode="r")``) is opened by path on each worker; any other array is
+    scattered to every worker.
+
+Threads
+    Each task runs Numba's kernels on ``cores // dask_threads`` threads (at
+    least 1), where ``cores`` are the cores of its host and ``dask_threads``
+    the Dask worker threads on that host, so Dask's threads and Numba's
+    together never oversubscribe the cores. Give workers one thread each
+    (``LocalCluster(n_workers=k, threads_per_worker=1)``, ``dask worker
+    --nthreads 1``) and k up to the number of cores.
+
+Fault tolerance is Dask's: the tasks of a lost worker are run again elsewhere.
+Per-file time limits of the local build do not apply (tasks run in worker
+threads, where no timer signal reaches).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+
+from . import decode as _decode
+from .decode import FILE_TIME_LIMIT, Decoded
+from .kernels import block_means, grid_side, pair_mse, rotation_hashes
+from .search import identical_pairs, match_items, sorted_windows
+
+#: Files decoded per build task.
+SHARD_FILES = 64
+
+#: Images per task when computing channel means or rotation hashes.
+MAP_IMAGES = 4096
+
+#: Pairs per task when computing exact MSEs.
+PAIR_BATCH = 65536
+
+TENSORS_FILE = "tensors.npy"
+
+
+def client_of(scheduler):
+    """Check that ``scheduler`` is a Dask client, and that Dask is installed.
+
+    Raises
+    ------
+    ImportError
+        Dask (``dask.distributed``) is not installed.
+    TypeError
+        ``scheduler`` is not a ``dask.distributed.Client``.
+    """
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError(
+            '"scheduler" needs Dask, which is not installed: pip install "fastdif[dask]"'
+        ) from exc
+    if not isinstance(scheduler, Client):
+        raise TypeError(
+            f'Invalid value for "scheduler" parameter: must be a dask.distributed.Client, '
+            f"got {type(scheduler).__name__}."
+        )
+    return scheduler
+
+
+class _Tasks:
+    """Submits tasks to a client and counts them."""
+
+    def __init__(self, client):
+        self.client = client
+        self.count = 0
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        per_host = Counter()
+        for info in workers.values():
+            per_host[info["host"]] += info["nthreads"]
+        #: Dask threads on each worker's host, by worker address.
+        self.host_threads = {address: per_host[info["host"]] for address, info in workers.items()}
+
+    def run(self, function, calls, progress=None, weights=None, tolerate=()):
+        """Run ``function(*args)`` for each ``args`` in ``calls``; results in order.
+
+        ``progress(weight)`` is called as each task finishes. A task failing
+        with an exception of the ``tolerate`` types has that exception as its
+        result; any other failure raises. Tasks still pending when this
+        returns or raises are cancelled.
+        """
+        from distributed import as_completed
+
+        futures = [self.client.submit(function, *args, pure=False) for args in calls]
+        self.count += len(futures)
+        position = {future.key: k for k, future in enumerate(futures)}
+        results = [None] * len(futures)
+        try:
+            for future in as_completed(futures):
+                k = position[future.key]
+                try:
+                    results[k] = future.result()
+                except tolerate as exc:
+                    results[k] = exc
+                if progress is not None:
+                    progress(1 if weights is None else weights[k])
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+        return results
+
+    def stats(self) -> dict:
+        return {
+            "scheduler": self.client.scheduler.address,
+            "workers": len(self.host_threads),
+            "tasks": self.count,
+        }
+
+
+@contextmanager
+def _numba_threads(host_threads):
+    """In a task: Numba's threads set to this worker's share of its host's cores."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    dask_threads = host_threads.get(worker.address, worker.state.nthreads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(cores // dask_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+# ------------------------------------------------------------------------ search
+
+
+def _npy_file(tensors) -> str | None:
+    """The ``.npy`` file ``tensors`` is the whole memory map of, if any."""
+    filename = getattr(tensors, "filename", None)
+    if not isinstance(tensors, np.memmap) or not filename or not tensors.flags.c_contiguous:
+        return None
+    try:
+        whole = np.load(filename, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    layout = (whole.shape, whole.dtype, whole.offset)
+    return filename if layout == (tensors.shape, tensors.dtype, tensors.offset) else None
+
+
+def _rows(source, ids) -> np.ndarray:
+    """In a task: the thumbnails ``ids`` of a source (a ``.npy`` path or an array)."""
+    tensors = np.load(source, mmap_mode="r") if isinstance(source, str) else source
+    return np.ascontiguousarray(tensors[ids])
+
+
+def _channel_means(source, ids, host_threads):
+    with _numba_threads(host_threads):
+        return block_means(_rows(source, ids), 1)
+
+
+def _rotation_hashes(source, ids, host_threads):
+    with _numba_threads(host_threads):
+        return rotation_hashes(_rows(source, ids))
+
+
+def _pair_mse(source, left, right, rotate, host_threads):
+    ids, inverse = np.unique(np.concatenate([left, right]), return_inverse=True)
+    with _numba_threads(host_threads):
+        tensors = _rows(source, ids)
+        return pair_mse(tensors, inverse[: left.size], inverse[left.size :], rotate)
+
+
+def _match_tile(source, ids, shapes, n_rows, begins, stops, rotate, same_dim, max_mse, threads):
+    """One tile: images ``ids[:n_rows]`` against ``ids[begins[r]:stops[r]]``; global pairs."""
+    with _numba_threads(threads):
+        tensors = _rows(source, ids)
+        grids = block_means(tensors, grid_side(tensors.shape[1]))
+        means = block_means(tensors, 1)
+        local = np.arange(ids.size, dtype=np.int64)
+        i, j, summed = match_items(
+            tensors, grids, means, local, shapes, local[:n_rows], begins, stops,
+            rotate, same_dim, max_mse,
+        )  # fmt: skip
+    a, b = ids[i], ids[j]
+    return np.minimum(a, b), np.maximum(a, b), summed
+
+
+def tiles(ends, side):
+    """Square tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, in sorted positions.
+
+    Yields
+    ------
+    positions : int64 array
+        The tile's images: its rows, then its columns where they differ.
+    n_rows : int
+    begins, stops : int64 arrays (n_rows,)
+        Row ``r`` is compared with ``positions[begins[r]:stops[r]]``.
+    weight : float
+        The tile's share of its rows (for progress: the weights sum to N).
+    """
+    n = ends.size
+    for r0 in range(0, n, side):
+        r1 = min(r0 + side, n)
+        rows = np.arange(r0, r1, dtype=np.int64)
+        row_ends = ends[r0:r1]
+        found = []
+        for c0 in range(r0, int(row_ends.max()), side):
+            c1 = min(c0 + side, n)
+            begins = np.maximum(rows + 1, c0)
+            stops = np.minimum(row_ends, c1)
+            if (stops > begins).any():
+                found.append((c0, c1, begins, stops))
+        for c0, c1, begins, stops in found:
+            if c0 == r0:  # the diagonal tile: columns are the rows
+                positions, shift = rows, r0
+            else:
+                positions = np.concatenate([rows, np.arange(c0, c1, dtype=np.int64)])
+                shift = c0 - (r1 - r0)
+            yield positions, r1 - r0, begins - shift, stops - shift, (r1 - r0) / len(found)
+
+
+class Search:
+    """Searches a repository's comparable units as Dask tasks (see the module notes)."""
+
+    def __init__(self, client, dif):
+        self.tasks = _Tasks(client)
+        self.dif = dif
+        self.file = dif.tensors_file or _npy_file(dif.tensors)
+        if self.file is not None:
+            self.source = self.file
+        else:
+            data = np.ascontiguousarray(dif.tensors)
+            self.source = client.scatter(data, broadcast=True, hash=False)
+
+    def unit(self, index):
+        return _Unit(self, index)
+
+    def stats(self) -> dict:
+        return {"dask": self.tasks.stats()}
+
+    def close(self) -> None:
+        if self.file is None:
+            self.tasks.client.cancel([self.source])
+
+
+class _Unit:
+    """One comparable unit; indices in and out are positions in ``index``."""
+
+    def __init__(self, search, index):
+        self.search = search
+        self.index = index
+
+    def _per_block(self, function):
+        threads = self.search.tasks.host_threads
+        calls = [
+            (self.search.source, self.index[a : a + MAP_IMAGES], threads)
+            for a in range(0, self.index.size, MAP_IMAGES)
+        ]
+        return np.concatenate(self.search.tasks.run(function, calls))
+
+    def identical(self, rotate, same_dim):
+        hashes = self._per_block(_rotation_hashes)
+        shapes = self.search.dif.shapes[self.index]
+        return identical_pairs(
+            hashes, shapes, rotate, same_dim, lambda left, right: self.mse(left, right, rotate) == 0
+        )
+
+    def matches(self, max_mse, rotate, same_dim, tile_rows, progress):
+        order, ends = sorted_windows(self._per_block(_channel_means), max_mse)
+        ids = self.index[order]
+        shapes = self.search.dif.shapes
+        threads = self.search.tasks.host_threads
+        calls, weights = [], []
+        for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
+            window = ids[positions]
+            calls.append(
+                (self.search.source, window, shapes[window], n_rows, begins, stops,
+                 rotate, same_dim, max_mse, threads)
+            )  # fmt: skip
+            weights.append(weight)
+        found = self.search.tasks.run(_match_tile, calls, progress, weights)
+        i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
+        j = np.concatenate([np.empty(0, np.int64)] + [f[1] for f in found])
+        summed = sum(int(f[2]) for f in found)
+        # Global ids ascend with positions in ``index``, so i < j still holds.
+        i, j = np.searchsorted(self.index, i), np.searchsorted(self.index, j)
+        first = np.lexsort((j, i))
+        return i[first], j[first], summed
+
+    def mse(self, left, right, rotate):
+        left, right = self.index[left], self.index[right]
+        threads = self.search.tasks.host_threads
+        source = self.search.source
+        calls = [
+            (source, left[a : a + PAIR_BATCH], right[a : a + PAIR_BATCH], rotate, threads)
+            for a in range(0, left.size, PAIR_BATCH)
+        ]
+        return np.concatenate([np.empty(0, np.float64)] + self.search.tasks.run(_pair_mse, calls))
+
+
+# ------------------------------------------------------------------------- build
+
+
+def _decode_shard(paths, px_size, decoder, out=None):
+    """Decode ``paths``; with ``out``, save the valid thumbnails there and return none."""
+    results = [decoder(path, px_size, FILE_TIME_LIMIT) for path in paths]
+    if out is None:
+        return results
+    valid = [r.thumbnail for r in results if r.reason is None]
+    thumbnails = np.frombuffer(b"".join(valid), dtype=np.uint8)
+    np.save(out, thumbnails.reshape(len(valid), px_size, px_size, 3), allow_pickle=False)
+    return [Decoded(None, r.width, r.height, r.reason) for r in results]
+
+
+def _copy_shard(shard, target, offset):
+    """Copy a shard's thumbnails into rows ``offset...`` of ``target``; remove the shard."""
+    thumbnails = np.load(shard, mmap_mode="r", allow_pickle=False)
+    tensors = np.load(target, mmap_mode="r+", allow_pickle=False)
+    tensors[offset : offset + len(thumbnails)] = thumbnails
+    tensors.flush()
+    del tensors
+    os.remove(shard)
+
+
+class ShardDecoder:
+    """Decodes files as Dask tasks: the ``decode`` of :class:`fastdif.cache.CachedDecoder`.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+    px_size : int
+    folder : str, optional
+        A folder the workers share: thumbnails are written there as shards
+        (and yielded without them) for :meth:`assemble`.
+    """
+
+    def __init__(self, client, px_size, folder=None):
+        self.tasks = _Tasks(client)
+        self.px_size = px_size
+        self.folder = folder
+        #: Shard files written, in the order of the files they hold.
+        self.shards: list[str] = []
+
+    def _shard_file(self, name: str) -> str | None:
+        return None if self.folder is None else os.path.join(self.folder, f"shard-{name}.npy")
+
+    def __call__(self, paths, progress=None):
+        """Yield a :class:`~fastdif.decode.Decoded` per file of ``paths``, in order."""
+        from distributed import KilledWorker
+
+        # Looked up at call time, so a substitute decoder reaches the workers.
+        decoder = _decode.decode_file
+        shards = [paths[a : a + SHARD_FILES] for a in range(0, len(paths), SHARD_FILES)]
+        calls = [
+            (shard, self.px_size, decoder, self._shard_file(f"{k:07d}"))
+            for k, shard in enumerate(shards)
+        ]
+
+        def tick(files):
+            for _ in range(files if progress is not None else 0):
+                progress()
+
+        sizes = [len(shard) for shard in shards]
+        results = self.tasks.run(_decode_shard, calls, tick, sizes, tolerate=KilledWorker)
+        # A shard that kept killing its workers is decoded again file by file,
+        # so that only a file that kills a worker is lost.
+        again = [
+            ([path], self.px_size, decoder, self._shard_file(f"{k:07d}-{m:05d}"))
+            for k, result in enumerate(results)
+            if isinstance(result, KilledWorker)
+            for m, path in enumerate(shards[k])
+        ]
+        singles = self.tasks.run(_decode_shard, again, tolerate=KilledWorker)
+        singles = iter(zip(again, singles, strict=True))
+        self.shards = []
+        for call, result in zip(calls, results, strict=True):
+            if not isinstance(result, KilledWorker):
+                self.shards.append(call[3])
+                yield from result
+                continue
+            for _ in call[0]:
+                single, decoded = next(singles)
+                if isinstance(decoded, KilledWorker):
+                    yield Decoded(None, 0, 0, "Dask worker died decoding this file (KilledWorker)")
+                else:
+                    self.shards.append(single[3])
+                    yield decoded[0]
+
+    def assemble(self, count: int) -> str:
+        """Copy the shards, in order, into ``folder/tensors.npy`` of ``count`` images (tasks).
+
+        Returns the file's path.
+        """
+        target = os.path.join(self.folder, TENSORS_FILE)
+        shape = (count, self.px_size, self.px_size, 3)
+        np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
+        calls, offset = [], 0
+        for shard in self.shards:
+            rows = np.load(shard, mmap_mode="r", allow_pickle=False).shape[0]
+            calls.append((shard, target, offset))
+            offset += rows
+        if offset != count:
+            raise RuntimeError(f"shards hold {offset} thumbnails, expected {count}")
+        self.tasks.run(_copy_shard, calls)
+        return target
+
+    def stats(self) -> dict:
+        return self.tasks.stats()
