@@ -105,7 +105,10 @@ class _Tasks:
     def __init__(self, client):
         self.client = client
         self.count = 0
-        workers = client.scheduler_info(n_workers=-1)["workers"]
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:  # distributed before 2025.4 lists every worker by default
+            workers = client.scheduler_info()["workers"]
         per_host = Counter()
         for info in workers.values():
             per_host[info["host"]] += info["nthreads"]
@@ -171,6 +174,7 @@ def _npy_file(tensors) -> str | None:
     filename = getattr(tensors, "filename", None)
     if not isinstance(tensors, np.memmap) or not filename or not tensors.flags.c_contiguous:
         return None
+    filename = os.fspath(filename)
     try:
         whole = np.load(filename, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
@@ -268,7 +272,7 @@ class Search:
         return _Unit(self, index)
 
     def stats(self) -> dict:
-        return {"dask": self.tasks.stats()}
+        return {"dask": {**self.tasks.stats(), "thumbnails": self.file or "scattered"}}
 
     def close(self) -> None:
         if self.file is None:
@@ -311,6 +315,8 @@ class _Unit:
             )  # fmt: skip
             weights.append(weight)
         found = self.search.tasks.run(_match_tile, calls, progress, weights)
+        if progress is not None and ids.size > sum(weights):
+            progress(ids.size - sum(weights))  # rows without a tile
         i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
         j = np.concatenate([np.empty(0, np.int64)] + [f[1] for f in found])
         summed = sum(int(f[2]) for f in found)
@@ -402,8 +408,13 @@ class ShardDecoder:
             if isinstance(result, KilledWorker)
             for m, path in enumerate(shards[k])
         ]
-        singles = self.tasks.run(_decode_shard, again, tolerate=KilledWorker)
-        singles = iter(zip(again, singles, strict=True))
+        decoded = self.tasks.run(_decode_shard, again, tolerate=KilledWorker)
+        # A task queued on a worker that dies counts that death too: before a
+        # file is blamed, it is decoded again alone on the cluster.
+        for k, result in enumerate(decoded):
+            if isinstance(result, KilledWorker):
+                decoded[k] = self.tasks.run(_decode_shard, [again[k]], tolerate=KilledWorker)[0]
+        singles = iter(zip(again, decoded, strict=True))
         self.shards = []
         for call, result in zip(calls, results, strict=True):
             if not isinstance(result, KilledWorker):

@@ -1,0 +1,331 @@
+"""Build and search on a Dask LocalCluster (2 worker processes): the local result, exactly."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import images
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastdif
+from fastdif import cluster
+
+# The ``dask`` extra is part of the test extras, so this runs wherever the
+# README's test command ran; it skips only in a deliberately Dask-free run.
+distributed = pytest.importorskip("distributed", reason="Dask is not installed")
+dask = pytest.importorskip("dask")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded worker processes, as on the 2-core CI machine.
+
+    A task may lose its worker once and be run again; a second loss fails it
+    (KilledWorker), which keeps the crash tests short.
+    """
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=50,
+            ) as local_cluster,
+            distributed.Client(local_cluster) as dask_client,
+        ):
+            yield dask_client
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three folders of photos with byte copies, re-encodes, rotations and
+    half-size copies inside and across folders, and one broken file."""
+    root = tmp_path_factory.mktemp("photos")
+    for k in range(30):
+        folder = root / f"d{k % 3}"
+        original = images.save_photo(k, folder / f"p{k:02d}.jpg", 160, 120)
+        if k % 3 == 0:
+            images.reencode(original, root / f"d{(k + 1) % 3}" / f"q{k:02d}.jpg", 80)
+        if k % 4 == 0:
+            images.rotated(original, folder / f"r{k:02d}.png", 90)
+        if k % 5 == 0:
+            images.copy_bytes(original, root / "d0" / f"c{k:02d}.jpg")
+        if k % 6 == 0:
+            images.resized(original, folder / f"h{k:02d}.png", 0.5)
+    (root / "d1" / "broken.jpg").write_bytes(b"not an image")
+    return root
+
+
+def _search(dif, similarity, rotate=True, same_dim=True, **kwargs):
+    return fastdif.search(
+        dif, similarity, rotate=rotate, same_dim=same_dim, show_progress=False, **kwargs
+    )
+
+
+def _same_search(local, dist):
+    assert dist.result == local.result
+    assert dist.lower_quality == local.lower_quality
+    a, b = local.stats["process"]["search"], dist.stats["process"]["search"]
+    assert b["matches_found"] == a["matches_found"]
+    assert b["pairs_compared_exactly"] == a["pairs_compared_exactly"]
+
+
+# --------------------------------------------------------------------------- same results
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+def test_distributed_build_gives_the_local_repository(client, photos, in_folder):
+    local = fastdif.build(photos, in_folder=in_folder, show_progress=False, processes=1)
+    dist = fastdif.build(photos, in_folder=in_folder, show_progress=False, scheduler=client)
+
+    assert dist.paths == local.paths
+    assert np.array_equal(dist.tensors, local.tensors)
+    assert dist.tensors.dtype == np.float32
+    assert np.array_equal(dist.shapes, local.shapes)
+    assert np.array_equal(dist.file_sizes, local.file_sizes)
+    assert dist.groups == local.groups and dist.folders == local.folders
+    assert dist.stats["invalid_files"] == local.stats["invalid_files"]
+    assert list(dist.stats["invalid_files"]["logs"]) == [str(photos / "d1" / "broken.jpg")]
+    build_stats = dist.stats["process"]["build"]
+    assert build_stats["dask"]["workers"] == 2
+    assert build_stats["dask"]["tasks"] >= 1
+    assert build_stats["parameters"]["processes"] is None
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+@pytest.mark.parametrize("rotate", [True, False])
+@pytest.mark.parametrize("similarity", ["duplicates", "similar", 40.0])
+def test_distributed_search_gives_the_local_result(client, photos, in_folder, rotate, similarity):
+    dif = fastdif.build(photos, in_folder=in_folder, show_progress=False, processes=1)
+    local = _search(dif, similarity, rotate, processes=1)
+    assert local.result  # the data has matches for every setting
+
+    # Tiles of 5 images: many tasks per group, off-diagonal tiles included.
+    dist = _search(dif, similarity, rotate, scheduler=client, chunksize=5)
+
+    _same_search(local, dist)
+    assert dist.stats["process"]["search"]["dask"]["tasks"] > 3
+
+
+def test_distributed_search_without_same_dim_and_one_tile(client, photos):
+    dif = fastdif.build(photos, show_progress=False, processes=1)
+    local = _search(dif, "similar", same_dim=False, processes=1)
+    # Default chunksize: every group fits one tile.
+    dist = _search(dif, "similar", same_dim=False, scheduler=client)
+    _same_search(local, dist)
+    assert dist.stats["process"]["search"]["parameters"]["chunksize"] >= len(dif)
+
+
+def test_scattered_and_memory_mapped_thumbnails_give_the_same_result(client, tmp_path):
+    rng = np.random.default_rng(7)
+    tensors = rng.integers(0, 256, (300, 12, 12, 3), dtype=np.uint8)
+    noise = rng.integers(-3, 4, (150, 12, 12, 3))
+    tensors[150:] = np.clip(tensors[:150].astype(int) + noise, 0, 255)
+    tensors[10] = np.rot90(tensors[20])
+    np.save(tmp_path / "t.npy", tensors)
+    local = _search(fastdif.from_arrays(tensors), 6.0, processes=1)
+    assert len(local.result) > 100
+
+    scattered = _search(fastdif.from_arrays(tensors), 6.0, scheduler=client, chunksize=64)
+    mapped = np.load(tmp_path / "t.npy", mmap_mode="r")
+    by_path = _search(fastdif.from_arrays(mapped), 6.0, scheduler=client, chunksize=64)
+
+    _same_search(local, scattered)
+    _same_search(local, by_path)
+    assert scattered.stats["process"]["search"]["dask"]["thumbnails"] == "scattered"
+    assert by_path.stats["process"]["search"]["dask"]["thumbnails"] == str(tmp_path / "t.npy")
+
+
+# --------------------------------------------------------------------------- store
+
+
+def test_store_writes_a_saved_repository_the_search_reads_by_path(client, photos, tmp_path):
+    local = fastdif.build(photos, show_progress=False, processes=1)
+    store = tmp_path / "store"
+
+    dif = fastdif.build(photos, show_progress=False, scheduler=client, store=store)
+
+    assert sorted(os.listdir(store)) == [
+        "file_sizes.npy", "mtimes_ns.npy", "repository.json", "shapes.npy", "tensors.npy",
+    ]  # fmt: skip
+    assert not [name for name in os.listdir(tmp_path) if name != "store"]  # no staging left
+    assert dif.tensors.dtype == np.uint8
+    assert np.array_equal(dif.tensors, local.tensors)
+    assert dif.paths == local.paths
+    assert dif.stats["invalid_files"] == local.stats["invalid_files"]
+    loaded = fastdif.load(store)  # checksums verified
+    assert np.array_equal(loaded.tensors, local.tensors)
+
+    dist = _search(dif, "similar", scheduler=client, chunksize=8)
+    _same_search(_search(local, "similar", processes=1), dist)
+    assert dist.stats["process"]["search"]["dask"]["thumbnails"] == str(store / "tensors.npy")
+
+
+def test_store_refuses_an_existing_folder_and_bad_combinations(client, photos, tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(FileExistsError, match='"store"'):
+        fastdif.build(photos, show_progress=False, scheduler=client, store=tmp_path / "taken")
+    with pytest.raises(ValueError, match='"store" needs "scheduler"'):
+        fastdif.build(photos, show_progress=False, store=tmp_path / "s")
+    with pytest.raises(ValueError, match='"cache" and "store"'):
+        fastdif.build(
+            photos, show_progress=False, scheduler=client, store=tmp_path / "s", cache=True
+        )
+    assert os.listdir(tmp_path) == ["taken"]
+
+
+def test_cache_with_a_scheduler_decodes_only_new_files(client, photos, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    cache = tmp_path / "cache.sqlite3"
+    first = fastdif.build(folder, show_progress=False, scheduler=client, cache=cache)
+    images.save_photo(99, folder / "d2" / "new.jpg", 160, 120)
+
+    second = fastdif.build(folder, show_progress=False, scheduler=client, cache=cache)
+
+    stats = second.stats["process"]["build"]["cache"]
+    assert stats["decoded"] == 1 and stats["hits"] == len(first) + 1  # the broken file too
+    local = fastdif.build(folder, show_progress=False, processes=1)
+    assert second.paths == local.paths and np.array_equal(second.tensors, local.tensors)
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_a_worker_killed_during_the_search_does_not_change_the_result(client, photos):
+    dif = fastdif.build(photos, show_progress=False, processes=1)
+    local = _search(dif, 60.0, processes=1)
+    pids = client.run(os.getpid)
+    victim = sorted(pids)[0]
+    killed = []
+    stop = threading.Event()
+
+    def kill_when_busy():
+        # Kill the victim while it holds one of this search's tile tasks.
+        while not stop.is_set():
+            held = client.processing(workers=[victim]).get(victim, [])
+            if any("_match_tile" in str(key) for key in held):
+                os.kill(pids[victim], signal.SIGKILL)
+                killed.append((time.monotonic(), len(held)))
+                return
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    try:
+        # Tiles of 2 images: hundreds of small tasks, so the search outlasts the kill.
+        dist = _search(dif, 60.0, scheduler=client, chunksize=2)
+    finally:
+        stop.set()
+        killer.join()
+    ended = time.monotonic()
+
+    assert killed, "the worker was never seen holding a tile task"
+    assert killed[0][0] < ended
+    _same_search(local, dist)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
+    client, tmp_path, monkeypatch
+):
+    import faults
+
+    kept = [images.save_photo(k, tmp_path / f"p{k:02d}.jpg", 80, 60) for k in range(5)]
+    images.copy_bytes(kept[0], tmp_path / "kill.jpg")
+    monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+
+    dif = fastdif.build(tmp_path, show_progress=False, scheduler=client)
+
+    assert list(dif.paths) == sorted(kept)
+    assert dif.stats["invalid_files"]["logs"] == {
+        str(tmp_path / "kill.jpg"): "Dask worker died decoding this file (KilledWorker)"
+    }
+    client.wait_for_workers(2, timeout=60)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_scheduler_must_be_a_client_and_processes_left_to_dask(client, photos):
+    dif = fastdif.from_arrays(np.zeros((3, 10, 10, 3), np.uint8))
+    with pytest.raises(TypeError, match='"scheduler" parameter: must be a dask.distributed.Client'):
+        fastdif.search(dif, scheduler="tcp://127.0.0.1:8786", show_progress=False)
+    with pytest.raises(TypeError, match='"scheduler"'):
+        fastdif.build(photos, scheduler=object(), show_progress=False)
+    with pytest.raises(ValueError, match='"processes" parameter'):
+        fastdif.search(dif, scheduler=client, processes=2, show_progress=False)
+    with pytest.raises(ValueError, match='"processes" parameter'):
+        fastdif.build(photos, scheduler=client, processes=2, show_progress=False)
+
+
+_WITHOUT_DASK = """
+import sys
+sys.modules["dask"] = sys.modules["distributed"] = None  # as if not installed
+import numpy as np
+import fastdif
+dif = fastdif.from_arrays(np.zeros((4, 10, 10, 3), np.uint8))
+assert len(fastdif.search(dif, show_progress=False).lower_quality) == 3
+assert not [m for m in sys.modules if m.split(".")[0] in ("dask", "distributed") and sys.modules[m]]
+try:
+    fastdif.search(dif, scheduler=object(), show_progress=False)
+except ImportError as exc:
+    print(exc)
+"""
+
+
+def test_without_dask_the_search_works_and_scheduler_says_what_to_install():
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_DASK], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        '"scheduler" needs Dask, which is not installed: pip install "fastdif[dask]"'
+    )
+
+
+def test_nothing_imports_dask_unless_a_scheduler_is_given():
+    code = (
+        "import sys, fastdif, fastdif.__main__; "
+        "print(sorted(m for m in sys.modules if m.startswith(('dask', 'distributed'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+# --------------------------------------------------------------------------- tiles
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=40),
+    st.integers(1, 9),
+)
+def test_tiles_cover_each_allowed_pair_once(reach, side):
+    n = len(reach)
+    ends = np.minimum(np.arange(n) + 1 + np.asarray(reach), n)
+    ends = np.maximum.accumulate(ends)  # windows never shrink, as sorted means give
+    expected = {(p, q) for p in range(n) for q in range(p + 1, int(ends[p]))}
+
+    seen, weight = [], 0.0
+    for positions, n_rows, begins, stops, share in cluster.tiles(ends, side):
+        assert positions.size <= 2 * side and n_rows <= side
+        for r in range(n_rows):
+            seen += [(int(positions[r]), int(positions[c])) for c in range(begins[r], stops[r])]
+        weight += share
+
+    assert sorted(seen) == sorted(expected)
+    assert len(seen) == len(set(seen))
+    busy_blocks = {p // side for p, _ in expected}
+    rows = sum(min(side, n - b * side) for b in busy_blocks)
+    assert weight == pytest.approx(rows)  # progress: a tile's share of its row block
