@@ -20,21 +20,23 @@ Build
     by file, so only the file that kills a worker is reported.
 
 Search
-    Channel means and rotation hashes are computed in tasks of
-    :data:`MAP_IMAGES` images. For a threshold above 0 the client sorts the
-    images by overall mean (:func:`fastdif.search.sorted_windows`) and cuts
-    the pairs the mean bound allows into square tiles of ``chunksize``
-    images; each task runs the local path's kernels
-    (:func:`fastdif.search.match_items`) on its rows and columns and returns
-    only the matches. Threshold 0 uses the local path's hashing
-    (:func:`fastdif.search.identical_pairs`) with equality confirmed in
-    tasks. The client merges matches into groups exactly as the local path
+    Tasks compute the channel means (or, for threshold 0, the rotation
+    hashes) of :data:`MAP_IMAGES` images each. For a threshold above 0 the
+    client sorts the images by overall mean
+    (:func:`fastdif.search.sorted_windows`) and cuts the sorted order into
+    blocks of ``chunksize`` images; a task per block prepares it (thumbnails,
+    block means) and keeps it on its worker, and a task per tile compares a
+    block's rows with the columns of the same or a later block that the mean
+    bound allows, with the local path's kernels
+    (:func:`fastdif.search.match_items`), returning only the matches.
+    Threshold 0 uses the local path's hashing
+    (:func:`fastdif.search.identical_pairs`). The client merges the matches
+    into groups and computes each member's MSE to its key as the local path
     does, so results are the same.
 
-    The thumbnails reach the workers once: a repository memory-mapped from a
-    ``.npy`` file (a store, :func:`fastdif.load`, or ``np.load(...,
-    mmap_mode="r")``) is opened by path on each worker; any other array is
-    scattered to every worker.
+    Tasks read thumbnails from the ``.npy`` file a repository is memory-mapped
+    from (a store, :func:`fastdif.load`, or ``np.load(..., mmap_mode="r")``)
+    by path; any other array is scattered to every worker once per search.
 
 Threads
     Each task runs Numba's kernels on ``cores // dask_threads`` threads (at
@@ -69,8 +71,9 @@ SHARD_FILES = 64
 #: Images per task when computing channel means or rotation hashes.
 MAP_IMAGES = 4096
 
-#: Pairs per task when computing exact MSEs.
-PAIR_BATCH = 65536
+#: Least side of a search tile (``chunksize`` when it is not given): a tile
+#: task holds two blocks of this many thumbnails (71 MB of uint8 ones at px 50).
+MIN_TILE_SIDE = 4096
 
 TENSORS_FILE = "tensors.npy"
 
@@ -142,6 +145,11 @@ class _Tasks:
             self.client.cancel([f for f in futures if not f.done()])
         return results
 
+    def submit(self, function, *args):
+        """Submit one task; its result stays on the cluster (a future)."""
+        self.count += 1
+        return self.client.submit(function, *args, pure=False)
+
     def stats(self) -> dict:
         return {
             "scheduler": self.client.scheduler.address,
@@ -184,35 +192,42 @@ def _npy_file(tensors) -> str | None:
 
 
 def _rows(source, ids) -> np.ndarray:
-    """In a task: the thumbnails ``ids`` of a source (a ``.npy`` path or an array)."""
-    tensors = np.load(source, mmap_mode="r") if isinstance(source, str) else source
-    return np.ascontiguousarray(tensors[ids])
+    """In a task: thumbnails ``ids`` of a ``.npy`` file or of an array."""
+    if isinstance(source, str):
+        source = np.load(source, mmap_mode="r", allow_pickle=False)
+    return np.ascontiguousarray(source[ids])
 
 
-def _channel_means(source, ids, host_threads):
-    with _numba_threads(host_threads):
+def _channel_means(source, ids, threads):
+    with _numba_threads(threads):
         return block_means(_rows(source, ids), 1)
 
 
-def _rotation_hashes(source, ids, host_threads):
-    with _numba_threads(host_threads):
+def _rotation_hashes(source, ids, threads):
+    with _numba_threads(threads):
         return rotation_hashes(_rows(source, ids))
 
 
-def _pair_mse(source, left, right, rotate, host_threads):
-    ids, inverse = np.unique(np.concatenate([left, right]), return_inverse=True)
-    with _numba_threads(host_threads):
-        tensors = _rows(source, ids)
-        return pair_mse(tensors, inverse[: left.size], inverse[left.size :], rotate)
-
-
-def _match_tile(source, ids, shapes, n_rows, begins, stops, rotate, same_dim, max_mse, threads):
-    """One tile: images ``ids[:n_rows]`` against ``ids[begins[r]:stops[r]]``; global pairs."""
+def _prepare(source, ids, shapes, means, threads):
+    """In a task: a block of images with what the kernels need, kept on its worker."""
     with _numba_threads(threads):
         tensors = _rows(source, ids)
         grids = block_means(tensors, grid_side(tensors.shape[1]))
-        means = block_means(tensors, 1)
-        local = np.arange(ids.size, dtype=np.int64)
+    return ids, tensors, grids, means, shapes
+
+
+def _match_blocks(rows, columns, begins, stops, rotate, same_dim, max_mse, threads):
+    """In a task: rows of one prepared block against its columns; matches as global ids.
+
+    Row ``r`` of ``rows`` is compared with images ``begins[r]:stops[r]`` of
+    ``rows`` followed by ``columns`` (None: the columns are the rows).
+    """
+    n_rows = rows[0].size
+    if columns is not None:
+        rows = [np.concatenate([a, b]) for a, b in zip(rows, columns, strict=True)]
+    ids, tensors, grids, means, shapes = rows
+    local = np.arange(ids.size, dtype=np.int64)
+    with _numba_threads(threads):
         i, j, summed = match_items(
             tensors, grids, means, local, shapes, local[:n_rows], begins, stops,
             rotate, same_dim, max_mse,
@@ -222,17 +237,22 @@ def _match_tile(source, ids, shapes, n_rows, begins, stops, rotate, same_dim, ma
 
 
 def tiles(ends, side):
-    """Square tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, in sorted positions.
+    """Square tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, over blocks of ``side``.
+
+    Positions ``p`` are cut into blocks ``k * side : (k + 1) * side``. A tile
+    compares the rows of one block with the columns of the same block or of
+    a later one.
 
     Yields
     ------
-    positions : int64 array
-        The tile's images: its rows, then its columns where they differ.
-    n_rows : int
-    begins, stops : int64 arrays (n_rows,)
-        Row ``r`` is compared with ``positions[begins[r]:stops[r]]``.
+    row_block : int
+    column_block : int or None
+        None for the diagonal tile (columns in the row block itself).
+    begins, stops : int64 arrays (rows in the block,)
+        Row ``r`` is compared with positions ``begins[r]:stops[r]`` of the row
+        block followed by the column block.
     weight : float
-        The tile's share of its rows (for progress: the weights sum to N).
+        The tile's share of its rows (for progress).
     """
     n = ends.size
     for r0 in range(0, n, side):
@@ -241,18 +261,14 @@ def tiles(ends, side):
         row_ends = ends[r0:r1]
         found = []
         for c0 in range(r0, int(row_ends.max()), side):
-            c1 = min(c0 + side, n)
             begins = np.maximum(rows + 1, c0)
-            stops = np.minimum(row_ends, c1)
+            stops = np.minimum(row_ends, min(c0 + side, n))
             if (stops > begins).any():
-                found.append((c0, c1, begins, stops))
-        for c0, c1, begins, stops in found:
-            if c0 == r0:  # the diagonal tile: columns are the rows
-                positions, shift = rows, r0
-            else:
-                positions = np.concatenate([rows, np.arange(c0, c1, dtype=np.int64)])
-                shift = c0 - (r1 - r0)
-            yield positions, r1 - r0, begins - shift, stops - shift, (r1 - r0) / len(found)
+                found.append((c0, begins, stops))
+        for c0, begins, stops in found:
+            shift = r0 if c0 == r0 else c0 - (r1 - r0)
+            column = None if c0 == r0 else c0 // side
+            yield r0 // side, column, begins - shift, stops - shift, (r1 - r0) / len(found)
 
 
 class Search:
@@ -262,21 +278,26 @@ class Search:
         self.tasks = _Tasks(client)
         self.dif = dif
         self.file = dif.tensors_file or _npy_file(dif.tensors)
-        if self.file is not None:
-            self.source = self.file
-        else:
-            data = np.ascontiguousarray(dif.tensors)
-            self.source = client.scatter(data, broadcast=True, hash=False)
+        self.source = self.file
+
+    def sources(self, blocks):
+        """What the tasks reading each array of image ids get: a ``.npy`` path or the array."""
+        if self.source is None:
+            # Scattered to every worker: a copy survives the loss of a worker.
+            data = np.ascontiguousarray(self.dif.tensors)
+            self.source = self.tasks.client.scatter(data, broadcast=True, hash=False)
+        return [self.source] * len(blocks)
+
+    def close(self) -> None:
+        """Release the thumbnails scattered to the workers."""
+        if self.source is not None and self.file is None:
+            self.tasks.client.cancel([self.source])
 
     def unit(self, index):
         return _Unit(self, index)
 
     def stats(self) -> dict:
         return {"dask": {**self.tasks.stats(), "thumbnails": self.file or "scattered"}}
-
-    def close(self) -> None:
-        if self.file is None:
-            self.tasks.client.cancel([self.source])
 
 
 class _Unit:
@@ -288,10 +309,9 @@ class _Unit:
 
     def _per_block(self, function):
         threads = self.search.tasks.host_threads
-        calls = [
-            (self.search.source, self.index[a : a + MAP_IMAGES], threads)
-            for a in range(0, self.index.size, MAP_IMAGES)
-        ]
+        blocks = [self.index[a : a + MAP_IMAGES] for a in range(0, self.index.size, MAP_IMAGES)]
+        sources = self.search.sources(blocks)
+        calls = [(source, ids, threads) for source, ids in zip(sources, blocks, strict=True)]
         return np.concatenate(self.search.tasks.run(function, calls))
 
     def identical(self, rotate, same_dim):
@@ -302,19 +322,29 @@ class _Unit:
         )
 
     def matches(self, max_mse, rotate, same_dim, tile_rows, progress):
-        order, ends = sorted_windows(self._per_block(_channel_means), max_mse)
-        ids = self.index[order]
+        means = self._per_block(_channel_means)
+        order, ends = sorted_windows(means, max_mse)
+        ids, means = self.index[order], means[order]
+        tasks, threads = self.search.tasks, self.search.tasks.host_threads
+        blocks = [ids[a : a + tile_rows] for a in range(0, ids.size, tile_rows)]
         shapes = self.search.dif.shapes
-        threads = self.search.tasks.host_threads
+        prepared = [
+            tasks.submit(_prepare, source, block, shapes[block], means[a : a + tile_rows], threads)
+            for source, block, a in zip(
+                self.search.sources(blocks), blocks, range(0, ids.size, tile_rows), strict=True
+            )
+        ]
         calls, weights = [], []
-        for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
-            window = ids[positions]
+        for row, column, begins, stops, weight in tiles(ends, tile_rows):
+            columns = None if column is None else prepared[column]
             calls.append(
-                (self.search.source, window, shapes[window], n_rows, begins, stops,
-                 rotate, same_dim, max_mse, threads)
-            )  # fmt: skip
+                (prepared[row], columns, begins, stops, rotate, same_dim, max_mse, threads)
+            )
             weights.append(weight)
-        found = self.search.tasks.run(_match_tile, calls, progress, weights)
+        try:
+            found = tasks.run(_match_blocks, calls, progress, weights)
+        finally:
+            tasks.client.cancel(prepared)
         if progress is not None and ids.size > sum(weights):
             progress(ids.size - sum(weights))  # rows without a tile
         i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
@@ -326,14 +356,11 @@ class _Unit:
         return i[first], j[first], summed
 
     def mse(self, left, right, rotate):
-        left, right = self.index[left], self.index[right]
-        threads = self.search.tasks.host_threads
-        source = self.search.source
-        calls = [
-            (source, left[a : a + PAIR_BATCH], right[a : a + PAIR_BATCH], rotate, threads)
-            for a in range(0, left.size, PAIR_BATCH)
-        ]
-        return np.concatenate([np.empty(0, np.float64)] + self.search.tasks.run(_pair_mse, calls))
+        """Exact MSEs of pairs, computed here from the rows they need (as the local search)."""
+        pairs = np.concatenate([self.index[left], self.index[right]])
+        ids, inverse = np.unique(pairs, return_inverse=True)
+        tensors = np.ascontiguousarray(self.search.dif.tensors[ids])
+        return pair_mse(tensors, inverse[: left.size], inverse[left.size :], rotate)
 
 
 # ------------------------------------------------------------------------- build

@@ -474,7 +474,7 @@ def search(
     chunksize : int, optional
         Rows per tile of the chunked path (groups of more than 5,000 images,
         and every group with ``scheduler``); default ``round(1_000_000 / N)``,
-        at least 1,024.
+        at least 1,024 (4,096 with ``scheduler``).
     scheduler : dask.distributed.Client, optional
         Run the search as Dask tasks on this client's cluster (needs the
         ``dask`` extra); the result is the same as without. See
@@ -520,6 +520,8 @@ def search(
     processes = params.check_processes(processes)
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(chunksize, largest)
+    if dask is not None and chunksize is None:
+        tile_rows = max(tile_rows, dask.MIN_TILE_SIDE)
     chunked_used = False
     summed = 0
 

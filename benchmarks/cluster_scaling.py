@@ -1,0 +1,79 @@
+"""Search scaling with the number of Dask workers, on one many-core machine.
+
+    python -m benchmarks.cluster_scaling --workers 2 4 8 16 --thumbnails 100000
+
+For each worker count k, a ``LocalCluster(n_workers=k, threads_per_worker=1)``
+searches the photo-like thumbnails (:mod:`benchmarks.thumbnails`, read by the
+workers from a memory-mapped ``.npy`` file) for ``"similar"`` with rotate on;
+the local search with all cores runs first as the baseline. Each figure is
+the median of ``--rounds`` searches after one warm-up search (kernels
+loaded). Prints a table; needs the ``dask`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import fastdif
+from benchmarks.thumbnails import cache_folder, photo_thumbnails
+
+
+def thumbnail_file(n: int) -> str:
+    """The thumbnails as a .npy file in the benchmark cache (written once)."""
+    path = os.path.join(cache_folder(), f"cluster-thumbnails-{n}.npy")
+    if not os.path.exists(path):
+        np.save(path + ".tmp.npy", photo_thumbnails(n))
+        os.replace(path + ".tmp.npy", path)
+    return path
+
+
+def median_seconds(function, rounds: int) -> float:
+    function()  # warm-up
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--thumbnails", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    from distributed import Client, LocalCluster
+
+    dif = fastdif.from_arrays(np.load(thumbnail_file(args.thumbnails), mmap_mode="r"))
+    local = median_seconds(lambda: fastdif.search(dif, "similar", show_progress=False), args.rounds)
+    cores = os.cpu_count()
+    print(f"{args.thumbnails} thumbnails, 'similar', rotate on; {cores} cores")
+    print(f"| workers | seconds | speed-up over {args.workers[0]} worker(s) | ratio to local |")
+    print("|---|---|---|---|")
+    print(f"| local ({cores} threads) | {local:.2f} | | 1.00 |")
+    base = None
+    for k in args.workers:
+        with (
+            LocalCluster(
+                n_workers=k, threads_per_worker=1, dashboard_address=None, silence_logs=50
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            seconds = median_seconds(
+                lambda client=client: fastdif.search(
+                    dif, "similar", show_progress=False, scheduler=client
+                ),
+                args.rounds,
+            )
+        base = base or seconds
+        print(f"| {k} | {seconds:.2f} | {base / seconds:.2f} | {seconds / local:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
