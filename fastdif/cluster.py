@@ -145,11 +145,6 @@ class _Tasks:
             self.client.cancel([f for f in futures if not f.done()])
         return results
 
-    def submit(self, function, *args):
-        """Submit one task; its result stays on the cluster (a future)."""
-        self.count += 1
-        return self.client.submit(function, *args, pure=False)
-
     def stats(self) -> dict:
         return {
             "scheduler": self.client.scheduler.address,
@@ -208,26 +203,14 @@ def _rotation_hashes(source, ids, threads):
         return rotation_hashes(_rows(source, ids))
 
 
-def _prepare(source, ids, shapes, means, threads):
-    """In a task: a block of images with what the kernels need, kept on its worker."""
+def _match_tile(
+    source, ids, shapes, means, n_rows, begins, stops, rotate, same_dim, max_mse, threads
+):
+    """In a task: images ``ids[:n_rows]`` against ``ids[begins[r]:stops[r]]``; global pairs."""
     with _numba_threads(threads):
         tensors = _rows(source, ids)
         grids = block_means(tensors, grid_side(tensors.shape[1]))
-    return ids, tensors, grids, means, shapes
-
-
-def _match_blocks(rows, columns, begins, stops, rotate, same_dim, max_mse, threads):
-    """In a task: rows of one prepared block against its columns; matches as global ids.
-
-    Row ``r`` of ``rows`` is compared with images ``begins[r]:stops[r]`` of
-    ``rows`` followed by ``columns`` (None: the columns are the rows).
-    """
-    n_rows = rows[0].size
-    if columns is not None:
-        rows = [np.concatenate([a, b]) for a, b in zip(rows, columns, strict=True)]
-    ids, tensors, grids, means, shapes = rows
-    local = np.arange(ids.size, dtype=np.int64)
-    with _numba_threads(threads):
+        local = np.arange(ids.size, dtype=np.int64)
         i, j, summed = match_items(
             tensors, grids, means, local, shapes, local[:n_rows], begins, stops,
             rotate, same_dim, max_mse,
@@ -237,20 +220,19 @@ def _match_blocks(rows, columns, begins, stops, rotate, same_dim, max_mse, threa
 
 
 def tiles(ends, side):
-    """Square tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, over blocks of ``side``.
+    """Tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, of at most ``2 * side`` images.
 
-    Positions ``p`` are cut into blocks ``k * side : (k + 1) * side``. A tile
-    compares the rows of one block with the columns of the same block or of
-    a later one.
+    Rows go ``side`` positions at a time. A row block's first tile holds its
+    rows and the ``side`` positions after them; each further tile holds the
+    rows and ``side`` more columns, up to the last position a row reaches.
 
     Yields
     ------
-    row_block : int
-    column_block : int or None
-        None for the diagonal tile (columns in the row block itself).
-    begins, stops : int64 arrays (rows in the block,)
-        Row ``r`` is compared with positions ``begins[r]:stops[r]`` of the row
-        block followed by the column block.
+    positions : int64 array
+        The tile's images: its rows, then its columns where they differ.
+    n_rows : int
+    begins, stops : int64 arrays (n_rows,)
+        Row ``r`` is compared with ``positions[begins[r]:stops[r]]``.
     weight : float
         The tile's share of its rows (for progress).
     """
@@ -259,16 +241,24 @@ def tiles(ends, side):
         r1 = min(r0 + side, n)
         rows = np.arange(r0, r1, dtype=np.int64)
         row_ends = ends[r0:r1]
+        last = int(row_ends.max())
+        if last <= r0 + 1:
+            continue
+        spans = [(r0, min(r1 + side, last))]
+        spans += [(c0, min(c0 + side, last)) for c0 in range(r1 + side, last, side)]
         found = []
-        for c0 in range(r0, int(row_ends.max()), side):
+        for c0, c1 in spans:
             begins = np.maximum(rows + 1, c0)
-            stops = np.minimum(row_ends, min(c0 + side, n))
+            stops = np.minimum(row_ends, c1)
             if (stops > begins).any():
-                found.append((c0, begins, stops))
-        for c0, begins, stops in found:
-            shift = r0 if c0 == r0 else c0 - (r1 - r0)
-            column = None if c0 == r0 else c0 // side
-            yield r0 // side, column, begins - shift, stops - shift, (r1 - r0) / len(found)
+                found.append((c0, c1, begins, stops))
+        for c0, c1, begins, stops in found:
+            if c0 == r0:
+                positions, shift = np.arange(r0, max(r1, c1), dtype=np.int64), r0
+            else:
+                positions = np.concatenate([rows, np.arange(c0, c1, dtype=np.int64)])
+                shift = c0 - (r1 - r0)
+            yield positions, r1 - r0, begins - shift, stops - shift, (r1 - r0) / len(found)
 
 
 class Search:
@@ -326,25 +316,17 @@ class _Unit:
         order, ends = sorted_windows(means, max_mse)
         ids, means = self.index[order], means[order]
         tasks, threads = self.search.tasks, self.search.tasks.host_threads
-        blocks = [ids[a : a + tile_rows] for a in range(0, ids.size, tile_rows)]
+        [source] = self.search.sources([ids])
         shapes = self.search.dif.shapes
-        prepared = [
-            tasks.submit(_prepare, source, block, shapes[block], means[a : a + tile_rows], threads)
-            for source, block, a in zip(
-                self.search.sources(blocks), blocks, range(0, ids.size, tile_rows), strict=True
-            )
-        ]
         calls, weights = [], []
-        for row, column, begins, stops, weight in tiles(ends, tile_rows):
-            columns = None if column is None else prepared[column]
+        for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
+            window = ids[positions]
             calls.append(
-                (prepared[row], columns, begins, stops, rotate, same_dim, max_mse, threads)
-            )
+                (source, window, shapes[window], means[positions], n_rows, begins, stops,
+                 rotate, same_dim, max_mse, threads)
+            )  # fmt: skip
             weights.append(weight)
-        try:
-            found = tasks.run(_match_blocks, calls, progress, weights)
-        finally:
-            tasks.client.cancel(prepared)
+        found = tasks.run(_match_tile, calls, progress, weights)
         if progress is not None and ids.size > sum(weights):
             progress(ids.size - sum(weights))  # rows without a tile
         i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])

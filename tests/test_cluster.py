@@ -215,7 +215,7 @@ def test_a_worker_killed_during_the_search_does_not_change_the_result(client, ph
         # Kill the victim while it holds one of this search's tile tasks.
         while not stop.is_set():
             held = client.processing(workers=[victim]).get(victim, [])
-            if any("_match_blocks" in str(key) for key in held):
+            if any("_match_tile" in str(key) for key in held):
                 os.kill(pids[victim], signal.SIGKILL)
                 killed.append((time.monotonic(), len(held)))
                 return
@@ -319,13 +319,9 @@ def test_tiles_cover_each_allowed_pair_once(reach, side):
     expected = {(p, q) for p in range(n) for q in range(p + 1, int(ends[p]))}
 
     seen, weight = [], 0.0
-    for row, column, begins, stops, share in cluster.tiles(ends, side):
-        rows = np.arange(row * side, min(row * side + side, n))
-        positions = rows
-        if column is not None:
-            assert column > row
-            positions = np.r_[rows, column * side : min(column * side + side, n)]
-        for r in range(rows.size):
+    for positions, n_rows, begins, stops, share in cluster.tiles(ends, side):
+        assert positions.size <= 2 * side and n_rows <= side
+        for r in range(n_rows):
             seen += [(int(positions[r]), int(positions[c])) for c in range(begins[r], stops[r])]
         weight += share
 
