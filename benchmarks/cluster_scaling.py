@@ -2,12 +2,14 @@
 
     python -m benchmarks.cluster_scaling --workers 2 4 8 16 --thumbnails 100000
 
-For each worker count k, a ``LocalCluster(n_workers=k, threads_per_worker=1)``
-searches the photo-like thumbnails (:mod:`benchmarks.thumbnails`, read by the
-workers from a memory-mapped ``.npy`` file) for ``"similar"`` with rotate on;
-the local search with all cores runs first as the baseline. Each figure is
-the median of ``--rounds`` searches after one warm-up search (kernels
-loaded). Prints a table; needs the ``dask`` extra.
+For each worker count k, this process is pinned to k cores (the workers it
+starts inherit that), and a ``LocalCluster(n_workers=k,
+threads_per_worker=1)`` searches the photo-like thumbnails
+(:mod:`benchmarks.thumbnails`, read by the workers from a memory-mapped
+``.npy`` file) for ``"similar"`` with rotate on, next to the local search on
+the same k cores (``processes=k``). Each figure is the median of
+``--rounds`` searches after one warm-up search (kernels loaded). Prints a
+table; needs the ``dask`` extra and a platform with ``os.sched_setaffinity``.
 """
 
 from __future__ import annotations
@@ -51,28 +53,35 @@ def main(argv=None) -> None:
     from distributed import Client, LocalCluster
 
     dif = fastdif.from_arrays(np.load(thumbnail_file(args.thumbnails), mmap_mode="r"))
-    local = median_seconds(lambda: fastdif.search(dif, "similar", show_progress=False), args.rounds)
-    cores = os.cpu_count()
-    print(f"{args.thumbnails} thumbnails, 'similar', rotate on; {cores} cores")
-    print(f"| workers | seconds | speed-up over {args.workers[0]} worker(s) | ratio to local |")
-    print("|---|---|---|---|")
-    print(f"| local ({cores} threads) | {local:.2f} | | 1.00 |")
+    cores = sorted(os.sched_getaffinity(0))
+    print(f"{args.thumbnails} thumbnails, 'similar', rotate on; {len(cores)} cores")
+    print("| cores = workers | local, s | LocalCluster, s | cluster / local | speed-up |")
+    print("|---|---|---|---|---|")
     base = None
-    for k in args.workers:
-        with (
-            LocalCluster(
-                n_workers=k, threads_per_worker=1, dashboard_address=None, silence_logs=50
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            seconds = median_seconds(
-                lambda client=client: fastdif.search(
-                    dif, "similar", show_progress=False, scheduler=client
-                ),
+    try:
+        for k in args.workers:
+            os.sched_setaffinity(0, cores[:k])
+            local = median_seconds(
+                lambda k=k: fastdif.search(dif, "similar", show_progress=False, processes=k),
                 args.rounds,
             )
-        base = base or seconds
-        print(f"| {k} | {seconds:.2f} | {base / seconds:.2f} | {seconds / local:.2f} |")
+            with (
+                LocalCluster(
+                    n_workers=k, threads_per_worker=1, dashboard_address=None, silence_logs=50
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                seconds = median_seconds(
+                    lambda client=client: fastdif.search(
+                        dif, "similar", show_progress=False, scheduler=client
+                    ),
+                    args.rounds,
+                )
+            base = base or (k, seconds)
+            speed_up = base[1] / seconds
+            print(f"| {k} | {local:.2f} | {seconds:.2f} | {seconds / local:.2f} | {speed_up:.2f} |")
+    finally:
+        os.sched_setaffinity(0, cores)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,14 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="INT",
         help="rows per tile for groups of more than 5,000 images (default: 1,000,000 / N)",
     )
+    add(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="build and search on the Dask cluster whose scheduler is at ADDRESS "
+        '(e.g. tcp://host:8786; needs pip install "fastdif[dask]"); its workers must see '
+        "the files at the same paths",
+    )
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
         "--cache",
@@ -261,30 +269,16 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f'Output directory "{output}" does not exist')
     if args.quiet:
         args.show_progress = False
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CacheWarning)
-        dif = build(
-            directories,
-            recursive=args.recursive,
-            in_folder=args.in_folder,
-            limit_extensions=args.limit_extensions,
-            px_size=args.px_size,
-            show_progress=args.show_progress,
-            processes=args.processes,
-            cache=cache,
-        )
-    for warning in caught:
-        # One line each, without the source line Python's default format adds.
-        print(f"fastdif: warning: {warning.message}", file=sys.stderr)
-    se = search(
-        dif,
-        similarity=args.similarity,
-        rotate=args.rotate,
-        same_dim=args.same_dim,
-        show_progress=args.show_progress,
-        processes=args.processes,
-        chunksize=args.chunksize,
-    )
+    scheduler = None
+    if args.scheduler:
+        from .cluster import connect
+
+        scheduler = connect(args.scheduler)
+    try:
+        dif, se = _build_and_search(args, directories, cache, scheduler)
+    finally:
+        if scheduler is not None:
+            scheduler.close()
     # The report goes first, while every file it shows is still where it was found.
     report_path = None
     if args.report:
@@ -346,6 +340,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_and_search(args, directories, cache, scheduler):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        dif = build(
+            directories,
+            recursive=args.recursive,
+            in_folder=args.in_folder,
+            limit_extensions=args.limit_extensions,
+            px_size=args.px_size,
+            show_progress=args.show_progress,
+            processes=args.processes,
+            cache=cache,
+            scheduler=scheduler,
+        )
+    for warning in caught:
+        # One line each, without the source line Python's default format adds.
+        print(f"fastdif: warning: {warning.message}", file=sys.stderr)
+    se = search(
+        dif,
+        similarity=args.similarity,
+        rotate=args.rotate,
+        same_dim=args.same_dim,
+        show_progress=args.show_progress,
+        processes=args.processes,
+        chunksize=args.chunksize,
+        scheduler=scheduler,
+    )
+    return dif, se
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m fastdif`` and the ``fastdif`` command."""
     parser = make_parser()
@@ -359,10 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     except (
         ValueError,
         TypeError,
-        FileNotFoundError,
-        NotADirectoryError,
-        PermissionError,
+        OSError,  # missing paths, permissions, a Dask scheduler that cannot be reached
         RuntimeError,
+        ImportError,
     ) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -23,13 +23,11 @@ Search
     Tasks compute the channel means (or, for threshold 0, the rotation
     hashes) of :data:`MAP_IMAGES` images each. For a threshold above 0 the
     client sorts the images by overall mean
-    (:func:`fastdif.search.sorted_windows`) and cuts the sorted order into
-    blocks of ``chunksize`` images; a task per block prepares it (thumbnails,
-    block means) and keeps it on its worker, and a task per tile compares a
-    block's rows with the columns of the same or a later block that the mean
-    bound allows, with the local path's kernels
-    (:func:`fastdif.search.match_items`), returning only the matches.
-    Threshold 0 uses the local path's hashing
+    (:func:`fastdif.search.sorted_windows`) and cuts the pairs the mean bound
+    allows into tiles of at most ``2 * chunksize`` images (:func:`tiles`); a
+    task per tile reads its images, computes their block means and runs the
+    local path's kernels (:func:`fastdif.search.match_items`), returning only
+    the matches. Threshold 0 uses the local path's hashing
     (:func:`fastdif.search.identical_pairs`). The client merges the matches
     into groups and computes each member's MSE to its key as the local path
     does, so results are the same.
@@ -78,6 +76,17 @@ MIN_TILE_SIDE = 4096
 TENSORS_FILE = "tensors.npy"
 
 
+def _distributed():
+    """The ``distributed`` package, or an ImportError that says what to install."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            '"scheduler" needs Dask, which is not installed: pip install "fastdif[dask]"'
+        ) from exc
+    return distributed
+
+
 def client_of(scheduler):
     """Check that ``scheduler`` is a Dask client, and that Dask is installed.
 
@@ -88,18 +97,25 @@ def client_of(scheduler):
     TypeError
         ``scheduler`` is not a ``dask.distributed.Client``.
     """
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise ImportError(
-            '"scheduler" needs Dask, which is not installed: pip install "fastdif[dask]"'
-        ) from exc
-    if not isinstance(scheduler, Client):
+    if not isinstance(scheduler, _distributed().Client):
         raise TypeError(
             f'Invalid value for "scheduler" parameter: must be a dask.distributed.Client, '
             f"got {type(scheduler).__name__}."
         )
     return scheduler
+
+
+def connect(address: str):
+    """A client of the Dask scheduler at ``address``, waiting up to 10 s for it.
+
+    Raises
+    ------
+    ImportError
+        Dask is not installed.
+    ValueError, OSError
+        ``address`` is malformed, or no scheduler answers there.
+    """
+    return _distributed().Client(address, timeout="10s")
 
 
 class _Tasks:

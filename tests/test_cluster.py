@@ -1,5 +1,6 @@
 """Build and search on a Dask LocalCluster (2 worker processes): the local result, exactly."""
 
+import json
 import os
 import shutil
 import signal
@@ -330,3 +331,40 @@ def test_tiles_cover_each_allowed_pair_once(reach, side):
     busy_blocks = {p // side for p, _ in expected}
     rows = sum(min(side, n - b * side) for b in busy_blocks)
     assert weight == pytest.approx(rows)  # progress: a tile's share of its row block
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "fastdif", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_scheduler_gives_the_local_result(client, photos, tmp_path):
+    local = _search(fastdif.build(photos, show_progress=False, processes=1), "similar")
+    address = client.scheduler.address
+
+    done = _cli(str(photos), "-s", "similar", "--scheduler", address, "-q", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    [results] = [name for name in os.listdir(tmp_path) if name.endswith("_results.json")]
+    [stats] = [name for name in os.listdir(tmp_path) if name.endswith("_stats.json")]
+    assert json.loads((tmp_path / results).read_text()) == json.loads(json.dumps(local.result))
+    stats = json.loads((tmp_path / stats).read_text())
+    assert stats["process"]["search"]["dask"]["scheduler"] == address
+    assert stats["process"]["build"]["dask"]["workers"] == 2
+
+
+def test_cli_bad_scheduler_address_is_one_line_and_exit_2(photos, tmp_path):
+    done = _cli(str(photos), "--scheduler", "no-port-here", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "python -m fastdif: error: missing port number in address 'no-port-here'"
+    ]
+    assert os.listdir(tmp_path) == []
