@@ -69,7 +69,7 @@ def measure() -> dict[str, float]:
     def classic():
         return find(tensors, shapes, 5.0, True, True)
 
-    return {
+    figures = {
         # Every exact sum computed (a threshold above every MSE), no rotation:
         # the raw kernel against BLAS on the same 600 thumbnails.
         "full_kernel_over_blas": ratio(lambda: find(small, small_shapes, 1e9, False, True), blas),
@@ -84,6 +84,37 @@ def measure() -> dict[str, float]:
             lambda: search_module.find_identical(tensors, shapes, True, True), classic
         ),
     }
+    figures["cluster_over_local"] = cluster_over_local(tensors)
+    return figures
+
+
+def cluster_over_local(tensors) -> float:
+    """A "similar" search as Dask tasks (LocalCluster, one worker per core) over the local one.
+
+    On 3,000 thumbnails in tiles of 500: mostly the cost of the tasks themselves.
+    """
+    from distributed import Client, LocalCluster
+
+    import fastdif
+
+    dif = fastdif.from_arrays(tensors)
+    cores = os.cpu_count() or 1
+    with (
+        LocalCluster(
+            n_workers=cores, threads_per_worker=1, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+
+        def dask():
+            fastdif.search(dif, "similar", show_progress=False, scheduler=client, chunksize=500)
+
+        def local():
+            fastdif.search(dif, "similar", show_progress=False, chunksize=500)
+
+        dask()  # workers load the kernels
+        local()
+        return ratio(dask, local, repeat=5)
 
 
 def main() -> int:
