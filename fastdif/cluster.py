@@ -52,8 +52,9 @@ threads, where no timer signal reaches).
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numba
 import numpy as np
@@ -105,6 +106,28 @@ def client_of(scheduler):
     return scheduler
 
 
+def checked_client(scheduler, processes):
+    """The Dask client to run on, or None for the local path.
+
+    Raises
+    ------
+    ImportError, TypeError
+        See :func:`client_of`.
+    ValueError
+        ``processes`` is given with a scheduler: the Dask workers' threads
+        set the parallelism there.
+    """
+    if scheduler is None:
+        return None
+    client = client_of(scheduler)
+    if processes is not None:
+        raise ValueError(
+            'Invalid value for "processes" parameter: with "scheduler" the Dask '
+            "workers' threads do the work; leave processes=None."
+        )
+    return client
+
+
 def connect(address: str):
     """A client of the Dask scheduler at ``address``, waiting up to 10 s for it.
 
@@ -133,6 +156,24 @@ class _Tasks:
             per_host[info["host"]] += info["nthreads"]
         #: Dask threads on each worker's host, by worker address.
         self.host_threads = {address: per_host[info["host"]] for address, info in workers.items()}
+        #: One worker on each host.
+        self.first_on_host = list({info["host"]: a for a, info in workers.items()}.values())
+
+    def first_on_each_host(self, function, *args) -> None:
+        """Run ``function(*args)`` on one worker of each host, before other tasks.
+
+        Numba's on-disk cache may crash processes that fill it at once
+        (numba issues 4807 and 10128): the first task on a host fills it, the
+        other workers there then load it.
+        """
+        futures = [
+            self.client.submit(
+                function, *args, workers=[address], allow_other_workers=False, pure=False
+            )
+            for address in self.first_on_host
+        ]
+        self.count += len(futures)
+        self.client.gather(futures)
 
     def run(self, function, calls, progress=None, weights=None, tolerate=()):
         """Run ``function(*args)`` for each ``args`` in ``calls``; results in order.
@@ -169,6 +210,18 @@ class _Tasks:
         }
 
 
+#: Held around kernel calls where Numba's threading layer is ``workqueue``,
+#: which aborts when two threads of a process launch parallel kernels at once.
+_WORKQUEUE_LOCK = threading.Lock()
+
+
+def _serial_launches() -> bool:
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return True
+
+
 @contextmanager
 def _numba_threads(host_threads):
     """In a task: Numba's threads set to this worker's share of its host's cores."""
@@ -177,12 +230,25 @@ def _numba_threads(host_threads):
     worker = get_worker()
     dask_threads = host_threads.get(worker.address, worker.state.nthreads)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(cores // dask_threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    with _WORKQUEUE_LOCK if _serial_launches() else nullcontext():
+        previous = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(cores // dask_threads, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
+
+
+def _load_kernels(dtype) -> None:
+    """Compile (or load from Numba's cache) the search kernels for thumbnails of ``dtype``."""
+    tensors = np.zeros((2, 10, 10, 3), dtype=dtype)
+    shapes = np.full((2, 2), 10, dtype=np.int64)
+    order = np.arange(2, dtype=np.int64)
+    rotation_hashes(tensors)
+    means = block_means(tensors, 1)
+    grids = block_means(tensors, grid_side(10))
+    rows, begins = order[:1], order[1:]
+    match_items(tensors, grids, means, order, shapes, rows, begins, begins + 1, True, True, 5.0)
 
 
 # ------------------------------------------------------------------------ search
@@ -285,6 +351,9 @@ class Search:
         self.dif = dif
         self.file = dif.tensors_file or _npy_file(dif.tensors)
         self.source = self.file
+        # Here first (a LocalCluster shares this machine's cache), then on each host.
+        _load_kernels(dif.tensors.dtype)
+        self.tasks.first_on_each_host(_load_kernels, dif.tensors.dtype)
 
     def sources(self, blocks):
         """What the tasks reading each array of image ids get: a ``.npy`` path or the array."""

@@ -164,12 +164,7 @@ def build(
     if scheduler is not None:
         from . import cluster
 
-        client = cluster.client_of(scheduler)
-        if processes is not None:
-            raise ValueError(
-                'Invalid value for "processes" parameter: with "scheduler" the Dask '
-                "workers decode; leave processes=None."
-            )
+        client = cluster.checked_client(scheduler, processes)
         if store is not None:
             if cache_path is not None:
                 raise ValueError('"cache" and "store" cannot be combined.')

@@ -507,28 +507,23 @@ def search(
     rotate = params.check_bool("rotate", rotate)
     same_dim = params.check_bool("same_dim", same_dim)
     show_progress = params.check_bool("show_progress", show_progress)
-    dask = client = None
+    cluster = client = None
     if scheduler is not None:
-        from . import cluster as dask
+        from . import cluster
 
-        client = dask.client_of(scheduler)
-        if processes is not None:
-            raise ValueError(
-                'Invalid value for "processes" parameter: with "scheduler" the Dask '
-                "workers' threads do the work; leave processes=None."
-            )
+        client = cluster.checked_client(scheduler, processes)
     processes = params.check_processes(processes)
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(chunksize, largest)
-    if dask is not None and chunksize is None:
-        tile_rows = max(tile_rows, dask.MIN_TILE_SIDE)
+    if cluster is not None and chunksize is None:
+        tile_rows = max(tile_rows, cluster.MIN_TILE_SIDE)
     chunked_used = False
     summed = 0
 
     threads = numba.get_num_threads()
     numba.set_num_threads(min(processes, numba.config.NUMBA_NUM_THREADS))
     found = []
-    searcher = _LocalSearch(dif) if dask is None else dask.Search(client, dif)
+    searcher = _LocalSearch(dif) if cluster is None else cluster.Search(client, dif)
     try:
         units = list(comparable_units(dif, same_dim))
         total = sum(len(index) for _, index in units)
@@ -543,7 +538,7 @@ def search(
 
             for folder, index in units:
                 unit = searcher.unit(index)
-                chunked = dask is not None or len(index) > CLASSIC_MAX_IMAGES
+                chunked = cluster is not None or len(index) > CLASSIC_MAX_IMAGES
                 chunked_used |= chunked
                 if max_mse == 0:
                     i, j = unit.identical(rotate, same_dim)

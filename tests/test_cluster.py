@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_cli import run_cli
 
 import fastdif
 from fastdif import cluster
@@ -336,21 +337,11 @@ def test_tiles_cover_each_allowed_pair_once(reach, side):
 # --------------------------------------------------------------------------- command line
 
 
-def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "fastdif", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_scheduler_gives_the_local_result(client, photos, tmp_path):
     local = _search(fastdif.build(photos, show_progress=False, processes=1), "similar")
     address = client.scheduler.address
 
-    done = _cli(str(photos), "-s", "similar", "--scheduler", address, "-q", cwd=tmp_path)
+    done = run_cli(str(photos), "-s", "similar", "--scheduler", address, "-q", cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     [results] = [name for name in os.listdir(tmp_path) if name.endswith("_results.json")]
@@ -362,7 +353,7 @@ def test_cli_scheduler_gives_the_local_result(client, photos, tmp_path):
 
 
 def test_cli_bad_scheduler_address_is_one_line_and_exit_2(photos, tmp_path):
-    done = _cli(str(photos), "--scheduler", "no-port-here", cwd=tmp_path)
+    done = run_cli(str(photos), "--scheduler", "no-port-here", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "python -m fastdif: error: missing port number in address 'no-port-here'"
