@@ -178,7 +178,7 @@ class _Tasks:
     def run(self, function, calls, progress=None, weights=None, tolerate=()):
         """Run ``function(*args)`` for each ``args`` in ``calls``; results in order.
 
-        ``progress(weight)`` is called as each task finishes. A task failing
+        ``progress(weight)`` is called as each task succeeds. A task failing
         with an exception of the ``tolerate`` types has that exception as its
         result; any other failure raises. Tasks still pending when this
         returns or raises are cancelled.
@@ -196,6 +196,7 @@ class _Tasks:
                     results[k] = future.result()
                 except tolerate as exc:
                     results[k] = exc
+                    continue
                 if progress is not None:
                     progress(1 if weights is None else weights[k])
         finally:
@@ -355,13 +356,13 @@ class Search:
         _load_kernels(dif.tensors.dtype)
         self.tasks.first_on_each_host(_load_kernels, dif.tensors.dtype)
 
-    def sources(self, blocks):
-        """What the tasks reading each array of image ids get: a ``.npy`` path or the array."""
+    def thumbnails(self):
+        """What tasks read thumbnails from: the ``.npy`` path, or the scattered array."""
         if self.source is None:
             # Scattered to every worker: a copy survives the loss of a worker.
             data = np.ascontiguousarray(self.dif.tensors)
             self.source = self.tasks.client.scatter(data, broadcast=True, hash=False)
-        return [self.source] * len(blocks)
+        return self.source
 
     def close(self) -> None:
         """Release the thumbnails scattered to the workers."""
@@ -384,9 +385,11 @@ class _Unit:
 
     def _per_block(self, function):
         threads = self.search.tasks.host_threads
-        blocks = [self.index[a : a + MAP_IMAGES] for a in range(0, self.index.size, MAP_IMAGES)]
-        sources = self.search.sources(blocks)
-        calls = [(source, ids, threads) for source, ids in zip(sources, blocks, strict=True)]
+        source = self.search.thumbnails()
+        calls = [
+            (source, self.index[a : a + MAP_IMAGES], threads)
+            for a in range(0, self.index.size, MAP_IMAGES)
+        ]
         return np.concatenate(self.search.tasks.run(function, calls))
 
     def identical(self, rotate, same_dim):
@@ -401,7 +404,7 @@ class _Unit:
         order, ends = sorted_windows(means, max_mse)
         ids, means = self.index[order], means[order]
         tasks, threads = self.search.tasks, self.search.tasks.host_threads
-        [source] = self.search.sources([ids])
+        source = self.search.thumbnails()
         shapes = self.search.dif.shapes
         calls, weights = [], []
         for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
@@ -502,13 +505,14 @@ class ShardDecoder:
             if isinstance(result, KilledWorker)
             for m, path in enumerate(shards[k])
         ]
-        decoded = self.tasks.run(_decode_shard, again, tolerate=KilledWorker)
+        retried = self.tasks.run(_decode_shard, again, tick, [1] * len(again), KilledWorker)
         # A task queued on a worker that dies counts that death too: before a
         # file is blamed, it is decoded again alone on the cluster.
-        for k, result in enumerate(decoded):
+        for k, result in enumerate(retried):
             if isinstance(result, KilledWorker):
-                decoded[k] = self.tasks.run(_decode_shard, [again[k]], tolerate=KilledWorker)[0]
-        singles = iter(zip(again, decoded, strict=True))
+                retried[k] = self.tasks.run(_decode_shard, [again[k]], tolerate=KilledWorker)[0]
+                tick(1)
+        singles = iter(zip(again, retried, strict=True))
         self.shards = []
         for call, result in zip(calls, results, strict=True):
             if not isinstance(result, KilledWorker):
@@ -516,12 +520,12 @@ class ShardDecoder:
                 yield from result
                 continue
             for _ in call[0]:
-                single, decoded = next(singles)
-                if isinstance(decoded, KilledWorker):
+                single, outcome = next(singles)
+                if isinstance(outcome, KilledWorker):
                     yield Decoded(None, 0, 0, "Dask worker died decoding this file (KilledWorker)")
                 else:
                     self.shards.append(single[3])
-                    yield decoded[0]
+                    yield outcome[0]
 
     def assemble(self, count: int) -> str:
         """Copy the shards, in order, into ``folder/tensors.npy`` of ``count`` images (tasks).
@@ -539,6 +543,9 @@ class ShardDecoder:
         if offset != count:
             raise RuntimeError(f"shards hold {offset} thumbnails, expected {count}")
         self.tasks.run(_copy_shard, calls)
+        for name in os.listdir(self.folder):
+            if name.startswith("shard-"):  # written by a task whose worker then died
+                os.remove(os.path.join(self.folder, name))
         return target
 
     def stats(self) -> dict:

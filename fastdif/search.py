@@ -591,7 +591,7 @@ def search(
                     "similarity_mse": max_mse,
                     "rotate": rotate,
                     "same_dim": same_dim,
-                    "processes": processes,
+                    "processes": processes if cluster is None else None,
                     "chunksize": tile_rows if chunked_used else chunksize,
                 },
                 "files_searched": len(dif),

@@ -116,6 +116,7 @@ def test_distributed_search_gives_the_local_result(client, photos, in_folder, ro
     dist = _search(dif, similarity, rotate, scheduler=client, chunksize=5)
 
     _same_search(local, dist)
+    assert dist.stats["process"]["search"]["parameters"]["processes"] is None
     tasks = dist.stats["process"]["search"]["dask"]["tasks"]
     assert tasks > 3 if similarity != "duplicates" else tasks >= 1
 
@@ -239,22 +240,45 @@ def test_a_worker_killed_during_the_search_does_not_change_the_result(client, ph
     client.wait_for_workers(2, timeout=60)
 
 
+@pytest.mark.parametrize("store", [False, True], ids=["in-memory", "store"])
 def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
+    client, tmp_path, monkeypatch, store
+):
+    import faults
+
+    photos = tmp_path / "photos"
+    kept = [images.save_photo(k, photos / f"p{k:02d}.jpg", 80, 60) for k in range(5)]
+    images.copy_bytes(kept[0], photos / "kill.jpg")
+    local = fastdif.build(kept, show_progress=False, processes=1)
+    monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+    folder = tmp_path / "store" if store else None
+
+    dif = fastdif.build(photos, show_progress=False, scheduler=client, store=folder)
+
+    assert list(dif.paths) == sorted(kept)
+    assert np.array_equal(dif.tensors, local.tensors)
+    assert dif.stats["invalid_files"]["logs"] == {
+        str(photos / "kill.jpg"): "Dask worker died decoding this file (KilledWorker)"
+    }
+    if store:
+        assert not [name for name in os.listdir(folder) if name.startswith("shard-")]
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
     client, tmp_path, monkeypatch
 ):
     import faults
 
-    kept = [images.save_photo(k, tmp_path / f"p{k:02d}.jpg", 80, 60) for k in range(5)]
-    images.copy_bytes(kept[0], tmp_path / "kill.jpg")
+    paths = [images.save_photo(k, tmp_path / f"p{k:03d}.jpg", 40, 30) for k in range(70)]
+    paths.insert(3, images.copy_bytes(paths[0], tmp_path / "kill.jpg"))  # in the first shard
     monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+    ticks = []
 
-    dif = fastdif.build(tmp_path, show_progress=False, scheduler=client)
+    decoded = list(cluster.ShardDecoder(client, 16)(paths, lambda: ticks.append(1)))
 
-    assert list(dif.paths) == sorted(kept)
-    assert dif.stats["invalid_files"]["logs"] == {
-        str(tmp_path / "kill.jpg"): "Dask worker died decoding this file (KilledWorker)"
-    }
-    client.wait_for_workers(2, timeout=60)
+    assert len(decoded) == len(paths) == len(ticks)
+    assert [d.reason is None for d in decoded] == [path != paths[3] for path in paths]
 
 
 # --------------------------------------------------------------------------- errors
