@@ -286,18 +286,21 @@ def _rotation_hashes(source, ids, threads):
         return rotation_hashes(_rows(source, ids))
 
 
-def _match_tile(
-    source, ids, shapes, means, n_rows, begins, stops, rotate, same_dim, max_mse, threads
+def _match_tiles(
+    source, ids, shapes, means, rows, begins, stops, rotate, same_dim, max_mse, threads
 ):
-    """In a task: images ``ids[:n_rows]`` against ``ids[begins[r]:stops[r]]``; global pairs."""
+    """In a task: image ``ids[r]`` against ``ids[begins[k]:stops[k]]`` for each ``r = rows[k]``.
+
+    One or more tiles laid end to end; returns the matches as image ids and
+    the pairs no bound skipped.
+    """
     with _numba_threads(threads):
         tensors = _rows(source, ids)
         grids = block_means(tensors, grid_side(tensors.shape[1]))
         local = np.arange(ids.size, dtype=np.int64)
         i, j, summed = match_items(
-            tensors, grids, means, local, shapes, local[:n_rows], begins, stops,
-            rotate, same_dim, max_mse,
-        )  # fmt: skip
+            tensors, grids, means, local, shapes, rows, begins, stops, rotate, same_dim, max_mse
+        )
     a, b = ids[i], ids[j]
     return np.minimum(a, b), np.maximum(a, b), summed
 
@@ -352,6 +355,8 @@ class Search:
         self.dif = dif
         self.file = dif.tensors_file or _npy_file(dif.tensors)
         self.source = self.file
+        #: Pairs that no bound skipped, over the units yielded so far.
+        self.summed = 0
         # Here first (a LocalCluster shares this machine's cache), then on each host.
         _load_kernels(dif.tensors.dtype)
         self.tasks.first_on_each_host(_load_kernels, dif.tensors.dtype)
@@ -369,68 +374,114 @@ class Search:
         if self.source is not None and self.file is None:
             self.tasks.client.cancel([self.source])
 
-    def unit(self, index):
-        return _Unit(self, index)
-
     def stats(self) -> dict:
         return {"dask": {**self.tasks.stats(), "thumbnails": self.file or "scattered"}}
 
+    def _per_block(self, function, ids):
+        """``function`` over ``ids`` in tasks of :data:`MAP_IMAGES` images, concatenated."""
+        source, threads = self.thumbnails(), self.tasks.host_threads
+        calls = [(source, ids[a : a + MAP_IMAGES], threads) for a in range(0, ids.size, MAP_IMAGES)]
+        return np.concatenate(self.tasks.run(function, calls))
 
-class _Unit:
-    """One comparable unit; indices in and out are positions in ``index``."""
+    def _mse(self, index, rotate):
+        """Exact MSEs of pairs of positions in ``index``, computed here as the local search does."""
 
-    def __init__(self, search, index):
-        self.search = search
-        self.index = index
+        def mse(left, right):
+            ids, inverse = np.unique(
+                np.concatenate([index[left], index[right]]), return_inverse=True
+            )
+            tensors = np.ascontiguousarray(self.dif.tensors[ids])
+            return pair_mse(tensors, inverse[: left.size], inverse[left.size :], rotate)
 
-    def _per_block(self, function):
-        threads = self.search.tasks.host_threads
-        source = self.search.thumbnails()
+        return mse
+
+    def pairs(self, units, max_mse, rotate, same_dim, tile_rows, progress):
+        """For each unit ``(folder, index)``: ``(i, j, mse)``.
+
+        ``i < j`` are the matching pairs as positions in ``index``, ascending;
+        ``mse(left, right)`` gives the exact MSEs of pairs of positions;
+        :attr:`summed` counts the pairs no bound skipped. Every unit's tiles go
+        in one round of tasks, small ones packed together, so many small units
+        (``same_dim``) cost about as much as one large one.
+        """
+        indexes = [index for _, index in units]
+        if not indexes:
+            return
+        every = np.concatenate(indexes)
+        starts = np.cumsum([0] + [index.size for index in indexes])
+        if max_mse == 0:
+            hashes = self._per_block(_rotation_hashes, every)
+            for k, index in enumerate(indexes):
+                mse = self._mse(index, rotate)
+                i, j = identical_pairs(
+                    hashes[starts[k] : starts[k + 1]],
+                    self.dif.shapes[index],
+                    rotate,
+                    same_dim,
+                    lambda left, right, mse=mse: mse(left, right) == 0,
+                )
+                progress(index.size)
+                yield i, j, mse
+            return
+        means = self._per_block(_channel_means, every)
+        source, threads, shapes = self.thumbnails(), self.tasks.host_threads, self.dif.shapes
+        batches = _Batches(2 * tile_rows)
+        for k, index in enumerate(indexes):
+            unit_means = means[starts[k] : starts[k + 1]]
+            order, ends = sorted_windows(unit_means, max_mse)
+            ids, unit_means = index[order], unit_means[order]
+            for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
+                batches.add(ids[positions], unit_means[positions], n_rows, begins, stops, weight)
         calls = [
-            (source, self.index[a : a + MAP_IMAGES], threads)
-            for a in range(0, self.index.size, MAP_IMAGES)
-        ]
-        return np.concatenate(self.search.tasks.run(function, calls))
-
-    def identical(self, rotate, same_dim):
-        hashes = self._per_block(_rotation_hashes)
-        shapes = self.search.dif.shapes[self.index]
-        return identical_pairs(
-            hashes, shapes, rotate, same_dim, lambda left, right: self.mse(left, right, rotate) == 0
-        )
-
-    def matches(self, max_mse, rotate, same_dim, tile_rows, progress):
-        means = self._per_block(_channel_means)
-        order, ends = sorted_windows(means, max_mse)
-        ids, means = self.index[order], means[order]
-        tasks, threads = self.search.tasks, self.search.tasks.host_threads
-        source = self.search.thumbnails()
-        shapes = self.search.dif.shapes
-        calls, weights = [], []
-        for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
-            window = ids[positions]
-            calls.append(
-                (source, window, shapes[window], means[positions], n_rows, begins, stops,
-                 rotate, same_dim, max_mse, threads)
-            )  # fmt: skip
-            weights.append(weight)
-        found = tasks.run(_match_tile, calls, progress, weights)
-        if progress is not None and ids.size > sum(weights):
-            progress(ids.size - sum(weights))  # rows without a tile
+            (source, ids, shapes[ids], batch_means, rows, begins, stops,
+             rotate, same_dim, max_mse, threads)
+            for ids, batch_means, rows, begins, stops in batches.arrays()
+        ]  # fmt: skip
+        found = self.tasks.run(_match_tiles, calls, progress, batches.weights)
+        if every.size > sum(batches.weights):
+            progress(every.size - sum(batches.weights))  # rows without a tile
+        self.summed += sum(int(f[2]) for f in found)
         i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
         j = np.concatenate([np.empty(0, np.int64)] + [f[1] for f in found])
-        summed = sum(int(f[2]) for f in found)
-        # Global ids ascend with positions in ``index``, so i < j still holds.
-        i, j = np.searchsorted(self.index, i), np.searchsorted(self.index, j)
-        first = np.lexsort((j, i))
-        return i[first], j[first], summed
+        unit_of = np.empty(len(self.dif), dtype=np.int64)
+        unit_of[every] = np.repeat(np.arange(len(indexes)), np.diff(starts))
+        by_unit = np.argsort(unit_of[i], kind="stable")
+        bounds = np.searchsorted(unit_of[i][by_unit], np.arange(len(indexes) + 1))
+        for k, index in enumerate(indexes):
+            mine = by_unit[bounds[k] : bounds[k + 1]]
+            # Image ids ascend with positions in ``index``, so i < j still holds.
+            unit_i, unit_j = np.searchsorted(index, i[mine]), np.searchsorted(index, j[mine])
+            first = np.lexsort((unit_j, unit_i))
+            yield unit_i[first], unit_j[first], self._mse(index, rotate)
 
-    def mse(self, left, right, rotate):
-        """Exact MSEs of pairs, computed here from the rows they need (as the local search)."""
-        pairs = np.concatenate([self.index[left], self.index[right]])
-        ids, inverse = np.unique(pairs, return_inverse=True)
-        tensors = np.ascontiguousarray(self.search.dif.tensors[ids])
-        return pair_mse(tensors, inverse[: left.size], inverse[left.size :], rotate)
+
+class _Batches:
+    """Tiles laid end to end into tasks of at most ``limit`` images each."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        #: Per task: its tiles' shares of their rows (for progress).
+        self.weights: list[float] = []
+        self._parts: list[tuple[list, ...]] = []  # per task: ids, means, rows, begins, stops
+        self._size = limit
+
+    def add(self, ids, means, n_rows, begins, stops, weight) -> None:
+        if self._size + ids.size > self.limit:
+            self._parts.append(([], [], [], [], []))
+            self.weights.append(0.0)
+            self._size = 0
+        at = self._size  # positions of this tile in its task
+        rows = at + np.arange(n_rows, dtype=np.int64)
+        arrays = (ids, means, rows, at + begins, at + stops)
+        for part, array in zip(self._parts[-1], arrays, strict=True):
+            part.append(array)
+        self.weights[-1] += weight
+        self._size += ids.size
+
+    def arrays(self):
+        """Per task: ids, means, rows, begins, stops, with positions counted across its tiles."""
+        for parts in self._parts:
+            yield tuple(np.concatenate(part) for part in parts)
 
 
 # ------------------------------------------------------------------------- build

@@ -278,35 +278,31 @@ class _LocalSearch:
 
     def __init__(self, dif):
         self.dif = dif
+        #: Pairs that no bound skipped, over the units yielded so far.
+        self.summed = 0
 
-    def unit(self, index):
-        return _LocalUnit(self.dif, index)
+    def pairs(self, units, max_mse, rotate, same_dim, tile_rows, progress):
+        """For each unit: (i, j, mse), as :meth:`fastdif.cluster.Search.pairs`."""
+        for _, index in units:
+            whole = len(index) == len(self.dif)
+            tensors = self.dif.tensors if whole else np.ascontiguousarray(self.dif.tensors[index])
+            shapes = self.dif.shapes if whole else self.dif.shapes[index]
+            if max_mse == 0:
+                i, j = find_identical(tensors, shapes, rotate, same_dim)
+                progress(len(index))
+            else:
+                rows = tile_rows if len(index) > CLASSIC_MAX_IMAGES else None
+                i, j, summed = find_matches(
+                    tensors, shapes, max_mse, rotate, same_dim, rows, progress
+                )
+                self.summed += summed
+            yield i, j, lambda left, right, t=tensors: pair_mse(t, left, right, rotate)
 
     def stats(self) -> dict:
         return {}
 
     def close(self) -> None:
         pass
-
-
-class _LocalUnit:
-    """One comparable unit's thumbnails; indices in and out are positions in ``index``."""
-
-    def __init__(self, dif, index):
-        whole = len(index) == len(dif)
-        self.tensors = dif.tensors if whole else np.ascontiguousarray(dif.tensors[index])
-        self.shapes = dif.shapes if whole else dif.shapes[index]
-
-    def identical(self, rotate, same_dim):
-        return find_identical(self.tensors, self.shapes, rotate, same_dim)
-
-    def matches(self, max_mse, rotate, same_dim, tile_rows, progress):
-        return find_matches(
-            self.tensors, self.shapes, max_mse, rotate, same_dim, tile_rows, progress
-        )
-
-    def mse(self, left, right, rotate):
-        return pair_mse(self.tensors, left, right, rotate)
 
 
 def connected_groups(n, i, j):
@@ -517,8 +513,6 @@ def search(
     tile_rows = params.check_chunksize(chunksize, largest)
     if cluster is not None and chunksize is None:
         tile_rows = max(tile_rows, cluster.MIN_TILE_SIDE)
-    chunked_used = False
-    summed = 0
 
     threads = numba.get_num_threads()
     numba.set_num_threads(min(processes, numba.config.NUMBA_NUM_THREADS))
@@ -527,6 +521,7 @@ def search(
     try:
         units = list(comparable_units(dif, same_dim))
         total = sum(len(index) for _, index in units)
+        chunked_used = cluster is not None or any(len(ix) > CLASSIC_MAX_IMAGES for _, ix in units)
         with (
             progress_bar(total, "Searching", "images", show_progress) as bar,
             interrupts_between_kernels() as check,
@@ -536,18 +531,8 @@ def search(
                 bar.update(rows)
                 check()
 
-            for folder, index in units:
-                unit = searcher.unit(index)
-                chunked = cluster is not None or len(index) > CLASSIC_MAX_IMAGES
-                chunked_used |= chunked
-                if max_mse == 0:
-                    i, j = unit.identical(rotate, same_dim)
-                    tick(len(index))
-                else:
-                    i, j, unit_summed = unit.matches(
-                        max_mse, rotate, same_dim, tile_rows if chunked else None, tick
-                    )
-                    summed += unit_summed
+            found_pairs = searcher.pairs(units, max_mse, rotate, same_dim, tile_rows, tick)
+            for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
                 keys, others = [], []
                 for members in connected_groups(len(index), i, j):
                     key = choose_key(index[members], dif.shapes, dif.file_sizes)
@@ -556,7 +541,7 @@ def search(
                 # One kernel call for every member's MSE to its key.
                 left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
                 right = np.asarray([m for o in others for m in o], dtype=np.int64)
-                mses = iter(unit.mse(left, right, rotate).tolist())
+                mses = iter(mse(left, right).tolist())
                 for key, members in zip(keys, others, strict=True):
                     group_mses = [next(mses) for _ in members]
                     found.append((folder, int(index[key]), index[members].tolist(), group_mses))
@@ -596,7 +581,7 @@ def search(
                 },
                 "files_searched": len(dif),
                 **searcher.stats(),
-                "pairs_compared_exactly": summed,
+                "pairs_compared_exactly": searcher.summed,
                 "matches_found": {"duplicates": duplicates, "similar": similar},
             },
         },

@@ -218,7 +218,7 @@ def test_a_worker_killed_during_the_search_does_not_change_the_result(client, ph
         # Kill the victim while it holds one of this search's tile tasks.
         while not stop.is_set():
             held = client.processing(workers=[victim]).get(victim, [])
-            if any("_match_tile" in str(key) for key in held):
+            if any("_match_tiles" in str(key) for key in held):
                 os.kill(pids[victim], signal.SIGKILL)
                 killed.append((time.monotonic(), len(held)))
                 return
