@@ -8,6 +8,9 @@ use all cores (``processes=None``). Measured:
 
 - ``test_build``: the generated photo set of ``$FASTDIF_BENCH_IMAGES``
   images (default 1000; see :mod:`benchmarks.datasets`).
+- ``test_search_photo_set``: ``"similar"``, rotate on, same_dim on, over
+  that photo set's repository (saved, then loaded memory-mapped): many
+  small sets of equal dimensions.
 - ``test_search``: ``"similar"``, rotate on, over
   ``$FASTDIF_BENCH_CLUSTER_THUMBNAILS`` photo-like thumbnails (default
   100,000; :mod:`benchmarks.thumbnails`), read by the workers from a
@@ -105,6 +108,20 @@ def test_build(benchmark, client):
         assert len(fastdif.build(folder, show_progress=False, scheduler=client)) == n
 
     _paired(benchmark, f"build of {n} files", local, dask)
+
+
+def test_search_photo_set(benchmark, client, tmp_path):
+    folder = dataset(IMAGES)
+    fastdif.build(folder, show_progress=False).save(tmp_path / "photos.fastdif")
+    dif = fastdif.load(tmp_path / "photos.fastdif")
+
+    def local():
+        fastdif.search(dif, "similar", show_progress=False)
+
+    def dask():
+        fastdif.search(dif, "similar", show_progress=False, scheduler=client)
+
+    _paired(benchmark, f"search of the {len(dif)} photos' repository (mapped)", local, dask)
 
 
 @pytest.fixture(scope="module")

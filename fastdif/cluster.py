@@ -24,10 +24,11 @@ Search
     hashes) of :data:`MAP_IMAGES` images each. For a threshold above 0 the
     client sorts the images by overall mean
     (:func:`fastdif.search.sorted_windows`) and cuts the pairs the mean bound
-    allows into tiles of at most ``2 * chunksize`` images (:func:`tiles`); a
-    task per tile reads its images, computes their block means and runs the
-    local path's kernels (:func:`fastdif.search.match_items`), returning only
-    the matches. Threshold 0 uses the local path's hashing
+    allows into tiles of at most ``2 * chunksize`` images (:func:`tiles`);
+    small tiles (of every set of equal dimensions at once) are laid end to
+    end into tasks of up to ``2 * chunksize`` images. A task reads its
+    images, computes their block means and runs the local path's kernels
+    (:func:`fastdif.search.match_items`), returning only the matches. Threshold 0 uses the local path's hashing
     (:func:`fastdif.search.identical_pairs`). The client merges the matches
     into groups and computes each member's MSE to its key as the local path
     does, so results are the same.
