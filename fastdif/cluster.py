@@ -28,7 +28,8 @@ Search
     small tiles (of every set of equal dimensions at once) are laid end to
     end into tasks of up to ``2 * chunksize`` images. A task reads its
     images, computes their block means and runs the local path's kernels
-    (:func:`fastdif.search.match_items`), returning only the matches. Threshold 0 uses the local path's hashing
+    (:func:`fastdif.search.match_items`), returning only the matches.
+    Threshold 0 uses the local path's hashing
     (:func:`fastdif.search.identical_pairs`). The client merges the matches
     into groups and computes each member's MSE to its key as the local path
     does, so results are the same.

@@ -14,6 +14,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import (
+    THRESHOLDS,
+    image_specs,
+    pick_threshold,
+    planted_images,
+    reference_groups,
+    reference_matches,
+    reference_mse_matrix,
+)
 from test_cli import run_cli
 
 import fastdif
@@ -148,6 +157,37 @@ def test_scattered_and_memory_mapped_thumbnails_give_the_same_result(client, tmp
     _same_search(local, by_path)
     assert scattered.stats["process"]["search"]["dask"]["thumbnails"] == "scattered"
     assert by_path.stats["process"]["search"]["dask"]["thumbnails"] == str(tmp_path / "t.npy")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    spec=image_specs(max_n=40),
+    rotate=st.booleans(),
+    same_dim=st.booleans(),
+    choice=st.sampled_from(THRESHOLDS),
+    random_value=st.floats(0, 200),
+    which=st.integers(0, 100),
+    chunksize=st.sampled_from([1, 2, 3, 5, 64]),
+)
+def test_distributed_search_matches_the_reference_on_planted_images(
+    client, spec, rotate, same_dim, choice, random_value, which, chunksize
+):
+    tensors, shapes, planted = planted_images(*spec)
+    mse = reference_mse_matrix(tensors, rotate)
+    max_mse = pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which)
+    dif = fastdif.from_arrays(tensors, shapes=shapes)
+    pairs = reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse)
+    i, j = [p for p, _ in pairs], [q for _, q in pairs]
+    expected = {frozenset(g) for g in reference_groups(len(tensors), i, j)}
+
+    dist = _search(dif, max_mse, rotate, same_dim, scheduler=client, chunksize=chunksize)
+
+    found = {
+        frozenset(int(p) for p in (key, *(m for m, _ in members)))
+        for key, members in dist.result.items()
+    }
+    assert found == expected
+    _same_search(_search(dif, max_mse, rotate, same_dim, processes=1), dist)
 
 
 # --------------------------------------------------------------------------- store
