@@ -321,6 +321,28 @@ def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
     assert [d.reason is None for d in decoded] == [path != paths[3] for path in paths]
 
 
+def test_numba_threads_in_a_task_share_the_host_cores_with_dask_threads(client):
+    import numba
+
+    def threads_in_task(host_threads):  # nested: Dask sends it by value
+        with cluster._numba_threads(host_threads):
+            return numba.get_num_threads()
+
+    tasks = cluster._Tasks(client)
+    workers = sorted(tasks.host_threads)
+    cores = len(os.sched_getaffinity(0))
+
+    def run(host_threads):
+        futures = [
+            client.submit(threads_in_task, host_threads, workers=[w], pure=False) for w in workers
+        ]
+        return client.gather(futures)
+
+    assert tasks.host_threads == {w: 2 for w in workers}  # 2 one-thread workers, one host
+    assert run(tasks.host_threads) == [max(1, cores // 2)] * 2
+    assert run({w: 1 for w in workers}) == [min(cores, numba.config.NUMBA_NUM_THREADS)] * 2
+
+
 # --------------------------------------------------------------------------- errors
 
 
