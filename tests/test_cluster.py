@@ -319,6 +319,7 @@ def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
 
     assert len(decoded) == len(paths) == len(ticks)
     assert [d.reason is None for d in decoded] == [path != paths[3] for path in paths]
+    client.wait_for_workers(2, timeout=60)
 
 
 def test_numba_threads_in_a_task_share_the_host_cores_with_dask_threads(client):
@@ -328,8 +329,10 @@ def test_numba_threads_in_a_task_share_the_host_cores_with_dask_threads(client):
         with cluster._numba_threads(host_threads):
             return numba.get_num_threads()
 
+    client.wait_for_workers(2, timeout=60)
     tasks = cluster._Tasks(client)
     workers = sorted(tasks.host_threads)
+    assert len(workers) == 2
     cores = len(os.sched_getaffinity(0))
 
     def run(host_threads):
