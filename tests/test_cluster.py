@@ -215,6 +215,18 @@ def test_store_writes_a_saved_repository_the_search_reads_by_path(client, photos
     assert dist.stats["process"]["search"]["dask"]["thumbnails"] == str(store / "tensors.npy")
 
 
+def test_store_of_only_invalid_files_is_an_empty_repository(client, tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"not an image")
+
+    store = tmp_path / "s"
+    dif = fastdif.build(tmp_path / "bad", show_progress=False, scheduler=client, store=store)
+
+    assert len(dif) == 0 and dif.stats["invalid_files"]["count"] == 1
+    assert len(fastdif.load(store)) == 0
+    assert _search(dif, "similar", scheduler=client).result == {}
+
+
 def test_store_refuses_an_existing_folder_and_bad_combinations(client, photos, tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError, match='"store"'):
