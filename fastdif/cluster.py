@@ -65,6 +65,7 @@ from . import decode as _decode
 from .decode import FILE_TIME_LIMIT, Decoded
 from .kernels import block_means, grid_side, pair_mse, rotation_hashes
 from .search import identical_pairs, match_items, sorted_windows
+from .store import array_file
 
 #: Files decoded per build task.
 SHARD_FILES = 64
@@ -75,8 +76,6 @@ MAP_IMAGES = 4096
 #: Least side of a search tile (``chunksize`` when it is not given): a tile
 #: task holds two blocks of this many thumbnails (71 MB of uint8 ones at px 50).
 MIN_TILE_SIDE = 4096
-
-TENSORS_FILE = "tensors.npy"
 
 
 def _distributed():
@@ -585,7 +584,7 @@ class ShardDecoder:
 
         Returns the file's path.
         """
-        target = os.path.join(self.folder, TENSORS_FILE)
+        target = array_file(self.folder, "tensors")
         shape = (count, self.px_size, self.px_size, 3)
         np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
         calls, offset = [], 0

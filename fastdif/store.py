@@ -102,6 +102,11 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
     return target
 
 
+def array_file(folder: str, name: str) -> str:
+    """The ``.npy`` file of array ``name`` (``"tensors"``, ``"shapes"``, ...) in ``folder``."""
+    return os.path.join(folder, f"{name}.npy")
+
+
 def staging_folder(target: str) -> str:
     """A new, empty folder beside ``target`` to write a repository into."""
     parent = os.path.dirname(target)
@@ -123,7 +128,7 @@ def write(dif: Repository, folder: str, tensors_written: bool = False) -> None:
     """
     arrays = {}
     for name, (dtype, _) in _ARRAYS.items():
-        file = os.path.join(folder, f"{name}.npy")
+        file = array_file(folder, name)
         if name == "tensors" and tensors_written:
             data = np.load(file, mmap_mode="r", allow_pickle=False)
             crc, step = 0, max(1, (64 << 20) // max(1, data[:1].nbytes))
@@ -246,7 +251,7 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
                 raise RepositoryFormatError(f'"{folder}" is corrupt: tensors of {info["dtype"]}')
             dtype = info["dtype"]
         expected = (n, px, px, 3) if tail is None else (n, *tail)
-        file = os.path.join(folder, f"{name}.npy")
+        file = array_file(folder, name)
         try:
             # allow_pickle=False: an object array in the file raises instead of unpickling.
             data = np.load(file, mmap_mode="r", allow_pickle=False)
@@ -275,7 +280,7 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         bool(meta["in_folder"]),
         meta["stats"],
         arrays["mtimes_ns"],
-        os.path.join(folder, "tensors.npy"),
+        array_file(folder, "tensors"),
     )
 
 
