@@ -3,8 +3,9 @@
 The cache is one SQLite database (standard library ``sqlite3``, WAL mode). A
 row holds one file's thumbnail (px x px x 3 uint8 bytes, RGB), its displayed
 (width, height), or the reason it failed to decode. A row is found by the
-file's resolved path and the decoding settings (px_size, JPEG draft factor,
-decoding version, Pillow version) and used only while the file's size and
+file's resolved path and the decoding settings (px_size and
+:func:`fastdif.decode.thumbnail_definition`: the thumbnail version and the
+decoders' versions) and used only while the file's size and
 modification time (ns) are what they were when it was decoded; anything else
 is decoded again through :func:`fastdif.decode.decode_all` and replaces the row.
 
@@ -23,18 +24,12 @@ import warnings
 import zlib
 from dataclasses import dataclass
 
-import PIL
-
-from .decode import DRAFT_FACTOR, Decoded, decode_all
+from .decode import Decoded, decode_all, thumbnail_definition
 
 #: Layout of the database. A cache file with another schema version is moved
 #: aside and a new one started; the default file name carries it too, so two
 #: fastdif versions with different schemas keep separate default caches.
 SCHEMA_VERSION = 1
-
-#: Bump whenever decode.py changes the thumbnails it produces (resampling,
-#: colour conversion, orientation): old rows then stop matching.
-DECODING_VERSION = 1
 
 #: File name of the cache in the default folder, or inside a folder given as ``cache``.
 CACHE_FILE = f"thumbnails-v{SCHEMA_VERSION}.sqlite3"
@@ -126,7 +121,7 @@ def clear_cache(path: str | os.PathLike) -> list[str]:
 
 def decoding_settings(px_size: int) -> str:
     """Everything besides the file that decides a thumbnail, as one key string."""
-    return f"px={px_size};draft={DRAFT_FACTOR};decoding={DECODING_VERSION};pillow={PIL.__version__}"
+    return f"px={px_size};{thumbnail_definition()}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,15 @@
 """Decode image files into px x px x 3 thumbnails, in a process pool.
 
-Workers only run Pillow and NumPy (never Numba): each returns a compact uint8
-thumbnail, and the parent writes it into one contiguous float32 array.
+Every file is decoded at full resolution and reduced by one filter,
+:func:`fastdif.resample.area_thumbnail`, so a thumbnail does not depend on
+which decoder read the file: JPEG goes through libjpeg-turbo (simplejpeg) and
+8-bit PNG through libspng (pyspng), both straight into NumPy and bit-for-bit
+what Pillow decodes; everything else, and any file those two refuse, through
+Pillow.
+
+Workers only run Pillow, the two decoders and NumPy (never Numba): each
+returns a compact uint8 thumbnail, and the parent writes it into one
+contiguous float32 array.
 
 The parent drives its own ``spawn`` workers, one file at a time, so that it
 always knows which file each worker holds: a worker that dies (killed, out of
@@ -13,8 +21,10 @@ limit is killed and the file reported. On any exception in the parent
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import signal
+import struct
 import sys
 import threading
 import time
@@ -27,11 +37,27 @@ from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 
 import numpy as np
-from PIL import Image, ImageOps
+import PIL
+import pyspng
+import simplejpeg
+from PIL import Image, UnidentifiedImageError
 
-#: JPEG files are decoded at a reduced scale (Pillow's draft mode) whose
-#: smaller side is still at least this many times ``px_size``.
-DRAFT_FACTOR = 4
+from .resample import area_thumbnail, orient
+
+#: Version of the thumbnail definition: decoders, colour conversion, filter,
+#: orientation. Stored with cached and saved thumbnails, so that thumbnails of
+#: another definition are never mixed with these. 1 was JPEG draft decoding
+#: with a bicubic resize; 2 is a full decode with the exact area filter.
+THUMBNAIL_VERSION = 2
+
+
+def thumbnail_definition() -> str:
+    """The thumbnail version and the decoders' versions, as one key string."""
+    return (
+        f"thumbnail={THUMBNAIL_VERSION};pillow={PIL.__version__};"
+        f"simplejpeg={simplejpeg.__version__};pyspng={pyspng.__version__}"
+    )
+
 
 #: Below this many files the pool's start-up costs more than it saves.
 MIN_FILES_FOR_POOL = 32
@@ -99,9 +125,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
     """Decode one file into a (px_size, px_size, 3) uint8 thumbnail.
 
-    The EXIF orientation is applied, so the thumbnail is what a person sees;
-    the returned (width, height) are the displayed full-size dimensions. For
-    animated or multi-page files the first frame is used.
+    The file is decoded at full resolution and reduced with
+    :func:`~fastdif.resample.area_thumbnail`; then its EXIF orientation is
+    applied, so the thumbnail is what a person sees, and the returned
+    (width, height) are the displayed full-size dimensions. For animated or
+    multi-page files the first frame is used.
 
     Raises
     ------
@@ -111,21 +139,87 @@ def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
     OSError, ValueError
         When the file cannot be read or decoded.
     """
-    with Image.open(path) as image:
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        # Pillow's message would name the BytesIO, not the file.
+        raise UnidentifiedImageError(f"cannot identify image file {path!r}") from None
+    with opened as image:
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise Image.DecompressionBombError(
                 f"Image size ({width * height} pixels) exceeds limit of {MAX_PIXELS} pixels"
             )
-        orientation = image.getexif().get(0x0112, 1)
-        if orientation in (5, 6, 7, 8):
-            width, height = height, width
-        target = DRAFT_FACTOR * px_size
-        image.draft("RGB", (target, target))
-        image = ImageOps.exif_transpose(image)
-        image = to_rgb(image)
-        image = image.resize((px_size, px_size), Image.Resampling.BICUBIC)
-        return np.asarray(image, dtype=np.uint8), width, height
+        orientation = _orientation(image, data)
+        pixels = _fast_decode(image, data)
+        if pixels is None:
+            pixels = np.asarray(to_rgb(image))
+    thumb = area_thumbnail(pixels, px_size)
+    if thumb.ndim == 2:
+        thumb = np.repeat(thumb[:, :, None], 3, axis=2)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return orient(thumb, orientation), width, height
+
+
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """The EXIF orientation (1 to 8) of an opened image, without decoding its pixels.
+
+    Pillow finds a PNG's ``eXIf`` chunk after the image data only by decoding
+    the whole image; here the chunk is looked up in ``data`` instead.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        exif = _png_chunk(data, b"eXIf")
+        if exif is not None:
+            image.info["exif"] = b"Exif\x00\x00" + exif.removeprefix(b"Exif\x00\x00")
+        # The base class's method reads info and XMP, and never decodes.
+        return Image.Image.getexif(image).get(0x0112, 1)
+    return image.getexif().get(0x0112, 1)
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The data of the first chunk of type ``kind`` in the PNG file ``data``, if any."""
+    pos = 8  # after the signature
+    while pos + 8 <= len(data):
+        length, found = struct.unpack_from(">I4s", data, pos)
+        if found == kind:
+            return data[pos + 8 : pos + 8 + length]
+        if found == b"IEND":
+            break
+        pos += length + 12  # length, type, data, CRC
+    return None
+
+
+def _fast_decode(image: Image.Image, data: bytes) -> np.ndarray | None:
+    """Pixels of an opened 8-bit RGB or grey JPEG or PNG, from a faster decoder.
+
+    The result equals Pillow's decode (the tests compare them): grey is
+    returned as (height, width) and becomes grey RGB after filtering, as
+    Pillow's conversion would make it. ``None`` means Pillow decodes the file:
+    another format or mode, a transparent PNG, or a file the decoder refused
+    (so that Pillow, not a faster decoder, decides whether a file is invalid).
+    """
+    size = (image.height, image.width)
+    try:
+        if image.format == "JPEG" and image.mode in ("RGB", "L"):
+            colorspace = "RGB" if image.mode == "RGB" else "GRAY"
+            pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace)
+        elif image.format == "PNG" and image.mode in ("RGB", "L"):
+            if "transparency" in image.info:
+                return None
+            pixels = pyspng.load(data)
+        else:
+            return None
+    except (ValueError, RuntimeError):
+        return None
+    if pixels.dtype != np.uint8 or pixels.shape[:2] != size:
+        return None
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    expected = 3 if image.mode == "RGB" else 2
+    return pixels if pixels.ndim == expected else None
 
 
 def decode_file(path: str, px_size: int, time_limit: float | None = None) -> Decoded:

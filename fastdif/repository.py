@@ -10,6 +10,7 @@ import numpy as np
 
 from . import params
 from .cache import CachedDecoder, resolve_cache
+from .decode import THUMBNAIL_VERSION
 from .discover import discover, validate_directories
 from .progress import progress_bar
 
@@ -41,6 +42,12 @@ class Repository:
         The ``.npy`` file ``tensors`` is memory-mapped from (a repository
         loaded by :func:`fastdif.load`); a Dask search opens it on each
         worker instead of sending the thumbnails.
+    thumbnail_version : int or None
+        The thumbnail definition the files were decoded with
+        (:data:`fastdif.decode.THUMBNAIL_VERSION` for a build; 1, JPEG draft
+        decoding, for a repository saved before it was recorded); None for
+        :func:`from_arrays`. Thumbnails of different versions are not
+        comparable.
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class Repository:
         stats,
         mtimes_ns=None,
         tensors_file=None,
+        thumbnail_version=None,
     ):
         if mtimes_ns is None:
             mtimes_ns = np.zeros(len(paths), dtype=np.int64)
@@ -70,6 +78,7 @@ class Repository:
         self.in_folder = in_folder
         self.stats = stats
         self.tensors_file = tensors_file
+        self.thumbnail_version = thumbnail_version
 
     @property
     def px_size(self) -> int:
@@ -277,6 +286,7 @@ def _build(
         in_folder,
         stats,
         np.asarray(mtimes, dtype=np.int64),
+        thumbnail_version=THUMBNAIL_VERSION,
     )
     if not in_store:
         return dif

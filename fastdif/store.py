@@ -5,7 +5,9 @@ On-disk format (format version 1): a folder holding
 ``repository.json``
     UTF-8 JSON: ``format`` ("fastdif-repository"), ``format_version``,
     ``fastdif_version``, ``saved`` (ISO time), ``count`` (N), ``px_size``,
-    ``in_folder``, ``paths`` (N strings), ``folders`` and ``groups`` (search
+    ``thumbnail_version`` (see :attr:`Repository.thumbnail_version`; absent
+    in repositories saved before it was recorded, whose thumbnails are
+    version 1), ``in_folder``, ``paths`` (N strings), ``folders`` and ``groups`` (search
     groups as lists of indices into ``paths``), ``stats`` (the build stats,
     with the build parameters) and ``arrays``: for each array below its file
     name, dtype, shape and the CRC-32 of its data.
@@ -159,6 +161,7 @@ def write(dif: Repository, folder: str, tensors_written: bool = False) -> None:
         "saved": datetime.now().isoformat(),
         "count": len(dif),
         "px_size": dif.px_size,
+        "thumbnail_version": dif.thumbnail_version,
         "in_folder": bool(dif.in_folder),
         "paths": list(dif.paths),
         "folders": list(dif.folders),
@@ -243,6 +246,9 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         not isinstance(i, int) or not 0 <= i < n for group in groups for i in group
     ):
         raise RepositoryFormatError(f'"{folder}" is corrupt: "groups" do not match the paths')
+    thumbnail_version = meta.get("thumbnail_version", 1)
+    if thumbnail_version is not None and type(thumbnail_version) is not int:
+        raise RepositoryFormatError(f'"{folder}" is corrupt: "thumbnail_version" is not a number')
     arrays = {}
     for name, (dtype, tail) in _ARRAYS.items():
         info = meta["arrays"][name]
@@ -281,6 +287,7 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         meta["stats"],
         arrays["mtimes_ns"],
         array_file(folder, "tensors"),
+        thumbnail_version=thumbnail_version,
     )
 
 

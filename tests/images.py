@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 #: Default size of a test photo (width, height).
 SIZE = (200, 150)
@@ -103,13 +103,33 @@ def copy_bytes(source, path) -> str:
     return path
 
 
+def area_weights(n: int, px_size: int) -> np.ndarray:
+    """(px_size, n) integer weights of the exact area filter: row i averages
+    source pixels over ``[i * n / px_size, (i + 1) * n / px_size)``, each by the
+    part of it inside, in units of ``1 / px_size`` pixel (a row sums to n)."""
+    edges = np.arange(px_size + 1) * n  # in units of 1 / px_size pixel
+    pixel = np.arange(n) * px_size
+    inside = np.minimum(pixel + px_size, edges[1:, None]) - np.maximum(pixel, edges[:-1, None])
+    return np.clip(inside, 0, None).astype(np.int64)
+
+
 def thumbnail(image, px_size: int = 50) -> np.ndarray:
-    """difPy's thumbnail of a Pillow image or path: RGB, bicubic px x px, as float64."""
+    """The reference thumbnail of a Pillow image or path, as float64.
+
+    A full decode (Pillow, EXIF orientation not applied), RGB, then the exact
+    area filter as dense integer matrices, rounded half up: the definition
+    fastdif's decoder must meet, computed independently of it.
+    """
     if not isinstance(image, Image.Image):
         with Image.open(image) as opened:
             return thumbnail(opened.convert("RGB"), px_size)
-    resized_image = image.convert("RGB").resize((px_size, px_size), Image.Resampling.BICUBIC)
-    return np.asarray(resized_image, dtype=np.float64)
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int64)
+    height, width = pixels.shape[:2]
+    rows, columns = area_weights(height, px_size), area_weights(width, px_size)
+    sums = np.einsum("iy,yxc->ixc", rows, pixels)
+    sums = np.einsum("ixc,jx->ijc", sums, columns)
+    area = height * width
+    return ((2 * sums + area) // (2 * area)).astype(np.float64)
 
 
 def mse(a, b) -> float:
@@ -133,3 +153,53 @@ EXIF_STORED = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_270,
 }
+
+
+#: Kinds of :func:`texture`: the content where a reduced-scale decode drifts.
+TEXTURES = ("foliage", "gravel", "brick", "stars", "text")
+
+
+def texture(kind: str, seed: int, width: int = 1280, height: int = 960) -> Image.Image:
+    """A texture-rich RGB photo of ``kind`` (one of :data:`TEXTURES`).
+
+    Fine detail down to single pixels, on a coarse scene of its own, so that
+    two seeds (or two kinds) stay far apart while a reduced-scale decode of one
+    image drifts from its full decode.
+    """
+    rng = np.random.default_rng([TEXTURES.index(kind), seed])
+    y, x = np.mgrid[0:height, 0:width]
+    scene = np.asarray(
+        Image.fromarray(rng.integers(40, 216, (3, 4, 3), dtype=np.uint8)).resize(
+            (width, height), Image.Resampling.BICUBIC
+        ),
+        np.float64,
+    )
+    if kind == "foliage":
+        leaves = rng.normal(0, 1, (height // 3 + 1, width // 3 + 1))
+        leaves = np.repeat(np.repeat(leaves, 3, 0), 3, 1)[:height, :width]
+        img = scene * [0.5, 0.9, 0.4] + 60 * leaves[..., None] * [0.6, 1.0, 0.4]
+        img += rng.normal(0, 25, (height, width, 1))
+    elif kind == "gravel":
+        stones = rng.integers(60, 200, (height // 5 + 1, width // 5 + 1, 3))
+        img = np.repeat(np.repeat(stones, 5, 0), 5, 1)[:height, :width].astype(np.float64)
+        img = 0.5 * img + 0.5 * scene + rng.normal(0, 30, (height, width, 1))
+    elif kind == "brick":
+        row, offset = y // 14, (y // 14 % 2) * 17
+        brick = rng.uniform(0.7, 1.2, (height // 14 + 1, width // 34 + 2))[row, (x + offset) // 34]
+        mortar = (y % 14 < 3) | ((x + offset) % 34 < 3)
+        img = np.where(mortar[..., None], 200.0, brick[..., None] * [170, 80, 60])
+        img = 0.8 * img + 0.2 * scene + rng.normal(0, 12, (height, width, 3))
+    elif kind == "stars":
+        img = 0.25 * scene
+        stars = rng.random((height, width)) < 0.02
+        img[stars] = rng.uniform(150, 255, (int(stars.sum()), 1))
+    elif kind == "text":
+        page = Image.new("L", (width, height), 235)
+        draw = ImageDraw.Draw(page)
+        for line in range(0, height, 11):
+            words = rng.integers(97, 123, width // 6)
+            draw.text((2 - line % 5, line), bytes(words.astype(np.uint8)).decode(), fill=20)
+        img = np.asarray(page, np.float64)[..., None] * scene / 200
+    else:
+        raise ValueError(kind)
+    return Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")

@@ -13,6 +13,7 @@ import pytest
 
 import fastdif
 from fastdif import cache as cache_module
+from fastdif import decode as decode_module
 from fastdif.__main__ import main
 from fastdif.decode import Decoded
 
@@ -220,9 +221,10 @@ def test_px_size_and_decoding_settings_never_mix(pics, tmp_path, decoded_paths, 
     assert_same_repository(small, build(pics, px_size=20))
     assert_same_repository(again, build(pics, px_size=50))
 
-    monkeypatch.setattr(cache_module, "DECODING_VERSION", cache_module.DECODING_VERSION + 1)
+    # A new thumbnail definition, or a new version of a decoder, decodes again.
+    monkeypatch.setattr(decode_module, "THUMBNAIL_VERSION", decode_module.THUMBNAIL_VERSION + 1)
     assert cache_stats(build(pics, cache=cache_file))["hits"] == 0
-    monkeypatch.setattr(cache_module, "DRAFT_FACTOR", cache_module.DRAFT_FACTOR + 1)
+    monkeypatch.setattr(decode_module.simplejpeg, "__version__", "0.0.1")
     assert cache_stats(build(pics, cache=cache_file))["hits"] == 0
 
 
