@@ -9,6 +9,13 @@ of the machine's speed and load. A figure regresses when it exceeds its
 accepted value times ``TOLERANCE``. Accepted values live in
 ``benchmarks/accepted.json``: the largest of three ``--accept`` runs on the
 2-core development machine (edit the file by hand to keep the largest).
+
+The check also measures thumbnail fidelity, against absolute limits rather
+than ratios: on a small texture set (24 files: JPEG, two of them 4 to 5
+megapixels, PNG, WebP, BMP, TIFF), the MSE of each file's thumbnail to the
+reference one (:mod:`benchmarks.fidelity`) must have a p99 of at most
+``FIDELITY_P99`` and a max of at most ``FIDELITY_MAX``, and be 0 for every
+lossless file. ``--fidelity-only`` runs just that part.
 """
 
 from __future__ import annotations
@@ -22,12 +29,19 @@ import time
 
 import numpy as np
 
+from benchmarks.datasets import image_files
+from benchmarks.fidelity import fidelity
+from benchmarks.textures import texture_dataset
 from benchmarks.thumbnails import photo_thumbnails
 
 search_module = importlib.import_module("fastdif.search")
 
 ACCEPTED = os.path.join(os.path.dirname(__file__), "accepted.json")
 TOLERANCE = 3.0
+
+#: Limits on the per-file thumbnail MSE (0..255 scale) against the reference.
+FIDELITY_P99 = 0.5
+FIDELITY_MAX = 1.0
 
 
 def best_of(fn, repeat: int = 5) -> float:
@@ -117,10 +131,35 @@ def cluster_over_local(tensors) -> float:
         return ratio(dask, local, repeat=5)
 
 
+def check_fidelity() -> tuple[int, int]:
+    """Print the fidelity figures of the 24-file texture set; return (checks, failures)."""
+    folder = texture_dataset(24, large=2, large_megapixels=(4.0, 5.0))
+    result = fidelity(image_files(folder), px_size=50)
+    formats = ", ".join(f"{name} {s['count']}" for name, s in result["formats"].items())
+    print(f"fidelity on {result['all']['count']} files ({formats})")
+    lossless = result["lossless"]
+    checks = {
+        "fidelity_p99_mse": (result["all"]["p99"], FIDELITY_P99),
+        "fidelity_max_mse": (result["all"]["max"], FIDELITY_MAX),
+        "fidelity_lossless_nonzero": (lossless["nonzero"], 0),
+    }
+    failed = 0
+    for name, (value, limit) in checks.items():
+        status = "ok" if value <= limit else "REGRESSED"
+        failed += status != "ok"
+        print(f"{name:28s} {value:8.4f}  limit {limit:.4f}  {status}")
+    return len(checks), failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accept", action="store_true", help="store the measured ratios")
+    parser.add_argument("--fidelity-only", action="store_true", help="check fidelity alone")
     args = parser.parse_args()
+    if args.fidelity_only:
+        checks, failed = check_fidelity()
+        print(f"fidelity check: {checks - failed} passed, {failed} failed")
+        return 1 if failed else 0
     measured = measure()
     if args.accept:
         with open(ACCEPTED, "w") as out:
@@ -138,7 +177,10 @@ def main() -> int:
         print(
             f"{name:28s} {value:8.4f}  accepted {accepted[name]:.4f}  limit {limit:.4f}  {status}"
         )
-    print(f"benchmark regression check: {len(measured) - failed} passed, {failed} failed")
+    checks, fidelity_failed = check_fidelity()
+    checks += len(measured)
+    failed += fidelity_failed
+    print(f"benchmark regression check: {checks - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
