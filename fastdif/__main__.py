@@ -8,7 +8,7 @@ import sys
 import warnings
 from datetime import datetime
 
-from . import __version__
+from . import __version__, warmup
 from .actions import undo_move, write_json, write_text
 from .cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
 from .report import listing, to_csv
@@ -274,11 +274,15 @@ def run(args: argparse.Namespace) -> int:
         from .cluster import connect
 
         scheduler = connect(args.scheduler)
+    # The local search's kernels compile (or load) while the build decodes.
+    warm = warmup.start(args.similarity) if scheduler is None else None
     try:
         dif, se = _build_and_search(args, directories, cache, scheduler)
     finally:
         if scheduler is not None:
             scheduler.close()
+        if warm is not None:
+            warm.stop()
     # The report goes first, while every file it shows is still where it was found.
     report_path = None
     if args.report:

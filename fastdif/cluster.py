@@ -66,6 +66,7 @@ from .decode import FILE_TIME_LIMIT, Decoded
 from .kernels import block_means, grid_side, pair_mse, rotation_hashes
 from .search import identical_pairs, match_items, sorted_windows
 from .store import array_file
+from .warmup import load_kernels
 
 #: Files decoded per build task.
 SHARD_FILES = 64
@@ -76,6 +77,9 @@ MAP_IMAGES = 4096
 #: Least side of a search tile (``chunksize`` when it is not given): a tile
 #: task holds two blocks of this many thumbnails (71 MB of uint8 ones at px 50).
 MIN_TILE_SIDE = 4096
+
+#: Kernels the search tasks run, on writable copies of the thumbnails.
+_TASK_KERNELS = ("rotation_hashes", "block_means", "match_ranges")
 
 
 def _distributed():
@@ -241,18 +245,6 @@ def _numba_threads(host_threads):
             numba.set_num_threads(previous)
 
 
-def _load_kernels(dtype) -> None:
-    """Compile (or load from Numba's cache) the search kernels for thumbnails of ``dtype``."""
-    tensors = np.zeros((2, 10, 10, 3), dtype=dtype)
-    shapes = np.full((2, 2), 10, dtype=np.int64)
-    order = np.arange(2, dtype=np.int64)
-    rotation_hashes(tensors)
-    means = block_means(tensors, 1)
-    grids = block_means(tensors, grid_side(10))
-    rows, begins = order[:1], order[1:]
-    match_items(tensors, grids, means, order, shapes, rows, begins, begins + 1, True, True, 5.0)
-
-
 # ------------------------------------------------------------------------ search
 
 
@@ -359,8 +351,8 @@ class Search:
         #: Pairs that no bound skipped, over the units yielded so far.
         self.summed = 0
         # Here first (a LocalCluster shares this machine's cache), then on each host.
-        _load_kernels(dif.tensors.dtype)
-        self.tasks.first_on_each_host(_load_kernels, dif.tensors.dtype)
+        load_kernels(dif.tensors.dtype, _TASK_KERNELS)
+        self.tasks.first_on_each_host(load_kernels, dif.tensors.dtype, _TASK_KERNELS)
 
     def thumbnails(self):
         """What tasks read thumbnails from: the ``.npy`` path, or the scattered array."""

@@ -178,10 +178,10 @@ def match_ranges(
     # never drops a pair exactly at the threshold.
     limit = max_mse * size * (1.0 + 1e-9) + 1e-9
     n_items = item_row.shape[0]
-    counts = np.zeros(n_items, dtype=np.int64)
+    counts = np.empty(n_items, dtype=np.int64)
     cols = np.empty((n_items, capacity), dtype=np.int64)
     mses = np.empty((n_items, capacity), dtype=np.float32)
-    exact = np.zeros(n_items, dtype=np.int64)
+    exact = np.empty(n_items, dtype=np.int64)
     for w in prange(n_items):
         i = order[item_row[w]]
         rot_grid_i = rotations(grids[i])
@@ -221,6 +221,25 @@ def match_ranges(
     return counts, cols, mses, exact
 
 
+@njit(cache=True)
+def rotation_offsets(p, k):
+    """Where ``np.rot90(image, k)`` reads a flat (p, p, 3) image: ``(start, dy, dx)``.
+
+    Pixel (y, x) of the rotated image starts at flat index
+    ``start + y * dy + x * dx`` of the image; its 3 values follow. Lets a
+    kernel read a rotation in place, without building it.
+    """
+    row = 3 * p
+    last = p - 1
+    if k == 0:
+        return 0, row, 3
+    if k == 1:
+        return 3 * last, -3, row
+    if k == 2:
+        return last * row + 3 * last, -row, -3
+    return last * row, 3, -row
+
+
 @njit(parallel=True, cache=True)
 def rotation_hashes(tensors):
     """A 64-bit hash (FNV-1a over the values) of each of the four rotations: uint64 (N, 4).
@@ -229,17 +248,21 @@ def rotation_hashes(tensors):
     images equal up to rotation share the smallest of their four hashes.
     Different images may collide: callers confirm equality exactly.
     """
-    n = tensors.shape[0]
+    n, p = tensors.shape[0], tensors.shape[1]
+    flat = tensors.reshape(n, p * p * 3)
     out = np.empty((n, 4), dtype=np.uint64)
     prime = np.uint64(1099511628211)
     for i in prange(n):
-        rot = rotations(tensors[i])
         for k in range(4):
+            start, dy, dx = rotation_offsets(p, k)
             h = np.uint64(14695981039346656037)
-            for t in range(rot.shape[1]):
-                # Clamped so the integer conversion is defined for any finite value.
-                v = min(max(np.float64(rot[k, t]), -1e15), 1e15)
-                h = (h ^ np.uint64(np.int64(v * 256.0))) * prime
+            for y in range(p):
+                for x in range(p):
+                    at = start + y * dy + x * dx
+                    for c in range(3):
+                        # Clamped so the integer conversion is defined for any finite value.
+                        v = min(max(np.float64(flat[i, at + c]), -1e15), 1e15)
+                        h = (h ^ np.uint64(np.int64(v * 256.0))) * prime
             out[i, k] = h
     return out
 
@@ -256,19 +279,25 @@ def grid_side(p: int) -> int:
 def pair_mse(tensors, left, right, rotate):
     """Exact MSE of each pair (``left[m]``, ``right[m]``): float64 array.
 
-    With ``rotate`` the smallest MSE over the four rotations counts.
+    With ``rotate`` the smallest MSE over the four rotations of ``left[m]`` counts.
     """
-    p = tensors.shape[1]
+    n, p = tensors.shape[0], tensors.shape[1]
     size = p * p * 3
-    flat = tensors.reshape(tensors.shape[0], size)
+    flat = tensors.reshape(n, size)
     n_rot = 4 if rotate else 1
     out = np.empty(left.shape[0], dtype=np.float64)
     for m in prange(left.shape[0]):
-        rotated = rotations(tensors[left[m]])
+        a, b = flat[left[m]], flat[right[m]]
         best = np.inf
         for k in range(n_rot):
-            sse = bounded_sse(rotated[k], flat[right[m]], size, np.inf)
-            if sse < best:
-                best = sse
+            start, dy, dx = rotation_offsets(p, k)
+            sse = 0.0
+            for y in range(p):
+                for x in range(p):
+                    at, to = start + y * dy + x * dx, (y * p + x) * 3
+                    for c in range(3):
+                        d = np.float64(a[at + c]) - np.float64(b[to + c])
+                        sse += d * d
+            best = min(best, sse)
         out[m] = best / size
     return out

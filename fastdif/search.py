@@ -287,6 +287,9 @@ class _LocalSearch:
             whole = len(index) == len(self.dif)
             tensors = self.dif.tensors if whole else np.ascontiguousarray(self.dif.tensors[index])
             shapes = self.dif.shapes if whole else self.dif.shapes[index]
+            # Read-only like the repository's arrays: the kernels see one type
+            # either way, the one fastdif.warmup compiles them for.
+            tensors.flags.writeable = shapes.flags.writeable = False
             if max_mse == 0:
                 i, j = find_identical(tensors, shapes, rotate, same_dim)
                 progress(len(index))
