@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from benchmarks.datasets import image_files
+from benchmarks.datasets import dataset, image_files
 from benchmarks.fidelity import fidelity
 from benchmarks.textures import texture_dataset
 from benchmarks.thumbnails import photo_thumbnails
@@ -99,7 +99,24 @@ def measure() -> dict[str, float]:
         ),
     }
     figures["cluster_over_local"] = cluster_over_local(tensors)
+    figures["build_over_ceiling"] = build_over_ceiling()
     return figures
+
+
+def build_over_ceiling() -> float:
+    """``fastdif.build`` of 64 generated photos over the decode ceiling on the same files.
+
+    The ceiling is the per-file work alone (:func:`benchmarks.bench_build.decode_ceiling`:
+    :func:`fastdif.decode.load_thumbnail` in a bare process pool), with as many
+    processes as the build: the ratio is what the build adds on top.
+    """
+    from benchmarks.bench_build import build_warm, decode_ceiling
+
+    folder = dataset(64)
+    files = image_files(folder)
+    cores = os.cpu_count() or 1
+    build_warm(folder)  # pages cached, modules imported
+    return ratio(lambda: build_warm(folder), lambda: decode_ceiling(files, cores), repeat=3)
 
 
 def cluster_over_local(tensors) -> float:
