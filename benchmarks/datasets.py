@@ -63,7 +63,15 @@ def dataset(n: int, seed: int = 0) -> str:
     str
         Absolute path of the folder (images and ``truth.json``).
     """
-    folder = os.path.join(cache_folder(), dataset_name(n, seed))
+    return cached_set(dataset_name(n, seed), lambda tmp: make_dataset(tmp, n, n // 2, seed))
+
+
+def cached_set(name: str, make) -> str:
+    """The folder ``name`` in the cache folder, made by ``make(folder)`` if missing.
+
+    Returns the absolute path of the folder (images and ``truth.json``).
+    """
+    folder = os.path.join(cache_folder(), name)
     if os.path.exists(os.path.join(folder, TRUTH_FILE)):
         return os.path.abspath(folder)
     os.makedirs(cache_folder(), exist_ok=True)
@@ -71,7 +79,7 @@ def dataset(n: int, seed: int = 0) -> str:
     # concurrent one never leaves a half-made set under the final name.
     tmp = f"{folder}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    make_dataset(tmp, n, n // 2, seed)
+    make(tmp)
     try:
         os.rename(tmp, folder)
     except OSError:

@@ -36,8 +36,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .datasets import cached_set
 from .make_dataset import photo, save
-from .thumbnails import cache_folder
 
 KINDS = (
     "exact",
@@ -400,21 +400,12 @@ def texture_dataset(
     large = max(originals // 10, 1) if large is None else large
     lo, hi = large_megapixels
     name = f"textures-n{images}-large{large}x{lo:g}-{hi:g}mp-seed{seed}"
-    folder = os.path.join(cache_folder(), name)
-    if os.path.exists(os.path.join(folder, "truth.json")):
-        return os.path.abspath(folder)
-    os.makedirs(cache_folder(), exist_ok=True)
-    # As benchmarks.datasets.dataset: made under a temporary name, then renamed.
-    tmp = f"{folder}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    make_textures(tmp, images, seed=seed, large=large, large_megapixels=large_megapixels)
-    try:
-        os.rename(tmp, folder)
-    except OSError:
-        if not os.path.exists(os.path.join(folder, "truth.json")):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    return os.path.abspath(folder)
+    return cached_set(
+        name,
+        lambda tmp: make_textures(
+            tmp, images, seed=seed, large=large, large_megapixels=large_megapixels
+        ),
+    )
 
 
 def main() -> None:
