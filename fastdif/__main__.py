@@ -11,7 +11,7 @@ from datetime import datetime
 from . import __version__, warmup
 from .actions import undo_move, write_json, write_text
 from .cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
-from .report import listing, to_csv
+from .report import check_report_path, listing, printable, to_csv
 from .repository import build
 from .search import search
 
@@ -26,6 +26,12 @@ def _bool(text: str) -> bool:
     if value in _FALSE:
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
 
 
 def _similarity(text: str):
@@ -44,9 +50,16 @@ def _number(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument on one line (README's promise), not after the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_escaped(message)} (see {self.prog} --help)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser, with difPy's flags plus positional folders."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m fastdif",
         description="Find duplicate and similar images (difPy-compatible flags). "
         "Writes fastdif_<timestamp>_results.json, _lower_quality.json and "
@@ -70,6 +83,7 @@ def make_parser() -> argparse.ArgumentParser:
     add(
         "-Z",
         "--output_directory",
+        type=_path,
         default=None,
         metavar="DIR",
         help="folder for the result files (default: the current folder)",
@@ -134,6 +148,7 @@ def make_parser() -> argparse.ArgumentParser:
     add(
         "-mv",
         "--move_to",
+        type=_path,
         default=None,
         metavar="DIR",
         help="move the lower quality files to DIR (never overwrites)",
@@ -163,6 +178,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add(
         "--undo_move",
+        type=_path,
         default=None,
         metavar="MANIFEST",
         help="move the files listed in a fastdif_moved_*.json manifest (written by -mv) "
@@ -194,6 +210,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add(
         "--scheduler",
+        type=_path,
         default=None,
         metavar="ADDRESS",
         help="build and search on the Dask cluster whose scheduler is at ADDRESS "
@@ -203,6 +220,7 @@ def make_parser() -> argparse.ArgumentParser:
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
         "--cache",
+        type=_path,
         default=None,
         metavar="PATH",
         help="thumbnail cache file: unchanged files are not decoded again (default: "
@@ -220,10 +238,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add(
         "--report",
+        type=_path,
         default=None,
         metavar="FILE",
-        help="also write an HTML report to FILE (replaced if it exists): every group with "
-        "thumbnails, sizes and MSE, to choose what to keep; written before -mv or -d act",
+        help="also write an HTML report to FILE (an earlier fastdif report there is "
+        "replaced, any other file is an error): every group with thumbnails, sizes and MSE, "
+        "to choose what to keep; written before -mv or -d act",
     )
     add(
         "--format",
@@ -255,18 +275,24 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache or True)
     if args.clear_cache:
         removed = clear_cache(args.cache or default_cache_path())
-        print(f"removed {len(removed)} cache files" + "".join(f"\n  {p}" for p in removed))
+        print(
+            f"removed {len(removed)} cache files" + "".join(f"\n  {printable(p)}" for p in removed)
+        )
         return 0
     if args.undo_move:
         undone = undo_move(args.undo_move)
         print(f"restored {len(undone['restored'])} files, {len(undone['failed'])} not restored")
         for path, why in undone["failed"].items():
-            print(f"  not restored: {path}: {why}")
+            print(f"  not restored: {printable(path)}: {_escaped(why)}")
         return 0 if not undone["failed"] else 1
     directories = list(args.folders) + list(args.directory) or [os.getcwd()]
     output = args.output_directory or os.getcwd()
     if not os.path.isdir(output):
         raise FileNotFoundError(f'Output directory "{output}" does not exist')
+    if args.report:
+        # Before the build: a photo named by mistake is never replaced, and
+        # nothing is searched, moved or deleted.
+        check_report_path(args.report)
     if args.quiet:
         args.show_progress = False
     scheduler = None
@@ -293,20 +319,23 @@ def run(args: argparse.Namespace) -> int:
     if args.move_to:
         report = se.move_to(args.move_to)
         lines.append(
-            f"moved {len(report['moved'])} files to {args.move_to}, {len(report['failed'])} failed"
+            f"moved {len(report['moved'])} files to {printable(args.move_to)}, "
+            f"{len(report['failed'])} failed"
         )
-        lines += [f"  not moved: {path}: {why}" for path, why in report["failed"].items()]
+        lines += [_reason("not moved", path, why) for path, why in report["failed"].items()]
         if report["manifest"]:
-            lines.append(f"  undo with: python -m fastdif --undo_move {report['manifest']}")
+            lines.append(
+                f"  undo with: python -m fastdif --undo_move {printable(report['manifest'])}"
+            )
     elif args.delete and args.dry_run:
         report = se.delete(dry_run=True)
         lines.append(f"dry run: would delete {len(report['would_delete'])} files")
-        lines += [f"  would delete: {path}" for path in report["would_delete"]]
-        lines += [f"  would keep: {path}: {why}" for path, why in report["failed"].items()]
+        lines += [f"  would delete: {printable(path)}" for path in report["would_delete"]]
+        lines += [_reason("would keep", path, why) for path, why in report["failed"].items()]
     elif args.delete:
         report = se.delete(silent_del=args.silent_del)
         lines.append(f"deleted {len(report['deleted'])} files, {len(report['failed'])} kept")
-        lines += [f"  not deleted: {path}: {why}" for path, why in report["failed"].items()]
+        lines += [_reason("not deleted", path, why) for path, why in report["failed"].items()]
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     if args.format == "csv":
         written = [write_text(output, f"fastdif_{stamp}_results.csv", to_csv(se))]
@@ -336,12 +365,24 @@ def run(args: argparse.Namespace) -> int:
     )
     used = stats["process"]["build"].get("cache")
     if used:
-        print(f"cache {used['path']}: {used['hits']} reused, {used['decoded']} decoded")
+        print(f"cache {printable(used['path'])}: {used['hits']} reused, {used['decoded']} decoded")
     for line in lines:
         print(line)
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {printable(path)}")
     return 0
+
+
+def _reason(what: str, path: str, why: str) -> str:
+    return f"  {what}: {printable(path)}: {_escaped(why)}"
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each character that is not printable as its escape (a line
+    break as ``\\n``), for messages that quote file names."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _build_and_search(args, directories, cache, scheduler):
@@ -360,7 +401,7 @@ def _build_and_search(args, directories, cache, scheduler):
         )
     for warning in caught:
         # One line each, without the source line Python's default format adds.
-        print(f"fastdif: warning: {warning.message}", file=sys.stderr)
+        print(f"fastdif: warning: {_escaped(str(warning.message))}", file=sys.stderr)
     se = search(
         dif,
         similarity=args.similarity,
@@ -391,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         RuntimeError,
         ImportError,
     ) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_escaped(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

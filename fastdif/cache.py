@@ -16,10 +16,12 @@ one or several processes) can share one cache file.
 
 from __future__ import annotations
 
+import enum
 import os
 import sqlite3
 import stat
 import time
+import urllib.parse
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -66,6 +68,90 @@ class CacheWarning(UserWarning):
     """The cache could not be used as it was (corrupt, incompatible or locked)."""
 
 
+class CacheFile(enum.Enum):
+    """What is at a cache path (see :func:`cache_file_kind`)."""
+
+    MISSING = "missing"
+    EMPTY = "empty"
+    FASTDIF = "a fastdif cache"
+    OTHER = "not a fastdif cache"
+
+
+#: The first 16 bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+#: How SQLite stores the CREATE statement of fastdif's ``meta`` table, which
+#: every schema version has; a database with it and a ``thumbnails`` table is
+#: fastdif's cache.
+_META_SQL = _SCHEMA[0].replace("IF NOT EXISTS ", "")
+
+
+def cache_file_kind(path: str) -> CacheFile:
+    """Tell by its content whether ``path`` is a fastdif cache file.
+
+    Only :attr:`CacheFile.FASTDIF` files (an SQLite header, then fastdif's
+    ``meta`` and ``thumbnails`` tables; the file may be corrupt further on)
+    are ever removed or moved aside. A missing or empty file (an SQLite
+    database without tables included) may be made into a cache; anything
+    else (a photo, another program's database, a folder, a device) is left
+    alone. Nothing is written; a database is read without locks unless that
+    fails or a write-ahead log (``-wal`` file) is beside it.
+
+    Raises
+    ------
+    OSError
+        ``path`` cannot be examined (permission denied, I/O error).
+    """
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return CacheFile.MISSING
+    if not stat.S_ISREG(st.st_mode):
+        return CacheFile.OTHER  # never opened: a named pipe would block
+    if st.st_size == 0:
+        return CacheFile.EMPTY
+    with open(path, "rb") as f:
+        if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+            return CacheFile.OTHER
+    # The database file alone first (immutable: no locks, no -shm file made).
+    tables = _tables(path, immutable=True)
+    if tables is not None and _is_cache(tables):
+        return CacheFile.FASTDIF
+    if tables is None or os.path.exists(path + "-wal"):
+        # Being written, or its process was killed: the tables may still be
+        # only in the write-ahead log, or the first page half written. Read
+        # it properly, with locks (waiting for the writer).
+        tables = _tables(path, immutable=False)
+        if tables is not None and _is_cache(tables):
+            return CacheFile.FASTDIF
+    # A database without tables holds nothing, like an empty file (a cache
+    # that another build is creating this moment looks like this).
+    return CacheFile.EMPTY if tables == {} else CacheFile.OTHER
+
+
+def _tables(path: str, immutable: bool) -> dict[str, str] | None:
+    """``{name: CREATE statement}`` of the tables in the database ``path``; None on error."""
+    uri = "file:" + urllib.parse.quote(os.fsencode(os.path.abspath(path))) + "?mode=ro"
+    if immutable:
+        uri += "&immutable=1"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            return dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
+def _is_cache(tables: dict[str, str]) -> bool:
+    return tables.get("meta") == _META_SQL and "thumbnails" in tables
+
+
+def _not_a_cache(path: str, kind: CacheFile) -> str:
+    return f'"{path}" is {kind.value}, and fastdif removes or replaces only its own cache files'
+
+
 def default_cache_path() -> str:
     """The default cache file: ``$XDG_CACHE_HOME/fastdif/thumbnails-v1.sqlite3``.
 
@@ -86,7 +172,26 @@ def resolve_cache(cache: object) -> str | None:
     ------
     TypeError
         For any other type.
+    ValueError
+        An empty path, or a file that is not a fastdif cache (a photo, another
+        program's database: see :func:`cache_file_kind`); it is left untouched.
     """
+    path = _cache_path(cache)
+    if path is None:
+        return None
+    try:
+        kind = cache_file_kind(path)
+    except OSError:
+        return path  # the build warns when it cannot open it
+    if kind is CacheFile.OTHER:
+        raise ValueError(
+            f'Invalid value for "cache" parameter: {_not_a_cache(path, kind)}; '
+            "name another file, or use no cache."
+        )
+    return path
+
+
+def _cache_path(cache: object) -> str | None:
     if cache is None or cache is False:
         return None
     if cache is True:
@@ -96,19 +201,37 @@ def resolve_cache(cache: object) -> str | None:
             'Invalid value for "cache" parameter: must be None, a BOOL, a STRING or '
             f"os.PathLike, got {type(cache).__name__}."
         )
-    path = os.path.abspath(os.fspath(cache))
+    if not os.fspath(cache):
+        raise ValueError('Invalid value for "cache" parameter: must name a file, got "".')
+    path = os.path.abspath(os.fsdecode(cache))
     return os.path.join(path, CACHE_FILE) if os.path.isdir(path) else path
 
 
 def clear_cache(path: str | os.PathLike) -> list[str]:
     """Delete the cache file ``path`` with its WAL and shared-memory files.
 
+    Only a fastdif cache, recognised by its content (:func:`cache_file_kind`),
+    is deleted.
+
     Returns
     -------
     list of str
         The files removed (none when there was no cache).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is empty, or is a file that is not a fastdif cache (an empty
+        file included); nothing is removed.
+    OSError
+        ``path`` cannot be examined or removed.
     """
-    path = resolve_cache(path)
+    path = _cache_path(path)
+    kind = CacheFile.MISSING if path is None else cache_file_kind(path)
+    if kind is CacheFile.MISSING:
+        return []
+    if kind is not CacheFile.FASTDIF:
+        raise ValueError(f"not clearing the cache: {_not_a_cache(path, kind)}")
     removed = []
     for name in (path, path + "-wal", path + "-shm"):
         try:
@@ -126,11 +249,16 @@ def decoding_settings(px_size: int) -> str:
 
 @dataclass(frozen=True)
 class FileThumbnail:
-    """One file's decoding result with the size and mtime it was decoded at."""
+    """One file's decoding result with the size, mtime and inode it was decoded at.
+
+    ``identity`` is the file's ``(st_dev, st_ino)``; ``(0, 0)`` when it
+    could not be read.
+    """
 
     decoded: Decoded
     size: int
     mtime_ns: int
+    identity: tuple[int, int] = (0, 0)
 
 
 class CachedDecoder:
@@ -174,8 +302,8 @@ class CachedDecoder:
         infos = [_file_info(path, real_folders) for path in paths]
         if self.cache_path is None:
             decoded = self._decode(paths)
-            for (_, size, mtime_ns), result in zip(infos, decoded, strict=True):
-                yield FileThumbnail(result, size, mtime_ns)
+            for (_, size, mtime_ns, identity), result in zip(infos, decoded, strict=True):
+                yield FileThumbnail(result, size, mtime_ns, identity)
             return
         self.stats = {
             "path": self.cache_path,
@@ -192,19 +320,19 @@ class CachedDecoder:
             self.stats["hits"] = len(hits)
             self.stats["decoded"] = len(misses)
             decoded = self._decode(misses)
-            for i, (key, size, mtime_ns) in enumerate(infos):
+            for i, (key, size, mtime_ns, identity) in enumerate(infos):
                 if i in hits:
                     if self.progress:
                         self.progress()
                     result = hits[i]
                     if result.reason is not None:
                         result = Decoded(None, 0, 0, result.reason.replace(_PATH, paths[i]))
-                    yield FileThumbnail(result, size, mtime_ns)
+                    yield FileThumbnail(result, size, mtime_ns, identity)
                     continue
                 result = next(decoded)
                 if key is not None and _cacheable(result):
                     self._store(key, size, mtime_ns, result, paths[i])
-                yield FileThumbnail(result, size, mtime_ns)
+                yield FileThumbnail(result, size, mtime_ns, identity)
             # Run decode_all to its end, so its pool shuts down cleanly.
             for _ in decoded:
                 raise RuntimeError("decode_all returned more results than files")
@@ -223,6 +351,12 @@ class CachedDecoder:
 
     def _open(self) -> None:
         try:
+            # Checked again here: another program's database would be changed
+            # by _connect (WAL mode, fastdif's tables), a photo moved aside.
+            kind = cache_file_kind(self.cache_path)
+            if kind is CacheFile.OTHER:
+                self._warn(f"cache not used for this build: {_not_a_cache(self.cache_path, kind)}")
+                return
             self._db = _connect(self.cache_path)
             version = self._db.execute(
                 "SELECT value FROM meta WHERE name = 'schema_version'"
@@ -238,7 +372,14 @@ class CachedDecoder:
             self._failed(exc)
 
     def _replace(self, problem: str) -> None:
-        """Move the cache file aside and start an empty one in its place."""
+        """Move the cache file aside and start an empty one in its place.
+
+        Raises ``sqlite3.DatabaseError`` (and moves nothing) when the file is
+        not recognisably fastdif's cache.
+        """
+        kind = cache_file_kind(self.cache_path)
+        if kind is not CacheFile.FASTDIF:
+            raise sqlite3.DatabaseError(f"{problem}, and {_not_a_cache(self.cache_path, kind)}")
         aside = f"{self.cache_path}.bad-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
         for suffix in ("", "-wal", "-shm"):
             try:
@@ -272,7 +413,9 @@ class CachedDecoder:
     def _lookup(self, infos: list[tuple]) -> dict[int, Decoded]:
         """Cached results of unchanged files, by index into ``infos``."""
         wanted = [
-            (i, os.fsencode(key), size, mtime) for i, (key, size, mtime) in enumerate(infos) if key
+            (i, os.fsencode(key), size, mtime)
+            for i, (key, size, mtime, _) in enumerate(infos)
+            if key
         ]
         for _ in range(2):  # a second try on the new file after moving a corrupt one aside
             if self._db is None or not wanted:
@@ -482,8 +625,10 @@ def _cacheable(result: Decoded) -> bool:
     return not reason.partition(": ")[2].startswith("[Errno")
 
 
-def _file_info(path: str, real_folders: dict[str, str]) -> tuple[str | None, int, int]:
-    """(resolved path, size, mtime_ns) of ``path``; (None, 0, 0) if it cannot be read.
+def _file_info(path: str, real_folders: dict[str, str]) -> tuple:
+    """(resolved path, size, mtime_ns, (st_dev, st_ino)) of ``path``.
+
+    ``(None, 0, 0, (0, 0))`` if it cannot be read.
 
     One ``lstat`` per file: folders are resolved once each (``real_folders``
     remembers them for one build), and only symbolic links need a full
@@ -501,5 +646,5 @@ def _file_info(path: str, real_folders: dict[str, str]) -> tuple[str | None, int
                 real = real_folders[folder] = os.path.realpath(folder)
             key = os.path.join(real, name)
     except OSError:
-        return None, 0, 0
-    return os.path.normcase(key), st.st_size, st.st_mtime_ns
+        return None, 0, 0, (0, 0)
+    return os.path.normcase(key), st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 
 from PIL import Image
 
@@ -73,43 +74,58 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
     """Walk ``paths`` and list the files to decode.
 
     Symbolic links are followed, but a folder already visited (same device and
-    inode) is not entered again, so link loops end. A file reached twice (through
-    overlapping inputs or links) is kept once, under the first path found.
-    Hidden files and folders are included. Named pipes, sockets and devices
-    are reported as invalid, never opened. Order is sorted by path within each
-    folder, inputs in sorted order.
+    inode) is not entered again, so link loops end. A file reached twice
+    (through overlapping inputs, links, hard links or a bind mount: any two
+    paths with one device and inode) is kept once, under the first path found,
+    so a picture is never its own duplicate. Hidden files and folders are
+    included. Named pipes, sockets and devices are reported as invalid, never
+    opened. Order is sorted by path within each folder, inputs in sorted order;
+    a folder's files come before its sub-folders, each walked depth first. The
+    walk keeps its own stack, so a tree of any depth is walked.
     """
     extensions = image_extensions() if limit_extensions else None
     found = Discovery()
-    seen_files: set[str] = set()
+    seen_files: set[tuple] = set()
     seen_dirs: set[tuple[int, int]] = set()
 
-    def add_file(path: str, folder: str) -> None:
-        real = os.path.realpath(path)
-        if real in seen_files:
+    def add_file(path: str, folder: str, stat) -> None:
+        """Add ``path`` unless its file was found before; ``stat`` gives its status."""
+        candidate = extensions is None or os.path.splitext(path)[1].lower() in extensions
+        try:
+            st = stat()
+        except OSError as exc:
+            found.invalid[path] = f"Cannot read: {exc.strerror or exc}"
             return
-        seen_files.add(real)
-        if extensions is not None and os.path.splitext(path)[1].lower() not in extensions:
+        # Device and inode name the file whatever the path; a file system
+        # without inode numbers reports 0, and then the resolved path must do.
+        same = (st.st_dev, st.st_ino) if st.st_ino else os.path.realpath(path)
+        # Kept apart by kind: a hard link with an image name after an
+        # unsupported one is still the image's first path.
+        if (same, candidate) in seen_files:
+            return
+        seen_files.add((same, candidate))
+        if not candidate:
             found.invalid[path] = UNSUPPORTED
             return
         found.files.append(path)
         found.folders.append(folder)
 
-    def walk(folder: str) -> None:
+    def list_folder(folder: str) -> list[str]:
+        """Record ``folder``'s files; return its sub-folders in sorted order."""
         try:
             st = os.stat(folder)
         except OSError as exc:
             found.invalid[folder] = f"Cannot read folder: {exc.strerror or exc}"
-            return
+            return []
         if (st.st_dev, st.st_ino) in seen_dirs:
-            return
+            return []
         seen_dirs.add((st.st_dev, st.st_ino))
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             found.invalid[folder] = f"Cannot read folder: {exc.strerror or exc}"
-            return
+            return []
         subfolders = []
         for entry in entries:
             try:
@@ -121,20 +137,30 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
             if is_dir:
                 subfolders.append(entry.path)
             elif is_file:
-                add_file(entry.path, folder)
-            elif entry.is_symlink():
+                add_file(entry.path, folder, entry.stat)
+            elif entry.is_symlink() and not os.path.exists(entry.path):
+                # A link to a device or a pipe resolves: it is not a regular file.
                 found.invalid[entry.path] = "Dangling symbolic link"
             else:
                 found.invalid[entry.path] = NOT_A_FILE
-        if recursive:
-            for sub in subfolders:
-                walk(sub)
+        return subfolders
+
+    def walk(top: str) -> None:
+        # Depth first with an explicit stack (a recursive walk ends at Python's
+        # recursion limit, about 1,000 folders deep). Sub-folders are pushed in
+        # reverse so they come off in sorted order, as a recursive walk visits
+        # them; a folder is checked against seen_dirs when it is reached.
+        pending = [top]
+        while pending:
+            subfolders = list_folder(pending.pop())
+            if recursive:
+                pending.extend(reversed(subfolders))
 
     for path in paths:
         if os.path.isdir(path):
             walk(path)
         elif os.path.isfile(path):
-            add_file(path, os.path.dirname(path) or ".")
+            add_file(path, os.path.dirname(path) or ".", partial(os.stat, path))
         else:
             # Opening a named pipe would block until a writer comes.
             found.invalid[path] = NOT_A_FILE

@@ -15,13 +15,14 @@ import csv
 import io
 import json
 import os
-import tempfile
+import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from PIL import Image, ImageOps
 
+from .actions import create_temp
 from .decode import to_rgb
 from .progress import progress_bar
 
@@ -33,6 +34,13 @@ THUMBNAIL_QUALITY = 75
 
 #: Columns of the CSV export, one row per image.
 CSV_COLUMNS = ("group", "role", "path", "mse", "width", "height", "bytes", "folder")
+
+#: What every report starts with, and what its first :data:`_REPORT_HEAD`
+#: bytes hold: a file at the report's path is replaced only when it has all
+#: three (a report this module wrote), so a photo named by mistake survives.
+_REPORT_START = b"<!DOCTYPE html>"
+_REPORT_MARKS = (b"<title>fastdif report</title>", b'id="fastdif-data"')
+_REPORT_HEAD = 64 * 1024
 
 
 def groups(se) -> list[dict]:
@@ -131,20 +139,70 @@ def listing(se) -> str:
     lines = []
     invalid = se.stats["invalid_files"]["logs"]
     lines.append(f"invalid files: {len(invalid)}")
-    lines += [f"  {_printable(path)}: {reason}" for path, reason in invalid.items()]
+    lines += [f"  {printable(path)}: {reason}" for path, reason in invalid.items()]
     found = groups(se)
     lines.append(f"groups: {len(found)}")
     for group in found:
-        where = f" in {_printable(group['folder'])}" if group["folder"] else ""
+        where = f" in {printable(group['folder'])}" if group["folder"] else ""
         lines.append(f"group {group['id']}{where}: {len(group['images'])} images")
         for image in group["images"]:
             mse = "" if image["role"] == "key" else f"  mse {image['mse']:.4g}"
-            lines.append(f"  {image['role']:<6} {_printable(image['path'])}{mse}")
+            lines.append(f"  {image['role']:<6} {printable(image['path'])}{mse}")
     return "\n".join(lines)
 
 
-def _printable(path: str) -> str:
+def printable(path: str) -> str:
+    """``path`` as it is, or quoted by ``repr`` when it holds a line break or
+    another character that is not printable (escape sequences, undecodable
+    bytes), so one printed line is always one file and no name can move the
+    terminal's cursor or change its colours."""
     return path if path.isprintable() else repr(path)
+
+
+def check_report_path(path) -> str:
+    """Return ``path`` as a string if a report may be written there.
+
+    A report may take a free name or replace an earlier fastdif report,
+    recognised by its content; it never replaces anything else.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a string or ``os.PathLike``.
+    ValueError
+        ``path`` is empty.
+    FileExistsError
+        Something that is not a fastdif report is at ``path`` (a photo, any
+        other file, a folder, a dangling link); it is left untouched.
+    """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            'Invalid value for "path" parameter: must be of type STRING or os.PathLike, '
+            f"got {path!r}."
+        )
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise ValueError('Invalid value for "path" parameter: must name a file, got "".')
+    if os.path.lexists(path) and not is_report(path):
+        raise FileExistsError(
+            f'"{path}" exists and is not a fastdif report; not replacing it '
+            "(choose a new file name for the report)"
+        )
+    return path
+
+
+def is_report(path: str) -> bool:
+    """Whether ``path`` is a regular file (or a link to one) holding a fastdif report."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a folder, a dangling link; a pipe is never opened
+        with open(path, "rb") as f:
+            head = f.read(_REPORT_HEAD)
+    except OSError:
+        return False
+    return head.lstrip().startswith(_REPORT_START) and all(m in head for m in _REPORT_MARKS)
 
 
 def write_report(
@@ -160,7 +218,10 @@ def write_report(
     ----------
     se : SearchResult
     path : str or os.PathLike
-        The HTML file; written atomically, replacing a file of that name.
+        The HTML file; written atomically. An earlier fastdif report of that
+        name is replaced; anything else there is an error (see
+        :func:`check_report_path`). Created like any other file, honouring
+        the umask.
     thumbnail_size : int, default 160
         Longest side of the embedded thumbnails in pixels (16..1024).
     processes : int, optional
@@ -177,11 +238,15 @@ def write_report(
     Raises
     ------
     ValueError, TypeError
-        For a ``thumbnail_size`` or ``processes`` out of range.
+        For a ``thumbnail_size`` or ``processes`` out of range, or an empty ``path``.
+    FileExistsError
+        Something that is not a fastdif report is at ``path``; checked
+        before any image is read, and again just before the file is replaced.
     OSError
         When the file cannot be written. Images that cannot be read are shown
         in the report with the reason instead of a thumbnail.
     """
+    path = check_report_path(path)
     if isinstance(thumbnail_size, bool) or not isinstance(thumbnail_size, int):
         raise TypeError(
             f'Invalid value for "thumbnail_size" parameter: must be of type INT, '
@@ -199,7 +264,7 @@ def write_report(
     if processes is not None and processes < 1:
         raise ValueError(f'Invalid value for "processes" parameter: must be >= 1, got {processes}.')
     data = report_data(se, thumbnail_size, processes, show_progress)
-    return _write_atomic(os.fspath(path), render_html(data))
+    return _write_atomic(path, render_html(data))
 
 
 def report_data(
@@ -325,12 +390,14 @@ def render_html(data: dict) -> str:
 
 
 def _write_atomic(path: str, text: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastdif-", suffix=".tmp")
+    fd, tmp = create_temp(os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
-        os.chmod(tmp, 0o644)
+            out.flush()
+            os.fsync(out.fileno())
+        # Checked again: the build and the thumbnails took a while.
+        check_report_path(path)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -601,19 +668,30 @@ function plan() {
   return {remove, guards, kept, skipped};
 }
 
-// A path in single quotes; a non-UTF-8 name (its undecodable bytes arrive as
-// lone surrogates U+DC80..U+DCFF, as Python's os.fsdecode makes them) is
-// rebuilt byte for byte by printf from octal escapes.
-function shellQuote(text) {
-  if (!/[\udc80-\udcff]/u.test(text)) return "'" + text.replace(/'/g, "'\\''") + "'";
+// Shell words for the script, for any POSIX sh (dash, bash, zsh). A name of
+// printable UTF-8 goes in single quotes. Any other name (its undecodable
+// bytes arrive as lone surrogates U+DC80..U+DCFF, as Python's os.fsdecode
+// makes them; or it holds a line break or another control character) is
+// rebuilt byte for byte by printf into a variable of its own (p1, p2, ...)
+// on the line before, so every command stays on one line. printf writes a
+// sentinel "x" after the last byte, cut off next: command substitution
+// strips trailing line breaks, which belong to the name.
+const PLAIN = /^[^\u0000-\u001f\u007f\udc80-\udcff]*$/u;
+
+function quoted(text) { return "'" + text.replace(/'/g, "'\\''") + "'"; }
+
+// "variable=..." that sets variable to exactly text.
+function assign(variable, text) {
+  if (PLAIN.test(text)) return variable + "=" + quoted(text);
   const bytes = [];
   for (const char of text) {
     const code = char.codePointAt(0);
     if (code >= 0xdc80 && code <= 0xdcff) bytes.push(code - 0xdc00);
     else bytes.push(...new TextEncoder().encode(char));
   }
-  return '"$(printf \'' + bytes.map((b) => "\\" + b.toString(8).padStart(3, "0")).join("") +
-    '\')"';
+  const octal = bytes.map((b) => "\\" + b.toString(8).padStart(3, "0")).join("");
+  return variable + "=\"$(printf '" + octal + "x')\" && " + variable + '="${' + variable +
+    '%x}"';
 }
 
 function script(choice) {
@@ -629,16 +707,27 @@ function script(choice) {
   if (move) {
     lines.push("# mv -n never overwrites: a file whose name is taken in the folder stays put.");
   }
-  lines.push("set -u", "cd -- " + shellQuote(DATA.cwd) + " || exit 1");
+  // set -u: a variable left unset stops the script, never names another file.
+  lines.push("set -u");
+  let count = 0;
+  const word = (text) => {
+    if (PLAIN.test(text)) return quoted(text);
+    const variable = "p" + ++count;
+    lines.push(assign(variable, text));
+    return '"$' + variable + '"';
+  };
+  const folder = word(DATA.cwd);
+  lines.push("cd -- " + folder + " || exit 1");
   if (move) {
-    lines.push("dest=" + shellQuote($("destination").value || "fastdif-duplicates"),
+    lines.push(assign("dest", $("destination").value || "fastdif-duplicates"),
       'mkdir -p -- "$dest" || exit 1');
   }
   // Files of the same name from different folders get numbered names
   // (name_1.ext), as move_to gives them.
   const used = new Set();
   choice.remove.forEach((path, k) => {
-    let action = "rm -- " + shellQuote(path);
+    const kept = word(choice.guards[k]), file = word(path);
+    let action = "rm -- " + file;
     if (move) {
       const base = path.split("/").pop();
       const dot = base.lastIndexOf(".");
@@ -646,9 +735,9 @@ function script(choice) {
       let name = base;
       for (let n = 1; used.has(name); n++) name = stem + "_" + n + ext;
       used.add(name);
-      action = "mv -n -- " + shellQuote(path) + ' "$dest"/' + shellQuote(name);
+      action = "mv -n -- " + file + ' "$dest"/' + word(name);
     }
-    lines.push("[ -e " + shellQuote(choice.guards[k]) + " ] && " + action);
+    lines.push("[ -e " + kept + " ] && " + action);
   });
   return lines.join("\n") + "\n";
 }

@@ -31,6 +31,12 @@ class Repository:
     mtimes_ns : int64 array (N,), read-only
         File modification times in ns since the epoch (0 when unknown),
         read with the sizes before decoding.
+    inodes : int64 array (N, 2), read-only
+        Each file's ``(st_dev, st_ino)``, read with the sizes (unsigned
+        values stored bit for bit); ``(0, 0)`` when unknown
+        (:func:`from_arrays`, a repository saved before it was recorded).
+        ``delete`` and ``move_to`` check it, the size and the modification
+        time before acting on a file (see :mod:`fastdif.verify`).
     groups : tuple of tuple of int
         Search groups: one group of all images, or one per folder with
         ``in_folder=True``; each holds image indices in ``paths`` order.
@@ -63,16 +69,20 @@ class Repository:
         mtimes_ns=None,
         tensors_file=None,
         thumbnail_version=None,
+        inodes=None,
     ):
         if mtimes_ns is None:
             mtimes_ns = np.zeros(len(paths), dtype=np.int64)
-        for array in (tensors, shapes, file_sizes, mtimes_ns):
+        if inodes is None:
+            inodes = np.zeros((len(paths), 2), dtype=np.int64)
+        for array in (tensors, shapes, file_sizes, mtimes_ns, inodes):
             array.flags.writeable = False
         self.tensors = tensors
         self.paths = tuple(paths)
         self.shapes = shapes
         self.file_sizes = file_sizes
         self.mtimes_ns = mtimes_ns
+        self.inodes = inodes
         self.groups = tuple(tuple(g) for g in groups)
         self.folders = tuple(folders)
         self.in_folder = in_folder
@@ -208,7 +218,7 @@ def _build(
     if not in_store:
         tensors = np.empty((len(found.files), px_size, px_size, 3), dtype=np.float32)
     shapes = np.empty((len(found.files), 2), dtype=np.int64)
-    kept_paths, kept_folders, sizes, mtimes = [], [], [], []
+    kept_paths, kept_folders, sizes, mtimes, inodes = [], [], [], [], []
     with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
         decoder = CachedDecoder(cache_path, px_size, processes, bar.update, shards)
         for path, folder, item in zip(
@@ -231,6 +241,7 @@ def _build(
             kept_folders.append(folder)
             sizes.append(item.size)
             mtimes.append(item.mtime_ns)
+            inodes.append(item.identity)
     n = len(kept_paths)
     if in_store:
         tensors = np.load(shards.assemble(n), mmap_mode="r", allow_pickle=False)
@@ -287,6 +298,8 @@ def _build(
         stats,
         np.asarray(mtimes, dtype=np.int64),
         thumbnail_version=THUMBNAIL_VERSION,
+        # st_dev and st_ino are unsigned 64-bit: kept bit for bit in int64.
+        inodes=np.array(inodes, dtype=np.uint64).reshape(n, 2).view(np.int64),
     )
     if not in_store:
         return dif

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from datetime import datetime
 import numba
 import numpy as np
 
-from . import params
+from . import params, verify
 from .actions import delete_files, move_files
 from .kernels import (
     BOUND_SLACK,
@@ -250,21 +251,36 @@ def comparable_units(dif, same_dim):
 
 @contextmanager
 def interrupts_between_kernels():
-    """Hold Ctrl-C while kernels run; yield a check that raises it between them.
+    """Hold Ctrl-C while kernels run; yield a check that delivers it between them.
 
     A KeyboardInterrupt raised while a parallel Numba kernel runs can crash the
     process, so in the main thread SIGINT only records itself until the check
-    (called after each kernel call) or the end of the block raises it.
+    (called after each kernel call) or the end of the block hands it to the
+    handler installed before: Python's default raises KeyboardInterrupt, a
+    program's own handler is called (and the search goes on if it returns),
+    SIG_DFL ends the process. SIGINT ignored, or handled outside Python,
+    stays as it is.
     """
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # None: a handler Python cannot put back
+        yield lambda: None
+        return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
 
     def check():
-        if received:
-            raise KeyboardInterrupt
+        if not received:
+            return
+        frame = received[-1]
+        received.clear()
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGINT)
+        else:
+            previous(signal.SIGINT, frame)
 
     try:
         yield check
@@ -360,6 +376,8 @@ class SearchResult:
         self.lower_quality = lower_quality
         self.stats = stats
         self.repository = repository
+        # Files move_to moved: {new path: (member path in result, identity after the move)}.
+        self._moved: dict[str, tuple[str, verify.Identity]] = {}
 
     def report(
         self,
@@ -385,6 +403,14 @@ class SearchResult:
     def move_to(self, destination) -> dict:
         """Move the ``lower_quality`` files into ``destination``.
 
+        Just before each move, the file is checked against its group's key
+        (see :mod:`fastdif.verify`): both must still be the files decoded at
+        build (size, modification time, inode), two different files, and
+        decoded again now they must still match within the search's
+        threshold. A file failing a check stays where it is and is reported
+        in ``"failed"`` with the check named. This costs one decode per file
+        moved (and one per key).
+
         An existing file is never overwritten: a numbered suffix is added.
         ``lower_quality`` is updated to the new paths. A manifest of the moves
         is written into ``destination``; :func:`fastdif.undo_move` reverses them.
@@ -395,17 +421,44 @@ class SearchResult:
             ``{"moved": {source: destination}, "failed": {source: reason},
             "manifest": manifest_path or None}``.
         """
-        moved, failed, manifest = move_files(self.lower_quality, destination)
+        refusal = self._refusal_checker()
+        failed: dict[str, str] = {}
+
+        def checked():
+            # Consumed by move_files one path at a time: each check runs
+            # right before that file's move.
+            for path in self.lower_quality:
+                reason = refusal(path)
+                if reason is None:
+                    yield path
+                else:
+                    failed[path] = reason
+
+        moved, move_failed, manifest = move_files(checked(), destination)
+        failed.update(move_failed)
+        for source, target in moved.items():
+            # A later move_to checks the file where it is now, against the same key.
+            origin = self._moved.pop(source, (source, None))[0]
+            try:
+                self._moved[target] = (origin, verify.Identity.of_stat(os.stat(target)))
+            except OSError:
+                continue
         self.lower_quality = [moved.get(path, path) for path in self.lower_quality]
         return {"moved": moved, "failed": failed, "manifest": manifest}
 
     def delete(self, silent_del: bool = False, dry_run: bool = False) -> dict:
         """Delete the ``lower_quality`` files (never a group's key).
 
-        Asks for confirmation on standard input unless ``silent_del``. A file is
-        deleted only while the key of its group still exists. With ``dry_run``
-        nothing is deleted and nothing asked: ``"would_delete"`` lists the files
-        a real run would remove.
+        Asks for confirmation on standard input unless ``silent_del``. Just
+        before each file is deleted it is checked against its group's key
+        (see :mod:`fastdif.verify`): both must still be the files decoded at
+        build (size, modification time, inode), two different files, and
+        decoded again now they must still match within the search's
+        threshold (identical for "duplicates"). A file failing a check is
+        kept and reported in ``"failed"`` with the check named. This costs
+        one decode per file deleted (and one per key). With ``dry_run``
+        nothing is deleted and nothing asked: ``"would_delete"`` lists the
+        files a real run would remove, after the same checks.
 
         Returns
         -------
@@ -415,33 +468,70 @@ class SearchResult:
         """
         params.check_bool("silent_del", silent_del)
         params.check_bool("dry_run", dry_run)
-        keep = {}
-        for key, member in _key_member_pairs(self.result, self.stats):
-            keep[member] = key
+        keep = _key_of(self.result, self.stats)
         targets = [path for path in self.lower_quality if path in keep]
-        if dry_run:
-            would, failed = delete_files(targets, keep, dry_run=True)
-            return {"deleted": [], "failed": failed, "would_delete": would}
-        if not silent_del and targets:
+        if not dry_run and not silent_del and targets:
             try:
                 answer = input(f"Delete {len(targets)} lower quality files? (y/n) ")
             except EOFError:
                 answer = "n"
             if answer.strip().lower() not in ("y", "yes"):
                 return {"deleted": [], "failed": {}}
-        deleted, failed = delete_files(targets, keep)
-        self.lower_quality = [path for path in self.lower_quality if path not in set(deleted)]
+        refusal = self._refusal_checker()
+        deleted, failed = [], {}
+        for path in targets:
+            reason = refusal(path)
+            if reason is not None:
+                failed[path] = reason
+                continue
+            done, not_done = delete_files([path], keep, dry_run=dry_run)
+            deleted += done
+            failed.update(not_done)
+        if dry_run:
+            return {"deleted": [], "failed": failed, "would_delete": deleted}
+        gone = set(deleted)
+        self.lower_quality = [path for path in self.lower_quality if path not in gone]
         return {"deleted": deleted, "failed": failed}
 
+    def _refusal_checker(self):
+        """A function of a ``lower_quality`` path: None if it may be acted on now, else why not.
 
-def _key_member_pairs(result, stats):
+        One per action: keys are decoded once for it.
+        """
+        keys = _key_of(self.result, self.stats)
+        dif = self.repository
+        records: dict[str, verify.Identity] = {}
+        criteria = None
+        # Only a built repository recorded the files it decoded (from_arrays did not).
+        if dif is not None and dif.thumbnail_version is not None:
+            wanted = set(keys) | set(keys.values())
+            for i, path in enumerate(dif.paths):
+                if path in wanted:
+                    records[path] = verify.Identity.recorded(
+                        dif.file_sizes[i], dif.mtimes_ns[i], *dif.inodes[i]
+                    )
+            search = self.stats["process"]["search"]["parameters"]
+            criteria = verify.Criteria(dif.px_size, search["similarity_mse"], search["rotate"])
+        key_thumbnails: dict = {}
+
+        def refusal(path: str) -> str | None:
+            origin, record = self._moved.get(path, (path, records.get(path)))
+            key = keys.get(origin)
+            if key is None:
+                return "not a member of a group in this result"
+            found = verify.check_pair(key, path, records.get(key), record, criteria, key_thumbnails)
+            return None if found is None else str(found)
+
+        return refusal
+
+
+def _key_of(result, stats) -> dict[str, str]:
+    """``{member: key}`` for every member of every group of ``result``."""
     in_folder = stats["process"]["build"]["parameters"]["in_folder"]
     groups = (
         (g for folder in result.values() for g in folder.items()) if in_folder else result.items()
     )
-    for key, members in groups:
-        for path, _ in members:
-            yield key, path
+    return {path: key for key, members in groups for path, _ in members}
 
 
 def search(

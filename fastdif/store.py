@@ -19,6 +19,10 @@ On-disk format (format version 1): a folder holding
     int64 (N, 2): displayed (width, height) of each image.
 ``file_sizes.npy``, ``mtimes_ns.npy``
     int64 (N,): file size in bytes and modification time in ns.
+``inodes.npy``
+    int64 (N, 2): each file's ``(st_dev, st_ino)`` (unsigned values stored
+    bit for bit). Absent in repositories saved before it was recorded:
+    those load with ``(0, 0)``, "unknown" (see :mod:`fastdif.verify`).
 
 The arrays are plain NumPy ``.npy`` files, read with ``allow_pickle=False``
 and memory-mapped, so loading an untrusted folder cannot run code and
@@ -30,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zlib
 from datetime import datetime
@@ -51,7 +56,12 @@ _ARRAYS = {
     "shapes": ("<i8", (2,)),
     "file_sizes": ("<i8", ()),
     "mtimes_ns": ("<i8", ()),
+    "inodes": ("<i8", (2,)),
 }
+
+#: Arrays a repository saved by an older fastdif may lack; they load as zeros.
+_OPTIONAL = ("inodes",)
+
 _TENSOR_DTYPES = ("<f4", "|u1")
 
 
@@ -209,13 +219,15 @@ def load(path: str | os.PathLike, verify: bool = True) -> Repository:
     FileNotFoundError
         ``path`` is not a saved repository.
     RepositoryFormatError
-        A format version this fastdif cannot read, or a corrupt or
-        inconsistent file (the message names it).
+        A format version this fastdif cannot read, a corrupt or
+        inconsistent file, or one that is not a regular file (a named pipe
+        or a device, which would block or never end; the message names it).
     """
     folder = os.path.abspath(os.fspath(path))
     meta_path = os.path.join(folder, META_FILE)
-    if not os.path.isfile(meta_path):
+    if not os.path.exists(meta_path):
         raise FileNotFoundError(f'"{folder}" is not a saved fastdif repository (no {META_FILE})')
+    _check_regular(meta_path)
     try:
         with open(meta_path, encoding="utf-8") as src:
             meta = json.load(src)
@@ -251,6 +263,9 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         raise RepositoryFormatError(f'"{folder}" is corrupt: "thumbnail_version" is not a number')
     arrays = {}
     for name, (dtype, tail) in _ARRAYS.items():
+        if name in _OPTIONAL and name not in meta["arrays"]:
+            arrays[name] = np.zeros((n, *tail), dtype=dtype)
+            continue
         info = meta["arrays"][name]
         if dtype is None:
             if info["dtype"] not in _TENSOR_DTYPES:
@@ -258,6 +273,7 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
             dtype = info["dtype"]
         expected = (n, px, px, 3) if tail is None else (n, *tail)
         file = array_file(folder, name)
+        _check_regular(file)
         try:
             # allow_pickle=False: an object array in the file raises instead of unpickling.
             data = np.load(file, mmap_mode="r", allow_pickle=False)
@@ -288,7 +304,24 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         arrays["mtimes_ns"],
         array_file(folder, "tensors"),
         thumbnail_version=thumbnail_version,
+        inodes=arrays["inodes"],
     )
+
+
+def _check_regular(path: str) -> None:
+    """Raise RepositoryFormatError unless ``path`` (links followed) is a regular file.
+
+    Opening a named pipe blocks until a writer comes, and a device such as
+    /dev/zero never ends: load opens nothing else.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise RepositoryFormatError(f"{path} is corrupt: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise RepositoryFormatError(
+            f"{path} is corrupt: not a regular file (a named pipe, device or folder)"
+        )
 
 
 def _version() -> str:

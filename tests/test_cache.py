@@ -273,7 +273,7 @@ def test_failures_from_the_system_are_tried_again(pics, tmp_path, decoded_paths,
 def test_corrupt_cache_file_is_moved_aside_rebuilt_and_reported(pics, tmp_path):
     cache_file = tmp_path / "cache.sqlite3"
     build(pics, cache=cache_file)
-    cache_file.write_bytes(b"this is not an SQLite database" * 100)
+    damaged = damage_all_but_the_schema(cache_file)
 
     with pytest.warns(cache_module.CacheWarning, match="corrupt"):
         dif = build(pics, cache=cache_file)
@@ -281,10 +281,20 @@ def test_corrupt_cache_file_is_moved_aside_rebuilt_and_reported(pics, tmp_path):
     [message] = cache_stats(dif)["warnings"]
     assert "moved it to" in message
     aside = [p for p in os.listdir(tmp_path) if p.startswith("cache.sqlite3.bad-")]
-    assert len(aside) == 1 and (tmp_path / aside[0]).read_bytes().startswith(b"this is not")
+    assert len(aside) == 1 and (tmp_path / aside[0]).read_bytes() == damaged
     assert cache_stats(dif)["decoded"] == 6 and cache_stats(dif)["stored"] == 6
     assert_same_repository(dif, build(pics))
     assert cache_stats(build(pics, cache=cache_file))["hits"] == 6  # rebuilt
+
+
+def damage_all_but_the_schema(cache_file) -> bytes:
+    """Overwrite every page but the first, which names the tables (so the file
+    is still recognisably fastdif's cache: only such a file is moved aside)."""
+    data = bytearray(cache_file.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xa5" * (len(data) - page)
+    cache_file.write_bytes(bytes(data))
+    return bytes(data)
 
 
 def test_damaged_thumbnail_is_detected_and_decoded_again(pics, tmp_path):
@@ -469,7 +479,8 @@ def test_cli_reports_a_corrupt_cache_on_one_line(pics, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     cache_file = tmp_path / "cache.sqlite3"
-    cache_file.write_bytes(b"garbage" * 1000)
+    build(pics, cache=cache_file)
+    damage_all_but_the_schema(cache_file)
 
     status, printed = cli(pics, "-Z", out, "--cache", cache_file, capsys=capsys)
 

@@ -237,3 +237,82 @@ def test_named_pipes_and_sockets_are_reported_never_opened(tmp_path, find):
         assert find(tmp_path).result == {a: [[copy, 0.0]]}
     finally:
         server.close()
+
+
+def test_a_file_reached_through_two_unrelated_paths_is_kept_once(tmp_path, find):
+    # A hard link stands in for a bind mount: two paths realpath cannot unify,
+    # one device and inode. The first path in the walk's order is kept.
+    a = touch_png(tmp_path / "a" / "photo.png", 1)
+    second = tmp_path / "b" / "same.png"
+    second.parent.mkdir()
+    os.link(a, second)
+    assert os.path.realpath(a) != os.path.realpath(second)
+    text = tmp_path / "a" / "0.txt"  # found first, under an unsupported name
+    os.link(a, text)
+    other = touch_png(tmp_path / "b" / "other.png", 2)
+
+    found = discover([str(tmp_path)], True, True)
+
+    assert found.files == [a, other]
+    assert found.invalid == {str(text): UNSUPPORTED}
+    assert discover([str(second), a], True, True).files == [str(second)]
+    se = find(tmp_path / "b", tmp_path / "a")
+    assert se.result == {}  # never its own duplicate: nothing to delete or move
+    assert se.stats["process"]["search"]["files_searched"] == 2
+
+
+def remove_tree(top):
+    """Remove a folder tree of any depth (Python 3.11's shutil.rmtree recurses
+    once per level, and pytest's clean-up of old temporary folders uses it)."""
+    pending = [str(top)]
+    while pending:
+        folder = pending[-1]
+        with os.scandir(folder) as entries:
+            subfolders = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        if subfolders:
+            pending.extend(subfolders)
+            continue
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                os.unlink(entry.path)
+        os.rmdir(pending.pop())
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path, find):
+    top = tmp_path / "deep"
+    folder = top
+    top.mkdir()
+    try:
+        for _ in range(1200):  # os.makedirs itself recurses, one call per folder
+            folder = folder / "d"
+            folder.mkdir()
+        a = touch_png(folder / "a.png", 1)
+        copy = images.copy_bytes(a, top / "copy.png")
+        beside = touch_png(top / "d" / "e" / "b.png", 2)  # a sibling after the deep branch
+
+        found = discover([str(top)], True, True)
+
+        assert found.files == [copy, a, beside]
+        assert found.invalid == {}
+        assert find(top).result == {copy: [[a, 0.0]]}
+    finally:
+        remove_tree(top)
+
+
+def test_walk_order_is_depth_first_with_files_before_sub_folders(tmp_path):
+    names = ["z.png", "a/b/y.png", "a/x.png", "a/b/c/w.png", "a/d/v.png", "b/u.png"]
+    for name in names:
+        touch_png(tmp_path / name)
+    os.symlink(tmp_path / "a" / "b", tmp_path / "a" / "a_link")  # reached first as a_link
+
+    found = discover([str(tmp_path)], True, True)
+
+    relative = [os.path.relpath(p, tmp_path) for p in found.files]
+    assert relative == [
+        "z.png",
+        "a/x.png",
+        "a/a_link/y.png",
+        "a/a_link/c/w.png",
+        "a/d/v.png",
+        "b/u.png",
+    ]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import zlib
 
@@ -261,6 +262,46 @@ def test_very_long_paths(tmp_path, find):
         assert list(report["failed"]) == [lower] and os.path.isfile(lower)
     else:
         assert report["failed"] == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("tensors.npy", "pipe"),
+        ("mtimes_ns.npy", "pipe"),
+        ("repository.json", "pipe"),
+        ("shapes.npy", "device"),
+    ],
+)
+def test_load_refuses_a_pipe_or_device_instead_of_hanging(tmp_path, build, name, kind):
+    a = images.save_photo(14, tmp_path / "pics" / "a.png")
+    images.copy_bytes(a, tmp_path / "pics" / "b.png")
+    target = build(tmp_path / "pics").save(tmp_path / "r")
+    path = os.path.join(target, name)
+    os.unlink(path)
+    if kind == "pipe":
+        os.mkfifo(path)  # opening it to read blocks until a writer comes
+    else:
+        os.symlink("/dev/zero", path)  # endless
+    outcome = []
+
+    def load():
+        try:
+            outcome.append(fastdif.load(target))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    loader.join(20)
+    hung = loader.is_alive()
+    if hung and kind == "pipe":  # let the blocked open go
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        loader.join(5)
+    assert not hung
+    [error] = outcome
+    assert isinstance(error, fastdif.store.RepositoryFormatError), error
+    assert name in str(error) and "not a regular file" in str(error)
 
 
 def test_unreadable_file_and_folder():
@@ -694,6 +735,78 @@ def test_ctrl_c_during_search_raises_keyboard_interrupt(tmp_path):
     assert proc.returncode == 130, err[-2000:]
 
 
+# A search whose kernel calls, once armed, run back to back for a second and
+# print "kernel" and "returned" around it; SIGINT handled as argv[1] says.
+SEARCH_WITH_SLOW_KERNEL = textwrap.dedent(
+    """
+    import importlib, signal, sys, time
+    import numpy as np
+    import fastdif
+    search_module = importlib.import_module("fastdif.search")  # fastdif.search is the function
+
+    kind = sys.argv[1]
+    in_kernel, calls = [False], []
+    if kind == "custom":
+        signal.signal(signal.SIGINT, lambda signum, frame: calls.append(in_kernel[0]))
+    elif kind == "ignore":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    real, armed = search_module.match_ranges, [False]
+
+    def kernel(*args):
+        if not armed[0]:
+            return real(*args)
+        armed[0] = False
+        print("kernel", flush=True)
+        in_kernel[0] = True
+        start = time.monotonic()
+        while time.monotonic() - start < 1.0:
+            result = real(*args)
+        in_kernel[0] = False
+        print("returned", flush=True)
+        return result
+
+    search_module.match_ranges = kernel
+    thumbs = np.random.default_rng(0).integers(0, 256, (1500, 10, 10, 3), dtype=np.uint8)
+    dif = fastdif.from_arrays(thumbs)
+    fastdif.search(dif, similarity=8000, same_dim=False, show_progress=False)  # compiled
+    armed[0] = True
+    try:
+        fastdif.search(dif, similarity=8000, same_dim=False, show_progress=False)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+    print("done", calls, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["default", "custom", "ignore"])
+def test_ctrl_c_inside_a_kernel_goes_to_the_handler_after_it_returns(kind):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SEARCH_WITH_SLOW_KERNEL, kind],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "kernel"
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in err, err[-2000:]
+    lines = out.split()
+    if kind == "default":  # KeyboardInterrupt, once the kernel has returned
+        assert proc.returncode == 130 and lines == ["returned", "interrupted"]
+    else:  # the program's own handler, called after the kernel; or nothing
+        assert proc.returncode == 0, err[-2000:]
+        assert out.split("\n")[:2] == ["returned", f"done {[False] if kind == 'custom' else []}"]
+
+
 def test_ctrl_c_during_search_or_writing_leaves_no_output(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "pics"
     a = images.save_photo(71, folder / "a.png")
@@ -837,11 +950,11 @@ def test_interrupted_move_still_writes_its_manifest(tmp_path, dupes, monkeypatch
     real = actions.move_file
     calls = []
 
-    def interrupt_second(source, folder):
+    def interrupt_second(source, folder, journal):
         calls.append(source)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(source, folder)
+        return real(source, folder, journal)
 
     monkeypatch.setattr(actions, "move_file", interrupt_second)
     with pytest.raises(KeyboardInterrupt):

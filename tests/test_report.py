@@ -222,9 +222,12 @@ def test_report_parameters_are_checked(se, tmp_path, kwargs, error, message):
 
 def test_report_replaces_an_old_report_atomically(se, tmp_path):
     target = tmp_path / "r.html"
-    target.write_text("old")
     se.report(target, processes=1)
-    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    with open(target, "a", encoding="utf-8") as f:
+        f.write("<!-- old -->")
+    se.report(target, processes=1)
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "<!-- old -->" not in text
     assert sorted(os.listdir(tmp_path)) == ["pics", "r.html"]  # no temporary file left
 
 

@@ -53,12 +53,12 @@ def test_round_trip_keeps_everything_and_searches_the_same(photos, tmp_path, in_
     loaded = fastdif.load(target)
 
     assert loaded.paths == dif.paths and len(loaded) == 7
-    for name in ("tensors", "shapes", "file_sizes", "mtimes_ns"):
+    for name in ("tensors", "shapes", "file_sizes", "mtimes_ns", "inodes"):
         saved, back = getattr(dif, name), getattr(loaded, name)
         assert back.dtype == saved.dtype and back.shape == saved.shape
         np.testing.assert_array_equal(back, saved)
         assert not back.flags.writeable
-    assert loaded.mtimes_ns.min() > 0
+    assert loaded.mtimes_ns.min() > 0 and loaded.inodes[:, 1].min() != 0
     assert loaded.groups == dif.groups and loaded.folders == dif.folders
     assert loaded.in_folder is in_folder and loaded.px_size == 50
     assert loaded.stats == dif.stats
@@ -80,6 +80,7 @@ def test_on_disk_format_is_documented_json_and_npy(photos, tmp_path):
     target = dif.save(tmp_path / "r")
     assert sorted(os.listdir(target)) == [
         "file_sizes.npy",
+        "inodes.npy",
         "mtimes_ns.npy",
         "repository.json",
         "shapes.npy",
