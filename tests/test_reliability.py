@@ -716,23 +716,31 @@ def test_ctrl_c_during_search_raises_keyboard_interrupt(tmp_path):
             sys.exit(130)
         """
     )
+    returncode, _, err = interrupt_script([script], "searching", 1.5)
+    assert returncode == 130, err[-2000:]
+
+
+def interrupt_script(args: list[str], ready: str, delay: float) -> tuple[int, str, str]:
+    """Run ``python -c *args`` in its own process group; once it prints the
+    line ``ready``, wait ``delay`` s and send SIGINT to the group. Returns
+    (exit status, rest of stdout, stderr); the group is killed if it hangs."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        assert proc.stdout.readline().strip() == "searching"
-        time.sleep(1.5)
+        assert proc.stdout.readline().strip() == ready
+        time.sleep(delay)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, err[-2000:]
+    return proc.returncode, out, err
 
 
 # A search whose kernel calls, once armed, run back to back for a second and
@@ -782,28 +790,13 @@ SEARCH_WITH_SLOW_KERNEL = textwrap.dedent(
 
 @pytest.mark.parametrize("kind", ["default", "custom", "ignore"])
 def test_ctrl_c_inside_a_kernel_goes_to_the_handler_after_it_returns(kind):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SEARCH_WITH_SLOW_KERNEL, kind],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "kernel"
-        time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    returncode, out, err = interrupt_script([SEARCH_WITH_SLOW_KERNEL, kind], "kernel", 0.3)
     assert "Traceback" not in err, err[-2000:]
     lines = out.split()
     if kind == "default":  # KeyboardInterrupt, once the kernel has returned
-        assert proc.returncode == 130 and lines == ["returned", "interrupted"]
+        assert returncode == 130 and lines == ["returned", "interrupted"]
     else:  # the program's own handler, called after the kernel; or nothing
-        assert proc.returncode == 0, err[-2000:]
+        assert returncode == 0, err[-2000:]
         assert out.split("\n")[:2] == ["returned", f"done {[False] if kind == 'custom' else []}"]
 
 
