@@ -26,7 +26,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 
-from .decode import Decoded, decode_all, thumbnail_definition
+from .decode import Decoded, Failure, decode_all, thumbnail_definition
 
 #: Layout of the database. A cache file with another schema version is moved
 #: aside and a new one started; the default file name carries it too, so two
@@ -326,7 +326,8 @@ class CachedDecoder:
                         self.progress()
                     result = hits[i]
                     if result.reason is not None:
-                        result = Decoded(None, 0, 0, result.reason.replace(_PATH, paths[i]))
+                        reason = result.reason.replace(_PATH, paths[i])
+                        result = Decoded(None, 0, 0, reason, result.failure)
                     yield FileThumbnail(result, size, mtime_ns, identity)
                     continue
                 result = next(decoded)
@@ -600,7 +601,8 @@ def _checked(width, height, thumbnail, reason, checksum, expected: int) -> Decod
         return None
     if _checksum(width, height, thumbnail, reason) != checksum:
         return None
-    return Decoded(thumbnail, width, height, reason)
+    # Only failures of the file's own bytes are stored.
+    return Decoded(thumbnail, width, height, reason, None if reason is None else Failure.CONTENT)
 
 
 def _checksum(width: int, height: int, thumbnail: bytes | None, reason: str | None) -> int:
@@ -612,17 +614,10 @@ def _cacheable(result: Decoded) -> bool:
     """Whether a result depends only on the file's bytes, so it can be reused.
 
     Thumbnails and content failures (not an image, truncated, corrupt) are
-    cached; failures that may not happen again are tried again next time:
-    errors from the operating system (an errno: permission denied, I/O
-    error), running out of memory, time limits, dead decoder processes, and
-    the decompression-bomb limit (a setting that may change).
+    cached; failures of other kinds (:class:`fastdif.decode.Failure`) may not
+    happen again and are tried again next time.
     """
-    reason = result.reason
-    if reason is None:
-        return True
-    if reason.startswith(("Decompression bomb", "MemoryError", "Timed out", "Decoder process")):
-        return False
-    return not reason.partition(": ")[2].startswith("[Errno")
+    return result.failure is None or result.failure.lasting
 
 
 def _file_info(path: str, real_folders: dict[str, str]) -> tuple:

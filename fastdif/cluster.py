@@ -62,7 +62,7 @@ import numba
 import numpy as np
 
 from . import decode as _decode
-from .decode import FILE_TIME_LIMIT, Decoded
+from .decode import FILE_TIME_LIMIT, Decoded, Failure
 from .kernels import block_means, grid_side, pair_mse, rotation_hashes
 from .search import identical_pairs, match_items, sorted_windows
 from .store import array_file
@@ -488,7 +488,7 @@ def _decode_shard(paths, px_size, decoder, out=None):
     valid = [r.thumbnail for r in results if r.reason is None]
     thumbnails = np.frombuffer(b"".join(valid), dtype=np.uint8)
     np.save(out, thumbnails.reshape(len(valid), px_size, px_size, 3), allow_pickle=False)
-    return [Decoded(None, r.width, r.height, r.reason) for r in results]
+    return [Decoded(None, r.width, r.height, r.reason, r.failure) for r in results]
 
 
 def _copy_shard(shard, target, offset):
@@ -566,7 +566,13 @@ class ShardDecoder:
             for _ in call[0]:
                 single, outcome = next(singles)
                 if isinstance(outcome, KilledWorker):
-                    yield Decoded(None, 0, 0, "Dask worker died decoding this file (KilledWorker)")
+                    yield Decoded(
+                        None,
+                        0,
+                        0,
+                        "Dask worker died decoding this file (KilledWorker)",
+                        Failure.WORKER_DIED,
+                    )
                 else:
                     self.shards.append(single[3])
                     yield outcome[0]

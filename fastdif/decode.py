@@ -21,6 +21,7 @@ limit is killed and the file reported. On any exception in the parent
 
 from __future__ import annotations
 
+import enum
 import io
 import multiprocessing
 import signal
@@ -84,14 +85,39 @@ MAX_START_FAILURES = 3
 _BACKGROUND = (255, 255, 255)
 
 
+class Failure(enum.Enum):
+    """Why a file has no thumbnail, set where the failure happens."""
+
+    #: The file's bytes: not an image, truncated, corrupt. The same bytes fail again.
+    CONTENT = "content"
+    #: The operating system (an errno: permission denied, I/O error) or memory.
+    SYSTEM = "system"
+    #: The file took longer than :data:`FILE_TIME_LIMIT`.
+    TIME_LIMIT = "time limit"
+    #: The image declares more than :data:`MAX_PIXELS` pixels (a setting).
+    SIZE_LIMIT = "size limit"
+    #: The process decoding it died (a local worker twice, or a Dask worker).
+    WORKER_DIED = "worker died"
+
+    @property
+    def lasting(self) -> bool:
+        """Whether the failure depends only on the file's bytes, so it may be cached."""
+        return self is Failure.CONTENT
+
+
 @dataclass(frozen=True)
 class Decoded:
-    """What a worker returns for one file: a thumbnail or the reason it failed."""
+    """What a worker returns for one file: a thumbnail, or the reason it failed and its kind."""
 
     thumbnail: bytes | None
     width: int
     height: int
     reason: str | None = None
+    failure: Failure | None = None
+
+    def __post_init__(self):
+        if (self.reason is None) != (self.failure is None):
+            raise ValueError("a failed Decoded needs both a reason and a failure kind")
 
 
 class DecodeTimeout(Exception):
@@ -239,13 +265,23 @@ def decode_file(path: str, px_size: int, time_limit: float | None = None) -> Dec
             with _time_limit(time_limit):
                 thumb, width, height = load_thumbnail(path, px_size)
         except DecodeTimeout:
-            return Decoded(None, 0, 0, f"Timed out: decoding took more than {time_limit:g} s")
+            return _timed_out(time_limit)
         except Image.DecompressionBombError as exc:
-            return Decoded(None, 0, 0, f"Decompression bomb refused: {exc}")
+            return Decoded(None, 0, 0, f"Decompression bomb refused: {exc}", Failure.SIZE_LIMIT)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is reported, the build goes on
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return Decoded(None, 0, 0, f"{type(exc).__name__}: {message}")
+            system = isinstance(exc, MemoryError) or (
+                isinstance(exc, OSError) and exc.errno is not None
+            )
+            kind = Failure.SYSTEM if system else Failure.CONTENT
+            return Decoded(None, 0, 0, f"{type(exc).__name__}: {message}", kind)
     return Decoded(thumb.tobytes(), width, height)
+
+
+def _timed_out(time_limit: float) -> Decoded:
+    return Decoded(
+        None, 0, 0, f"Timed out: decoding took more than {time_limit:g} s", Failure.TIME_LIMIT
+    )
 
 
 @contextmanager
@@ -438,13 +474,15 @@ def _decode_in_workers(paths: list[str], px_size: int, processes: int, time_limi
                             queue.appendleft(index)  # once more, in a fresh process
                         else:
                             done[index] = Decoded(
-                                None, 0, 0, f"Decoder process died on this file twice ({how})"
+                                None,
+                                0,
+                                0,
+                                f"Decoder process died on this file twice ({how})",
+                                Failure.WORKER_DIED,
                             )
                     replace(worker)
                 elif late:
-                    done[worker.index] = Decoded(
-                        None, 0, 0, f"Timed out: decoding took more than {time_limit:g} s"
-                    )
+                    done[worker.index] = _timed_out(time_limit)
                     replace(worker)
             while next_out in done:
                 yield done.pop(next_out)

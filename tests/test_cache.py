@@ -15,7 +15,7 @@ import fastdif
 from fastdif import cache as cache_module
 from fastdif import decode as decode_module
 from fastdif.__main__ import main
-from fastdif.decode import Decoded
+from fastdif.decode import Decoded, Failure
 
 
 @pytest.fixture
@@ -229,27 +229,25 @@ def test_px_size_and_decoding_settings_never_mix(pics, tmp_path, decoded_paths, 
 
 
 @pytest.mark.parametrize(
-    ("reason", "cached"),
+    ("failure", "cached"),
     [
         (None, True),
-        ("UnidentifiedImageError: cannot identify image file 'x.jpg'", True),
-        ("OSError: image file is truncated (3 bytes not processed)", True),
-        ("PermissionError: [Errno 13] Permission denied: 'x.jpg'", False),
-        ("OSError: [Errno 5] Input/output error", False),
-        ("Decompression bomb refused: Image size (1 pixels) exceeds limit", False),
-        ("Timed out: decoding took more than 60 s", False),
-        ("Decoder process died on this file twice (killed by SIGKILL)", False),
-        ("MemoryError: MemoryError", False),
+        (Failure.CONTENT, True),
+        (Failure.SYSTEM, False),
+        (Failure.TIME_LIMIT, False),
+        (Failure.SIZE_LIMIT, False),
+        (Failure.WORKER_DIED, False),
     ],
 )
-def test_which_failures_are_cached(reason, cached):
-    thumbnail = b"\0" * 12 if reason is None else None
-    assert cache_module._cacheable(Decoded(thumbnail, 2, 2, reason)) is cached
+def test_which_failures_are_cached(failure, cached):
+    thumbnail = b"\0" * 12 if failure is None else None
+    reason = None if failure is None else "any text: the kind decides, not the words"
+    assert cache_module._cacheable(Decoded(thumbnail, 2, 2, reason, failure)) is cached
 
 
 def test_failures_from_the_system_are_tried_again(pics, tmp_path, decoded_paths, monkeypatch):
     recording = cache_module.decode_all
-    denied = Decoded(None, 0, 0, "PermissionError: [Errno 13] Permission denied")
+    denied = Decoded(None, 0, 0, "PermissionError: [Errno 13] Permission denied", Failure.SYSTEM)
 
     def denying(paths, *args, **kwargs):
         for path, result in zip(paths, recording(paths, *args, **kwargs), strict=True):

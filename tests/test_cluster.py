@@ -318,6 +318,26 @@ def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
     client.wait_for_workers(2, timeout=60)
 
 
+def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(client, tmp_path, monkeypatch):
+    import faults
+
+    photos = tmp_path / "photos"
+    images.save_photo(1, photos / "p01.jpg", 80, 60)
+    images.copy_bytes(photos / "p01.jpg", photos / "kill.jpg")
+    monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+    cache = tmp_path / "cache.sqlite3"
+
+    first = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
+    client.wait_for_workers(2, timeout=60)
+    monkeypatch.undo()  # the worker would survive the file now: it must be decoded again
+    second = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
+
+    assert list(first.stats["invalid_files"]["logs"]) == [str(photos / "kill.jpg")]
+    assert second.stats["process"]["build"]["cache"]["decoded"] == 1
+    assert second.stats["invalid_files"]["count"] == 0 and len(second) == 2
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
     client, tmp_path, monkeypatch
 ):

@@ -233,6 +233,7 @@ def test_decode_file_reports_a_one_line_reason(tmp_path, name, content):
     assert decoded.thumbnail is None
     assert isinstance(decoded.reason, str) and decoded.reason
     assert "\n" not in decoded.reason
+    assert decoded.failure is decode.Failure.CONTENT
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg"])
@@ -246,6 +247,16 @@ def test_truncated_files_are_reported(tmp_path, ext):
 
     assert decoded.thumbnail is None
     assert decoded.reason and "\n" not in decoded.reason
+    assert decoded.failure is decode.Failure.CONTENT
+
+
+def test_failures_of_the_system_have_their_kind(tmp_path):
+    # Errors with an errno may not happen again: not the file's content.
+    for path in (tmp_path / "missing.jpg", tmp_path):
+        decoded = decode.decode_file(str(path), PX)
+        assert decoded.reason.split(":")[1].strip().startswith("[Errno")
+        assert decoded.failure is decode.Failure.SYSTEM
+    assert decode.decode_file(images.save_photo(13, tmp_path / "ok.jpg"), PX).failure is None
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
@@ -257,6 +268,7 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     assert decoded.thumbnail is None
     assert decoded.reason.startswith("Decompression bomb")
     assert "\n" not in decoded.reason
+    assert decoded.failure is decode.Failure.SIZE_LIMIT
 
 
 def test_decode_all_keeps_order_and_reports_progress(tmp_path):
