@@ -8,7 +8,8 @@ import sys
 import warnings
 from datetime import datetime
 
-from . import __version__, warmup
+from . import warmup
+from ._version import __version__
 from .actions import undo_move, write_json, write_text
 from .cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
 from .report import check_report_path, listing, printable, to_csv

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from PIL import Image, ImageOps
 
+from ._version import __version__
 from .actions import create_temp
 from .decode import to_rgb
 from .progress import progress_bar
@@ -289,9 +290,6 @@ def report_data(
         name, e.g. ``"JPEG"``), ``"thumbnail"`` (a ``data:image/jpeg`` URI)
         and ``"error"`` (why it could not be read, else None).
     """
-    # Imported here: the package imports this module before it defines __version__.
-    from . import __version__
-
     found = groups(se)
     paths = [image["path"] for group in found for image in group["images"]]
     workers = processes or os.cpu_count() or 1

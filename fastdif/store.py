@@ -41,6 +41,7 @@ from datetime import datetime
 
 import numpy as np
 
+from ._version import __version__
 from .repository import Repository
 
 FORMAT = "fastdif-repository"
@@ -167,7 +168,7 @@ def write(dif: Repository, folder: str, tensors_written: bool = False) -> None:
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "fastdif_version": _version(),
+        "fastdif_version": __version__,
         "saved": datetime.now().isoformat(),
         "count": len(dif),
         "px_size": dif.px_size,
@@ -238,7 +239,7 @@ def load(path: str | os.PathLike, verify: bool = True) -> Repository:
     if meta.get("format_version") != FORMAT_VERSION:
         raise RepositoryFormatError(
             f'"{folder}" was saved in repository format {meta.get("format_version")!r} by '
-            f"fastdif {meta.get('fastdif_version')}; this fastdif ({_version()}) reads "
+            f"fastdif {meta.get('fastdif_version')}; this fastdif ({__version__}) reads "
             f"format {FORMAT_VERSION}. Build the repository again and save it."
         )
     try:
@@ -322,11 +323,3 @@ def _check_regular(path: str) -> None:
         raise RepositoryFormatError(
             f"{path} is corrupt: not a regular file (a named pipe, device or folder)"
         )
-
-
-def _version() -> str:
-    # Looked up when needed: fastdif/__init__.py imports this module before
-    # it defines __version__.
-    from . import __version__
-
-    return __version__
