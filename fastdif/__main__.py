@@ -282,9 +282,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.undo_move:
         undone = undo_move(args.undo_move)
-        print(f"restored {len(undone['restored'])} files, {len(undone['failed'])} not restored")
+        print(
+            f"restored {len(undone['restored'])} files, {len(undone['failed'])} not restored, "
+            f"{len(undone['not_moved'])} never moved"
+        )
         for path, why in undone["failed"].items():
             print(f"  not restored: {printable(path)}: {_escaped(why)}")
+        for path, why in undone["not_moved"].items():
+            print(f"  never moved: {printable(path)}: {_escaped(why)}")
         return 0 if not undone["failed"] else 1
     directories = list(args.folders) + list(args.directory) or [os.getcwd()]
     output = args.output_directory or os.getcwd()

@@ -421,6 +421,15 @@ def move_files(paths, destination) -> tuple[dict[str, str], dict[str, str], str 
     manifest : str or None
         Path of the manifest, or None when nothing was moved (then no
         manifest is left).
+
+    Raises
+    ------
+    TypeError
+        ``destination`` is not a path.
+    ValueError
+        ``destination`` is empty.
+    NotADirectoryError
+        ``destination`` exists and is not a folder.
     """
     if not isinstance(destination, (str, os.PathLike)):
         raise TypeError(
@@ -428,6 +437,8 @@ def move_files(paths, destination) -> tuple[dict[str, str], dict[str, str], str 
             f"got {destination!r}."
         )
     folder = os.fspath(destination)
+    if not folder:
+        raise ValueError('Invalid value for "destination_path" parameter: must not be empty.')
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(
             f'Invalid value for "destination_path" parameter: "{folder}" is not a folder.'

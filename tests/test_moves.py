@@ -20,6 +20,7 @@ import pytest
 
 import fastdif
 from fastdif import actions
+from fastdif.__main__ import main
 
 # Runs move_files(sources, dest), or with a manifest undo_move(manifest), and
 # kills itself at `point` of the move of sources[victim] (there or back).
@@ -252,6 +253,26 @@ def test_a_journal_cut_short_by_a_crash_is_read(tmp_path):
     [(destination, reason)] = undone["not_moved"].items()
     assert os.path.basename(destination) == os.path.basename(sorted(contents)[1])
     assert "never left" in reason
+    assert all(open(p, "rb").read() == d for p, d in contents.items())
+
+
+def test_an_empty_destination_is_an_error(tmp_path):
+    source = images.save_photo(1, tmp_path / "a.jpg")
+    with pytest.raises(ValueError, match="must not be empty"):
+        actions.move_files([source], "")
+    assert os.path.exists(source)
+
+
+def test_the_command_line_lists_a_move_that_never_started(tmp_path, capsys):
+    contents = make_sources(str(tmp_path / "src"), 2)
+    dest = str(tmp_path / "dest")
+    run_child(sorted(contents), dest, "before", victim=1)
+
+    assert main(["--undo_move", the_manifest(dest)]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "restored 1 files, 0 not restored, 1 never moved"
+    assert out[1].startswith("  never moved: ") and "never left" in out[1]
     assert all(open(p, "rb").read() == d for p, d in contents.items())
 
 
