@@ -343,10 +343,11 @@ class _Journal:
         document = {"format": MANIFEST_FORMAT, "created": self.created, "moved": moved}
         text = json.dumps(document, indent=2, ensure_ascii=False)
         data = text.encode("utf-8", "backslashreplace")
-        folder, name = os.path.split(self.path)
-        tmp = os.path.join(folder, f".{name}.final")
+        folder = os.path.dirname(self.path)
+        tmp = None
         try:
-            with open(tmp, "xb") as out:
+            fd, tmp = create_temp(folder)
+            with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
@@ -354,7 +355,7 @@ class _Journal:
         except OSError:
             pass  # the journal stays: undo_move reads it as well
         finally:
-            if os.path.lexists(tmp):
+            if tmp is not None and os.path.lexists(tmp):
                 os.unlink(tmp)
         _sync_folder(folder)
         return self.path

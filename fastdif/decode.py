@@ -7,9 +7,9 @@ which decoder read the file: JPEG goes through libjpeg-turbo (simplejpeg) and
 what Pillow decodes; everything else, and any file those two refuse, through
 Pillow.
 
-Workers only run Pillow, the two decoders and NumPy (never Numba): each
-returns a compact uint8 thumbnail, and the parent writes it into one
-contiguous float32 array.
+Workers only run Pillow, the two decoders and NumPy (no Numba kernel, though
+importing the package loads Numba): each returns a compact uint8 thumbnail,
+and the parent writes it into one contiguous float32 array.
 
 The parent drives its own ``spawn`` workers, one file at a time, so that it
 always knows which file each worker holds: a worker that dies (killed, out of

@@ -421,7 +421,7 @@ class SearchResult:
             ``{"moved": {source: destination}, "failed": {source: reason},
             "manifest": manifest_path or None}``.
         """
-        refusal = self._refusal_checker()
+        refusal = self._refusal_checker(_key_of(self.result, self.stats))
         failed: dict[str, str] = {}
 
         def checked():
@@ -477,7 +477,7 @@ class SearchResult:
                 answer = "n"
             if answer.strip().lower() not in ("y", "yes"):
                 return {"deleted": [], "failed": {}}
-        refusal = self._refusal_checker()
+        refusal = self._refusal_checker(keep)
         deleted, failed = [], {}
         for path in targets:
             reason = refusal(path)
@@ -493,12 +493,12 @@ class SearchResult:
         self.lower_quality = [path for path in self.lower_quality if path not in gone]
         return {"deleted": deleted, "failed": failed}
 
-    def _refusal_checker(self):
+    def _refusal_checker(self, keys: dict[str, str]):
         """A function of a ``lower_quality`` path: None if it may be acted on now, else why not.
 
-        One per action: keys are decoded once for it.
+        ``keys`` is :func:`_key_of` the result. One per action: keys are
+        decoded once for it.
         """
-        keys = _key_of(self.result, self.stats)
         dif = self.repository
         records: dict[str, verify.Identity] = {}
         criteria = None
