@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import images
 import numpy as np
@@ -36,8 +37,8 @@ dask = pytest.importorskip("dask")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module")
-def client():
+@contextmanager
+def two_worker_client():
     """Two single-threaded worker processes, as on the 2-core CI machine.
 
     A task may lose its worker once and be run again; a second loss fails it
@@ -55,6 +56,13 @@ def client():
             distributed.Client(local_cluster) as dask_client,
         ):
             yield dask_client
+
+
+@pytest.fixture(scope="module")
+def client():
+    """:func:`two_worker_client`, shared by the module's tests."""
+    with two_worker_client() as dask_client:
+        yield dask_client
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +326,8 @@ def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
     client.wait_for_workers(2, timeout=60)
 
 
-def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(client, tmp_path, monkeypatch):
+def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(tmp_path, monkeypatch):
+    # A cluster of its own: the shared one sees no more worker deaths than before.
     import faults
 
     photos = tmp_path / "photos"
@@ -327,15 +336,15 @@ def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(client, tmp_p
     monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
     cache = tmp_path / "cache.sqlite3"
 
-    first = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
-    client.wait_for_workers(2, timeout=60)
-    monkeypatch.undo()  # the worker would survive the file now: it must be decoded again
-    second = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
+    with two_worker_client() as client:
+        first = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
+        client.wait_for_workers(2, timeout=60)
+        monkeypatch.undo()  # the worker would survive the file now: it must be decoded again
+        second = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
 
     assert list(first.stats["invalid_files"]["logs"]) == [str(photos / "kill.jpg")]
     assert second.stats["process"]["build"]["cache"]["decoded"] == 1
     assert second.stats["invalid_files"]["count"] == 0 and len(second) == 2
-    client.wait_for_workers(2, timeout=60)
 
 
 def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
