@@ -6,7 +6,7 @@ On the generated photo set of ``$FASTDIF_BENCH_IMAGES`` images (default
 1000; see :mod:`benchmarks.datasets`), with all cores:
 
 - ``test_decode_ceiling``: the least work a faithful build must do per file,
-  :func:`fastdif.decode.load_thumbnail` (full decode with the fastest decoder
+  :func:`fastdif.io.decode.load_thumbnail` (full decode with the fastest decoder
   for the format, exact area filter to 50 x 50, EXIF orientation; see
   ``python -m benchmarks.decoders`` for how it compares with other decoders
   and filters) in a bare ``ProcessPoolExecutor`` with as many processes;
@@ -41,7 +41,7 @@ import pytest
 
 import fastdif
 from benchmarks.datasets import dataset, image_files
-from fastdif.decode import load_thumbnail
+from fastdif.io.decode import load_thumbnail
 
 IMAGES = int(os.environ.get("FASTDIF_BENCH_IMAGES", "1000"))
 ROUNDS = int(os.environ.get("FASTDIF_BENCH_ROUNDS", "3"))

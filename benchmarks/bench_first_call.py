@@ -9,7 +9,7 @@
   generated photo set of 200 images (:mod:`benchmarks.datasets`), end to end:
   each round runs it once with an empty ``NUMBA_CACHE_DIR`` (cold, as in a
   fresh environment: the kernels compile while the build decodes, see
-  :mod:`fastdif.warmup`) and right after with a filled one (warm). The
+  :mod:`fastdif.engine.warmup`) and right after with a filled one (warm). The
   figure of merit is the median of those paired differences, cold minus
   warm: on a shared machine, whose load changes, each pair is measured
   moments apart. CPU seconds (the run and its decoding processes) are

@@ -7,14 +7,12 @@ pairs, whatever the bounds skipped. "full" forces every exact sum (a threshold
 above every MSE); "similar" is the real search with its bounds.
 """
 
-import importlib
-
 import numpy as np
 import pytest
 
 from benchmarks.regression import best_of
-
-search_module = importlib.import_module("fastdif.search")
+from fastdif.engine import matching as search_module
+from fastdif.model import Criteria
 
 N = 1500
 
@@ -39,10 +37,11 @@ def test_kernel_vs_blas(benchmark, data, mode, rotate):
     tensors, shapes = data
     flat = tensors.reshape(N, -1).astype(np.float32)
     max_mse = 1e9 if mode == "full" else 5.0
-    search_module.find_matches(tensors[:50], shapes[:50], max_mse, rotate, True)  # compile
+    criteria = Criteria(max_mse, rotate, True)
+    search_module.find_matches(tensors[:50], shapes[:50], criteria)  # compile
     benchmark.pedantic(
         search_module.find_matches,
-        args=(tensors, shapes, max_mse, rotate, True),
+        args=(tensors, shapes, criteria),
         rounds=3,
         iterations=1,
     )

@@ -18,7 +18,8 @@ from benchmarks.thumbnails import photo_thumbnails
 
 SEARCH = """
 import json, numpy as np, fastdif
-from fastdif import kernels, params, search as _
+from fastdif import params
+from fastdif.engine import kernels, matching as sm
 tensors = np.load({path!r})
 def status(field):
     for line in open("/proc/self/status"):
@@ -36,8 +37,6 @@ peak = status("VmHWM")
 n, px = tensors.shape[:2]
 g = kernels.grid_side(px)
 tile = params.check_chunksize(None, n)
-import importlib
-sm = importlib.import_module("fastdif.search")
 bound = n * (g * g * 3 * 4 + 12 + 40) + tile * (-(-n // sm.BLOCK)) * (sm.CAPACITY + 4) * 12
 print(json.dumps({{"n": n, "tensors_bytes": tensors.nbytes, "rss_before": before,
                   "peak_rss": peak, "bound_extra": bound}}))

@@ -14,8 +14,8 @@ One process, one core; each way runs on every sampled file, best of
   (``reduce()`` first; not exactly the area filter);
 - ``simplejpeg`` / ``pyspng`` / ``imagecodecs``: the decoder alone, into NumPy
   (``imagecodecs`` only where installed);
-- ``area``: :func:`fastdif.resample.area_thumbnail` alone, on decoded pixels;
-- ``fastdif``: :func:`fastdif.decode.load_thumbnail`, the whole faithful path.
+- ``area``: :func:`fastdif.io.resample.area_thumbnail` alone, on decoded pixels;
+- ``fastdif``: :func:`fastdif.io.decode.load_thumbnail`, the whole faithful path.
 
 Prints a markdown table of milliseconds per file.
 """
@@ -32,8 +32,8 @@ import pyspng
 import simplejpeg
 from PIL import Image, ImageOps
 
-from fastdif.decode import load_thumbnail, to_rgb
-from fastdif.resample import area_thumbnail
+from fastdif.io.decode import load_thumbnail, to_rgb
+from fastdif.io.resample import area_thumbnail
 
 try:
     import imagecodecs

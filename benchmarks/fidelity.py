@@ -5,13 +5,13 @@
 
 The reference thumbnail (:func:`reference_thumbnail`) is the definition:
 the file decoded in full with Pillow (first frame), EXIF orientation
-applied, converted to RGB by :func:`fastdif.decode.to_rgb`, then an exact
+applied, converted to RGB by :func:`fastdif.io.decode.to_rgb`, then an exact
 area average: output cell ``i`` along an axis of ``n`` source pixels covers
 ``[i * n / px, (i + 1) * n / px)`` and each source pixel weighs by its
 overlap with it, rounded half up to uint8. For every file of a texture set
 (:func:`benchmarks.textures.texture_dataset`, or ``--folder``) this reports
 the MSE (0..255 scale, over the px x px x 3 values) between
-:func:`fastdif.decode.load_thumbnail` and the reference: count, mean,
+:func:`fastdif.io.decode.load_thumbnail` and the reference: count, mean,
 median, p95, p99 and max per format, lossless formats (which must be exact)
 apart, and per texture.
 
@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image, ImageOps
 
-from fastdif.decode import load_thumbnail, to_rgb
+from fastdif.io.decode import load_thumbnail, to_rgb
 
 from .datasets import TRUTH_FILE, image_files
 from .textures import texture_dataset
@@ -113,7 +113,7 @@ def bicubic_thumbnail(path: str, px: int) -> np.ndarray:
 
 
 def fastdif_thumbnail(path: str, px: int) -> np.ndarray:
-    """fastdif's thumbnail, as :func:`fastdif.decode.load_thumbnail` returns it."""
+    """fastdif's thumbnail, as :func:`fastdif.io.decode.load_thumbnail` returns it."""
     return load_thumbnail(path, px)[0]
 
 
@@ -210,7 +210,7 @@ def errors(files: list[str], px_size: int, comparison: str, processes: int = 1) 
 
 
 def fidelity(files: list[str], px_size: int = 50, processes: int = 1) -> dict:
-    """MSE of :func:`fastdif.decode.load_thumbnail` against :func:`reference_thumbnail`.
+    """MSE of :func:`fastdif.io.decode.load_thumbnail` against :func:`reference_thumbnail`.
 
     Parameters
     ----------

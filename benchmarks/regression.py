@@ -21,7 +21,6 @@ lossless file. ``--fidelity-only`` runs just that part.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -33,8 +32,8 @@ from benchmarks.datasets import dataset, image_files
 from benchmarks.fidelity import fidelity
 from benchmarks.textures import texture_dataset
 from benchmarks.thumbnails import photo_thumbnails
-
-search_module = importlib.import_module("fastdif.search")
+from fastdif.engine import matching as search_module
+from fastdif.model import Criteria
 
 ACCEPTED = os.path.join(os.path.dirname(__file__), "accepted.json")
 TOLERANCE = 3.0
@@ -71,10 +70,14 @@ def measure() -> dict[str, float]:
     tensors = np.ascontiguousarray(photo_thumbnails(3000))
     shapes = np.full((len(tensors), 2), tensors.shape[1], np.int64)
     small, small_shapes = tensors[:600], shapes[:600]
-    find = search_module.find_matches
+
+    def find(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None):
+        criteria = Criteria(max_mse, rotate, same_dim)
+        return search_module.find_matches(tensors, shapes, criteria, tile_rows)
+
     find(small[:50], small_shapes[:50], 5.0, True, True)  # compile
     find(small[:50], small_shapes[:50], 5.0, True, True, 16)
-    search_module.find_identical(small[:50], small_shapes[:50], True, True)
+    search_module.find_identical(small[:50], small_shapes[:50], Criteria(0.0))
     flat = small.reshape(len(small), -1).astype(np.float32)
 
     def blas():
@@ -95,7 +98,7 @@ def measure() -> dict[str, float]:
         "chunked_over_classic": ratio(lambda: find(tensors, shapes, 5.0, True, True, 256), classic),
         # Hashing for "duplicates" against the "similar" classic search on 3,000.
         "duplicates_over_similar": ratio(
-            lambda: search_module.find_identical(tensors, shapes, True, True), classic
+            lambda: search_module.find_identical(tensors, shapes, Criteria(0.0)), classic
         ),
     }
     figures["cluster_over_local"] = cluster_over_local(tensors)
@@ -107,7 +110,7 @@ def build_over_ceiling() -> float:
     """``fastdif.build`` of 64 generated photos over the decode ceiling on the same files.
 
     The ceiling is the per-file work alone (:func:`benchmarks.bench_build.decode_ceiling`:
-    :func:`fastdif.decode.load_thumbnail` in a bare process pool), with as many
+    :func:`fastdif.io.decode.load_thumbnail` in a bare process pool), with as many
     processes as the build: the ratio is what the build adds on top.
     """
     from benchmarks.bench_build import build_warm, decode_ceiling

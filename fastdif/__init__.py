@@ -1,18 +1,18 @@
-"""fastdif: find duplicate and similar images, fast. A successor to difPy."""
+"""fastdif: find duplicate and similar images, fast (a difPy-compatible successor)."""
 
 from ._version import __version__
 from .actions import undo_move
-from .repository import Repository, build, from_arrays
-from .search import SearchResult, search
-from .store import load
+from .api import build, search
+from .model import Repository, from_arrays, load
+from .result import SearchResult
 
 __all__ = [
     "Repository",
     "SearchResult",
+    "__version__",
     "build",
     "from_arrays",
     "load",
     "search",
     "undo_move",
-    "__version__",
 ]

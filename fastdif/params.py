@@ -31,7 +31,7 @@ def check_int_range(name: str, value: object, low: int, high: int) -> int:
 
 
 def check_processes(value: object) -> int:
-    """Number of worker processes or threads: None means all cores."""
+    """``processes``, the CPU cores to use (processes or threads), 1..cores; None: all cores."""
     cores = os.cpu_count() or 1
     if value is None:
         return cores

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 from ._version import __version__
 from .actions import create_temp
-from .decode import to_rgb
+from .io.decode import to_rgb
 from .progress import progress_bar
 
 #: Longest side of a report thumbnail in pixels, and its JPEG quality: about
@@ -62,7 +62,7 @@ def groups(se) -> list[dict]:
     """
     repository = getattr(se, "repository", None)
     index = {path: i for i, path in enumerate(repository.paths)} if repository else {}
-    in_folder = se.stats["process"]["build"]["parameters"]["in_folder"]
+    in_folder = se.in_folder
     sections = se.result.items() if in_folder else [(None, se.result)]
     out = []
     for folder, result in sections:
@@ -226,8 +226,8 @@ def write_report(
     thumbnail_size : int, default 160
         Longest side of the embedded thumbnails in pixels (16..1024).
     processes : int, optional
-        Threads reading thumbnails (Pillow decodes without the GIL); None
-        uses all cores.
+        CPU cores to use: here the threads reading thumbnails (Pillow
+        decodes without the GIL). None uses all cores.
     show_progress : bool, default False
         Show a progress bar on stderr (only when it is a terminal).
 

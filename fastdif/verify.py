@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import FILE_TIME_LIMIT, decode_file
+from .io.decode import FILE_TIME_LIMIT, decode_file
+from .model import Criteria
 
 #: st_dev and st_ino are unsigned; a repository stores them in int64 bit for bit.
 _UNSIGNED_64 = (1 << 64) - 1
@@ -87,15 +88,6 @@ class Identity:
         return None
 
 
-@dataclass(frozen=True)
-class Criteria:
-    """How the search matched: thumbnail side, MSE threshold (0..255 scale), rotations."""
-
-    px_size: int
-    max_mse: float
-    rotate: bool
-
-
 def min_mse(a: np.ndarray, b: np.ndarray, rotate: bool) -> float:
     """MSE of two (px, px, 3) thumbnails in float64; with ``rotate`` the least of four rotations."""
     a = np.asarray(a, dtype=np.float64)
@@ -124,6 +116,7 @@ def check_pair(
     key_record: Identity | None,
     member_record: Identity | None,
     criteria: Criteria,
+    px_size: int,
     key_thumbnails: dict | None = None,
 ) -> Refusal | None:
     """None when ``member`` may be deleted or moved as a copy of ``key`` now, else why not.
@@ -136,7 +129,9 @@ def check_pair(
         What each file was when decoded; None (nothing recorded, as for
         :func:`fastdif.from_arrays`) refuses.
     criteria : Criteria
-        The search's thumbnail side, threshold and rotation setting.
+        The search's threshold and rotation setting.
+    px_size : int
+        The thumbnail side the files were decoded at.
     key_thumbnails : dict, optional
         ``{key: thumbnail or reason}`` shared by the calls of one action, so
         a key is decoded once; its identity is still checked on every call.
@@ -168,11 +163,11 @@ def check_pair(
     if key_thumbnails is None:
         key_thumbnails = {}
     if key not in key_thumbnails:
-        key_thumbnails[key] = thumbnail(key, criteria.px_size)
+        key_thumbnails[key] = thumbnail(key, px_size)
     key_thumb = key_thumbnails[key]
     if isinstance(key_thumb, str):
         return Refusal(Check.CONTENT, f"its key {key!r} cannot be decoded: {key_thumb}")
-    member_thumb = thumbnail(member, criteria.px_size)
+    member_thumb = thumbnail(member, px_size)
     if isinstance(member_thumb, str):
         return Refusal(Check.CONTENT, f"cannot be decoded: {member_thumb}")
     mse = min_mse(key_thumb, member_thumb, criteria.rotate)

@@ -1,15 +1,8 @@
 """Shared fixtures: build + search with progress off, and result helpers."""
 
-import os
-import sys
+import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-import importlib  # noqa: E402
-
-import pytest  # noqa: E402
-
-import fastdif  # noqa: E402
+import fastdif
 
 
 @pytest.fixture(autouse=True)
@@ -86,9 +79,3 @@ def groups_of(result) -> set:
 def groups():
     """``groups(result)``: the match groups as a set of frozensets of paths."""
     return groups_of
-
-
-@pytest.fixture
-def search_module():
-    """The ``fastdif.search`` module (``fastdif.search`` itself names the function)."""
-    return importlib.import_module("fastdif.search")

@@ -1,6 +1,6 @@
 """Misbehaving decoders for fault tests, importable by spawned decode workers.
 
-A test substitutes :func:`decode` for ``fastdif.decode.decode_file``; the pool
+A test substitutes :func:`decode` for ``fastdif.io.decode.decode_file``; the pool
 sends the substitute to its workers by name, so it must live in a module they
 can import (this one: the tests folder is on ``sys.path``). What it does
 depends on the file name's prefix; other files decode normally.
@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from fastdif import decode as _decode
+from fastdif.io import decode as _decode
 
 
 def decode(path, px_size, time_limit=None):

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import fastdif
-from fastdif import cache as cache_module
-from fastdif import decode as decode_module
-from fastdif.__main__ import main
-from fastdif.decode import Decoded, Failure
+from fastdif.backends import local as local_backend
+from fastdif.cli import main
+from fastdif.io import cache as cache_module
+from fastdif.io import decode as decode_module
+from fastdif.io.decode import Decoded, Failure
 
 
 @pytest.fixture
@@ -33,13 +34,13 @@ def pics(tmp_path):
 def decoded_paths(monkeypatch):
     """Record the paths each build sends to the decoder (one list per build)."""
     calls = []
-    real = cache_module.decode_all
+    real = local_backend.decode_all
 
     def recording(paths, *args, **kwargs):
         calls.append(sorted(os.path.basename(p) for p in paths))
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(cache_module, "decode_all", recording)
+    monkeypatch.setattr(local_backend, "decode_all", recording)
     return calls
 
 
@@ -246,14 +247,14 @@ def test_which_failures_are_cached(failure, cached):
 
 
 def test_failures_from_the_system_are_tried_again(pics, tmp_path, decoded_paths, monkeypatch):
-    recording = cache_module.decode_all
+    recording = local_backend.decode_all
     denied = Decoded(None, 0, 0, "PermissionError: [Errno 13] Permission denied", Failure.SYSTEM)
 
     def denying(paths, *args, **kwargs):
         for path, result in zip(paths, recording(paths, *args, **kwargs), strict=True):
             yield denied if path.endswith("p3.jpg") else result
 
-    monkeypatch.setattr(cache_module, "decode_all", denying)
+    monkeypatch.setattr(local_backend, "decode_all", denying)
     cache_file = tmp_path / "cache.sqlite3"
     first = build(pics, cache=cache_file)
     second = build(pics, cache=cache_file)
@@ -345,7 +346,7 @@ WORKER = textwrap.dedent(
     """
     import os, sys, time
     import fastdif
-    from fastdif import cache
+    from fastdif.io import cache
     cache.WRITE_BATCH = 2  # many short write transactions, to interleave them
     start, cache_file, *folders = sys.argv[1:]
     open(f"{start}.ready-{os.getpid()}", "w").close()

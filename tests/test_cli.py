@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastdif.__main__ import main, make_parser
+from fastdif.cli import main, make_parser
 
 
 def photo(seed, size=(160, 120)):

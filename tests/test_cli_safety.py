@@ -11,10 +11,11 @@ import images
 import pytest
 
 import fastdif
-from fastdif import cache as cache_module
 from fastdif import report as report_module
-from fastdif.__main__ import main
-from fastdif.discover import NOT_A_FILE
+from fastdif.backends.local import LocalDecoder
+from fastdif.cli import main
+from fastdif.io import cache as cache_module
+from fastdif.io.discover import NOT_A_FILE
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_another_programs_database_is_never_used_cleared_or_moved(pics, tmp_path
     with pytest.raises(ValueError, match="not a fastdif cache"):
         cache_module.clear_cache(path)
     # Named after the check (a race): the build warns, uses no cache, moves nothing.
-    decoder = cache_module.CachedDecoder(str(path), 50, 1)
+    decoder = cache_module.CachedDecoder(str(path), 50, LocalDecoder(50, 1).decode)
     with pytest.warns(cache_module.CacheWarning, match="not a fastdif cache"):
         found = list(decoder.decode([str(pics / "a.png")]))
     assert found[0].decoded.reason is None

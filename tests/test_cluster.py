@@ -27,7 +27,8 @@ from reference import (
 from test_cli import run_cli
 
 import fastdif
-from fastdif import cluster
+from fastdif.backends import dask as cluster
+from fastdif.engine import matching
 
 # The ``dask`` extra is part of the test extras, so this runs wherever the
 # README's test command ran; it skips only in a deliberately Dask-free run.
@@ -311,7 +312,7 @@ def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
     kept = [images.save_photo(k, photos / f"p{k:02d}.jpg", 80, 60) for k in range(5)]
     images.copy_bytes(kept[0], photos / "kill.jpg")
     local = fastdif.build(kept, show_progress=False, processes=1)
-    monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+    monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     folder = tmp_path / "store" if store else None
 
     dif = fastdif.build(photos, show_progress=False, scheduler=client, store=folder)
@@ -333,7 +334,7 @@ def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(tmp_path, mon
     photos = tmp_path / "photos"
     images.save_photo(1, photos / "p01.jpg", 80, 60)
     images.copy_bytes(photos / "p01.jpg", photos / "kill.jpg")
-    monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+    monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     cache = tmp_path / "cache.sqlite3"
 
     with two_worker_client() as client:
@@ -354,10 +355,10 @@ def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
 
     paths = [images.save_photo(k, tmp_path / f"p{k:03d}.jpg", 40, 30) for k in range(70)]
     paths.insert(3, images.copy_bytes(paths[0], tmp_path / "kill.jpg"))  # in the first shard
-    monkeypatch.setattr(fastdif.decode, "decode_file", faults.decode)
+    monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     ticks = []
 
-    decoded = list(cluster.ShardDecoder(client, 16)(paths, lambda: ticks.append(1)))
+    decoded = list(cluster.DaskDecoder(client, 16).decode(paths, lambda: ticks.append(1)))
 
     assert len(decoded) == len(paths) == len(ticks)
     assert [d.reason is None for d in decoded] == [path != paths[3] for path in paths]
@@ -452,7 +453,7 @@ def test_tiles_cover_each_allowed_pair_once(reach, side):
     expected = {(p, q) for p in range(n) for q in range(p + 1, int(ends[p]))}
 
     seen, weight = [], 0.0
-    for positions, n_rows, begins, stops, share in cluster.tiles(ends, side):
+    for positions, n_rows, begins, stops, share in matching.tiles(ends, side):
         assert positions.size <= 2 * side and n_rows <= side
         for r in range(n_rows):
             seen += [(int(positions[r]), int(positions[c])) for c in range(begins[r], stops[r])]

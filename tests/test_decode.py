@@ -1,11 +1,12 @@
-"""fastdif.decode: one file -> px x px x 3 uint8 thumbnail, any Pillow mode, EXIF orientation."""
+"""fastdif.io.decode: one file -> px x px x 3 uint8 thumbnail, any Pillow mode, EXIF orientation."""
 
 import images
 import numpy as np
 import pytest
 from PIL import Image
 
-from fastdif import decode
+from fastdif.backends import pool
+from fastdif.io import decode
 
 PX = 50
 
@@ -278,7 +279,7 @@ def test_decode_all_keeps_order_and_reports_progress(tmp_path):
     paths.insert(1, str(bad))
     calls = []
 
-    decoded = list(decode.decode_all(paths, 16, 1, lambda: calls.append(1)))
+    decoded = list(pool.decode_all(paths, 16, 1, lambda: calls.append(1)))
 
     assert len(decoded) == 4 and len(calls) == 4
     assert decoded[1].reason is not None

@@ -1,4 +1,4 @@
-"""fastdif.discover: walking folders, links, hidden files, extensions, input validation."""
+"""fastdif.io.discover: walking folders, links, hidden files, extensions, input validation."""
 
 import os
 import socket
@@ -7,7 +7,7 @@ from pathlib import Path
 import images
 import pytest
 
-from fastdif.discover import (
+from fastdif.io.discover import (
     NOT_A_FILE,
     UNSUPPORTED,
     discover,

@@ -1,6 +1,5 @@
 """End-to-end tests: real image files in tmp_path -> fastdif.build -> fastdif.search."""
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -13,9 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import fastdif
-
-search_module = importlib.import_module("fastdif.search")
-
+from fastdif.engine import matching as search_module
 
 # --------------------------------------------------------------------------- matching
 
@@ -446,16 +443,16 @@ def test_process_pool_gives_the_same_result_as_one_process(tmp_path, build, sear
     images.rotated(tmp_path / "p08.jpg", tmp_path / "sub" / "rot.png", 270)
     (tmp_path / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     n_files = 44
-    assert fastdif.decode.MIN_FILES_FOR_POOL < n_files
+    assert fastdif.backends.pool.MIN_FILES_FOR_POOL < n_files
 
     started = []
 
-    class RecordingWorker(fastdif.decode._Worker):
+    class RecordingWorker(fastdif.backends.pool._Worker):
         def __init__(self, context, *args, **kwargs):
             started.append(context.get_start_method())
             super().__init__(context, *args, **kwargs)
 
-    monkeypatch.setattr(fastdif.decode, "_Worker", RecordingWorker)
+    monkeypatch.setattr(fastdif.backends.pool, "_Worker", RecordingWorker)
     serial = build(tmp_path, processes=1)
     assert started == []
     pooled = build(tmp_path, processes=2)

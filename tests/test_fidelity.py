@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastdif import decode
+from fastdif.io import decode
 
 PX = 50
 

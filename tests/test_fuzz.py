@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image, features
 
 import fastdif
-from fastdif import decode
+from fastdif.backends import pool
+from fastdif.io import decode
 
 EXAMPLES = int(os.environ.get("FASTDIF_FUZZ_EXAMPLES", "30"))
 
@@ -156,7 +157,7 @@ def test_mutated_images_through_worker_processes(tmp_path, monkeypatch):
             del data[rng.randrange(len(data)) :]
         names.append(f"m{k:02d}.{EXTENSIONS[fmt]}")
         (tmp_path / names[-1]).write_bytes(bytes(data))
-    monkeypatch.setattr(decode, "MIN_FILES_FOR_POOL", 2)
+    monkeypatch.setattr(pool, "MIN_FILES_FOR_POOL", 2)
     monkeypatch.setattr(decode, "FILE_TIME_LIMIT", FUZZ_TIME_LIMIT)
 
     pooled = check_build(str(tmp_path), names, processes=2)

@@ -1,15 +1,10 @@
-"""fastdif.kernels against plain-NumPy references (tests/reference.py)."""
+"""fastdif.engine.kernels against plain-NumPy references (tests/reference.py)."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from reference import (  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import (
     THRESHOLDS,
     comparable,
     image_specs,
@@ -19,7 +14,7 @@ from reference import (  # noqa: E402
     reference_mse_matrix,
 )
 
-from fastdif import kernels  # noqa: E402
+from fastdif.engine import kernels
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(SETTINGS, max_examples=300)
@@ -69,7 +64,7 @@ def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capac
 
 
 def _gather(rows, counts, cols, mses, capacity):
-    """{(i, j): mse} from the stored entries, as fastdif.search._match_items reads them."""
+    """{(i, j): mse} from the stored entries, as fastdif.engine.matching.match_items reads them."""
     found = {}
     for r in range(counts.shape[0]):
         for b in range(counts.shape[1]):

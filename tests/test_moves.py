@@ -20,7 +20,7 @@ import pytest
 
 import fastdif
 from fastdif import actions
-from fastdif.__main__ import main
+from fastdif.cli import main
 
 # Runs move_files(sources, dest), or with a manifest undo_move(manifest), and
 # kills itself at `point` of the move of sources[victim] (there or back).

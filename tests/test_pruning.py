@@ -1,15 +1,9 @@
 """Exact pruning: each lower bound never exceeds the true MSE; hashing finds exact groups."""
 
-import importlib
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-import numpy as np  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from reference import (  # noqa: E402
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import (
     image_specs,
     planted_images,
     reference_groups,
@@ -17,9 +11,10 @@ from reference import (  # noqa: E402
     reference_mse_matrix,
 )
 
-from fastdif import kernels  # noqa: E402
+from fastdif.engine import kernels
+from fastdif.engine import matching as search_module
+from fastdif.model import Criteria
 
-search_module = importlib.import_module("fastdif.search")
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -93,7 +88,7 @@ def test_find_identical_gives_the_groups_of_all_pairs_at_zero(spec, rotate, same
     tensors, shapes, _ = planted_images(*spec)
     if uint8:
         tensors = tensors.astype(np.uint8)
-    i, j = search_module.find_identical(tensors, shapes, rotate, same_dim)
+    i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, rotate, same_dim))
     assert np.all(i < j)
     expected = reference_matches(tensors, shapes, 0.0, rotate, same_dim)
     exp_i, exp_j = (
@@ -114,9 +109,9 @@ def test_find_identical_confirms_hash_collisions_exactly(monkeypatch):
     monkeypatch.setattr(
         search_module, "rotation_hashes", lambda t: np.zeros((len(t), 4), np.uint64)
     )
-    i, j = search_module.find_identical(tensors, shapes, True, True)
+    i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, True, True))
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3), (1, 5)]
-    i, j = search_module.find_identical(tensors, shapes, False, True)
+    i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, False, True))
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3)]
 
 

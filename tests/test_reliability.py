@@ -1,7 +1,7 @@
 """Reliability: bad inputs, dying and hanging decoders, Ctrl-C, and actions that never lose data.
 
 Each test builds its own files in tmp_path. Fault tests substitute the
-misbehaving decoder of ``faults.py`` for ``fastdif.decode.decode_file``.
+misbehaving decoder of ``faults.py`` for ``fastdif.io.decode.decode_file``.
 """
 
 import errno
@@ -25,8 +25,10 @@ import pytest
 from PIL import Image
 
 import fastdif
-from fastdif import actions, decode
-from fastdif.__main__ import main
+from fastdif import actions
+from fastdif.backends import pool as decode_pool
+from fastdif.cli import main
+from fastdif.io import decode
 
 TESTS = os.path.dirname(__file__)
 
@@ -85,7 +87,7 @@ def bad_folder(tmp_path):
 def test_bad_files_are_reported_and_the_rest_completes(bad_folder, find, groups, monkeypatch, pool):
     folder, p, bad = bad_folder
     if pool:  # the same files through the worker processes
-        monkeypatch.setattr(decode, "MIN_FILES_FOR_POOL", 2)
+        monkeypatch.setattr(decode_pool, "MIN_FILES_FOR_POOL", 2)
 
     se = find(folder, processes=2 if pool else 1)
 
@@ -300,7 +302,7 @@ def test_load_refuses_a_pipe_or_device_instead_of_hanging(tmp_path, build, name,
         loader.join(5)
     assert not hung
     [error] = outcome
-    assert isinstance(error, fastdif.store.RepositoryFormatError), error
+    assert isinstance(error, fastdif.io.store.RepositoryFormatError), error
     assert name in str(error) and "not a regular file" in str(error)
 
 
@@ -367,7 +369,7 @@ def test_files_deleted_or_replaced_between_discovery_and_decoding(
     gone = images.save_photo(16, tmp_path / "gone.png")
     garbage = images.save_photo(17, tmp_path / "garbage.png")
     swapped = images.save_photo(18, tmp_path / "swapped.png")
-    real_discover = fastdif.repository.discover
+    real_discover = fastdif.api.discover
 
     def discover_then_change(*args, **kwargs):
         found = real_discover(*args, **kwargs)
@@ -378,9 +380,9 @@ def test_files_deleted_or_replaced_between_discovery_and_decoding(
         images.copy_bytes(b, swapped)  # now a copy of b
         return found
 
-    monkeypatch.setattr(fastdif.repository, "discover", discover_then_change)
+    monkeypatch.setattr(fastdif.api, "discover", discover_then_change)
     if pool:
-        monkeypatch.setattr(decode, "MIN_FILES_FOR_POOL", 2)
+        monkeypatch.setattr(decode_pool, "MIN_FILES_FOR_POOL", 2)
 
     se = find(tmp_path, processes=2 if pool else 1)
 
@@ -572,7 +574,7 @@ def session_members(sid):
 @pytest.fixture
 def pool_of_two(monkeypatch):
     """Use worker processes for any number of files, with the faulty decoder."""
-    monkeypatch.setattr(decode, "MIN_FILES_FOR_POOL", 2)
+    monkeypatch.setattr(decode_pool, "MIN_FILES_FOR_POOL", 2)
     monkeypatch.setattr(decode, "decode_file", faults.decode)
 
 
@@ -580,7 +582,7 @@ def test_a_dying_worker_costs_only_its_file(tmp_path, pool_of_two):
     names = ["a.png", "exit_b.png", "c.png", "kill_d.png", "once_e.png", "f.png"]
     paths = [images.save_photo(30 + k, tmp_path / name, 40, 30) for k, name in enumerate(names)]
 
-    results = list(decode.decode_all(paths, 16, 2))
+    results = list(decode_pool.decode_all(paths, 16, 2))
 
     reasons = {os.path.basename(p): r.reason for p, r in zip(paths, results, strict=True)}
     assert reasons["exit_b.png"] == "Decoder process died on this file twice (exit code 3)"
@@ -594,24 +596,24 @@ def test_a_dying_worker_costs_only_its_file(tmp_path, pool_of_two):
 
 
 def test_workers_that_cannot_start_raise_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(decode, "MIN_FILES_FOR_POOL", 2)
-    monkeypatch.setattr(decode, "_worker_main", faults.cannot_start)
+    monkeypatch.setattr(decode_pool, "MIN_FILES_FOR_POOL", 2)
+    monkeypatch.setattr(decode_pool, "_worker_main", faults.cannot_start)
     paths = [images.save_photo(40 + k, tmp_path / f"{k}.png", 40, 30) for k in range(3)]
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="fail to start"):
-        list(decode.decode_all(paths, 16, 2))
+        list(decode_pool.decode_all(paths, 16, 2))
     assert time.monotonic() - start < 30
     assert decode_workers() == []
 
 
 def test_a_hanging_decoder_is_bounded(tmp_path, pool_of_two, monkeypatch):
     monkeypatch.setattr(decode, "FILE_TIME_LIMIT", 1.0)
-    monkeypatch.setattr(decode, "KILL_GRACE", 0.5)
+    monkeypatch.setattr(decode_pool, "KILL_GRACE", 0.5)
     names = ["a.png", "hang_b.png", "slow_c.png", "d.png"]
     paths = [images.save_photo(50 + k, tmp_path / name, 40, 30) for k, name in enumerate(names)]
     start = time.monotonic()
 
-    results = list(decode.decode_all(paths, 16, 2))
+    results = list(decode_pool.decode_all(paths, 16, 2))
 
     assert time.monotonic() - start < 15  # not 600 s (hang) or 10 s (slow) in a row
     reasons = [r.reason for r in results]
@@ -657,9 +659,9 @@ def test_ctrl_c_during_build_stops_workers_and_writes_nothing(tmp_path, phase):
         import sys
         sys.path.insert(0, {TESTS!r})
         import faults
-        import fastdif.decode
-        from fastdif.__main__ import main
-        fastdif.decode.decode_file = faults.decode
+        import fastdif.io.decode
+        from fastdif.cli import main
+        fastdif.io.decode.decode_file = faults.decode
         sys.exit(main([{str(folder)!r}, "-Z", {str(out)!r}, "-p", "false", "-proc", "2"]))
         """
     )
@@ -750,7 +752,7 @@ SEARCH_WITH_SLOW_KERNEL = textwrap.dedent(
     import importlib, signal, sys, time
     import numpy as np
     import fastdif
-    search_module = importlib.import_module("fastdif.search")  # fastdif.search is the function
+    from fastdif.engine import matching as search_module
 
     kind = sys.argv[1]
     in_kernel, calls = [False], []
@@ -807,7 +809,7 @@ def test_ctrl_c_during_search_or_writing_leaves_no_output(tmp_path, monkeypatch,
     out = tmp_path / "out"
     out.mkdir()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cli = sys.modules["fastdif.__main__"]
+    cli = sys.modules["fastdif.cli"]
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -13,7 +13,7 @@ from PIL import Image
 from test_cli import run_cli
 
 from fastdif import report
-from fastdif.__main__ import main
+from fastdif.cli import main
 
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 

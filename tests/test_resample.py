@@ -1,4 +1,4 @@
-"""fastdif.resample: the exact area filter against a dense reference, and orientation."""
+"""fastdif.io.resample: the exact area filter against a dense reference, and orientation."""
 
 import images
 import numpy as np
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageOps
 
-from fastdif.resample import area_thumbnail, orient
+from fastdif.io.resample import area_thumbnail, orient
 
 
 def reference(pixels: np.ndarray, px: int) -> np.ndarray:

@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 
 import fastdif
-from fastdif import cache, kernels, verify
-from fastdif.__main__ import main
+from fastdif import verify
+from fastdif.cli import main
+from fastdif.engine import kernels
+from fastdif.io import cache
 
 
 def read(path):
@@ -258,7 +260,7 @@ def two_paths(tmp_path, monkeypatch):
     a = images.save_photo(1, tmp_path / "src" / "a.png")
     b = str(tmp_path / "src" / "b.png")
     os.link(a, b)
-    real = fastdif.repository.discover
+    real = fastdif.api.discover
 
     def both(paths, *args):
         found = real(paths, *args)
@@ -267,7 +269,7 @@ def two_paths(tmp_path, monkeypatch):
             found.folders.append(os.path.dirname(b))
         return found
 
-    monkeypatch.setattr(fastdif.repository, "discover", both)
+    monkeypatch.setattr(fastdif.api, "discover", both)
     return tmp_path / "src", a, b
 
 

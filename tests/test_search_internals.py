@@ -1,16 +1,10 @@
-"""fastdif.search internals: find_matches (classic and chunked), groups, keys."""
+"""fastdif.engine: find_matches (classic and chunked), groups, keys."""
 
-import importlib
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from reference import (  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import (
     THRESHOLDS,
     image_specs,
     pick_threshold,
@@ -21,12 +15,16 @@ from reference import (  # noqa: E402
     reference_mse_matrix,
 )
 
-# ``fastdif.search`` is shadowed by the search() function re-exported from
-# fastdif/__init__.py, so import the module itself.
-search_module = importlib.import_module("fastdif.search")
-find_matches = search_module.find_matches
-connected_groups = search_module.connected_groups
-choose_key = search_module.choose_key
+from fastdif.engine import matching as search_module
+from fastdif.engine.grouping import choose_key, connected_groups
+from fastdif.model import Criteria
+
+
+def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, progress=None):
+    """:func:`fastdif.engine.matching.find_matches` with the criteria as flat arguments."""
+    criteria = Criteria(max_mse, rotate, same_dim)
+    return search_module.find_matches(tensors, shapes, criteria, tile_rows, progress)
+
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastdif
-from fastdif import store
+from fastdif.io import store
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_missing_repository(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a saved fastdif repository"):
         fastdif.load(tmp_path)
     with pytest.raises(TypeError, match="Repository"):
-        store.save("not a repository", tmp_path / "r")
+        fastdif.model.save("not a repository", tmp_path / "r")
 
 
 def test_names_that_are_not_utf8_round_trip(tmp_path):

@@ -16,8 +16,8 @@ import images
 import numpy as np
 import pytest
 
-from fastdif import warmup
-from fastdif.__main__ import main
+from fastdif.cli import main
+from fastdif.engine import warmup
 
 KERNELS = ("rotation_hashes", "pair_mse", "block_means", "match_ranges")
 
@@ -25,7 +25,7 @@ KERNELS = ("rotation_hashes", "pair_mse", "block_means", "match_ranges")
 # and how many of them were compiled rather than loaded from Numba's cache.
 REPORT = f"""
 import json
-from fastdif import kernels
+from fastdif.engine import kernels
 print(json.dumps({{
     name: {{
         "signatures": [str(s) for s in getattr(kernels, name).signatures],
@@ -78,7 +78,7 @@ def test_the_cli_compiles_each_kernel_once_for_the_types_the_warmup_uses(
 ):
     args = [str(pics), "-s", similarity, "-dim", same_dim, "-Z", str(tmp_path), "-q", "-p", "false"]
     code = f"""
-        from fastdif.__main__ import main
+        from fastdif.cli import main
         assert main({args!r}) == 0
     """
 
@@ -93,7 +93,7 @@ def test_a_later_process_loads_the_kernels_the_warmup_compiled(pics, tmp_path):
     fresh = tmp_path / "numba-cache"
     warmed = run_python(
         """
-        from fastdif import warmup
+        from fastdif.engine import warmup
         warm = warmup.start("duplicates")
         assert warm.join(timeout=300) and warm.error is None, warm.error
         """,
@@ -117,25 +117,24 @@ def test_a_later_process_loads_the_kernels_the_warmup_compiled(pics, tmp_path):
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
 def test_the_dask_tasks_find_their_kernels_loaded(numba_cache, dtype):
-    # What fastdif.cluster's tasks compute, on writable copies of the rows.
+    # What fastdif.backends.dask's tasks compute, on writable copies of the rows.
     code = f"""
         import numpy as np
-        from fastdif import cluster, kernels, warmup
-        from fastdif.search import match_items
-        warmup.load_kernels(np.{dtype}, cluster._TASK_KERNELS)
+        from fastdif.backends import dask
+        from fastdif.engine import kernels, warmup
+        from fastdif.engine.matching import Thumbnails, match_items
+        from fastdif.model import Criteria
+        warmup.load_kernels(np.{dtype}, dask._TASK_KERNELS)
         whole = np.random.default_rng(0).integers(0, 256, (6, 20, 20, 3)).astype(np.{dtype})
         whole.flags.writeable = False
         ids = np.array([0, 2, 3, 5])
         shapes = np.full((6, 2), 20, dtype=np.int64)[ids]
         tensors = np.ascontiguousarray(whole[ids])
         kernels.rotation_hashes(tensors)
-        means = kernels.block_means(tensors, 1)
-        grids = kernels.block_means(tensors, kernels.grid_side(20))
+        images = Thumbnails.of(tensors, shapes, kernels.block_means(tensors, 1))
         local = np.arange(ids.size, dtype=np.int64)
         rows, begins, stops = local[:2], local[:2] + 1, np.full(2, ids.size, dtype=np.int64)
-        match_items(
-            tensors, grids, means, local, shapes, rows, begins, stops, True, True, 5.0
-        )
+        match_items(images, local, rows, begins, stops, Criteria(5.0, True, True))
     """
 
     report = run_python(code, numba_cache)
@@ -148,7 +147,7 @@ def test_importing_starts_no_thread_and_compiles_nothing(numba_cache):
     report = run_python(
         """
         import threading
-        import fastdif, fastdif.__main__, fastdif.cluster, fastdif.warmup
+        import fastdif, fastdif.__main__, fastdif.backends.dask, fastdif.engine.warmup
         assert threading.active_count() == 1, threading.enumerate()
         """,
         numba_cache,

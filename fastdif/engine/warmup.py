@@ -17,7 +17,7 @@ only leaves the search to compile what it needs itself.
 Two processes must not fill one Numba cache at once (numba issues 4807 and
 10128): the local warm-up runs in the one process that uses Numba; the Dask
 backend loads the kernels in the client first, then on one worker per host
-(:meth:`fastdif.cluster._Tasks.first_on_each_host`) before other tasks.
+(:meth:`fastdif.backends.dask._Tasks.first_on_each_host`) before other tasks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import threading
 import numba
 import numpy as np
 
-from . import kernels, params
+from .. import params
+from . import kernels
 
 #: Kernels of a search at threshold 0 (hashing) and above 0 (block means, pairs).
 DUPLICATES_KERNELS = ("rotation_hashes", "pair_mse")

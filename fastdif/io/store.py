@@ -1,4 +1,4 @@
-"""Save a repository to disk and load it back, memory-mapped, without pickle.
+"""The saved-repository format: its one owner. Memory-mapped, without pickle.
 
 On-disk format (format version 1): a folder holding
 
@@ -41,8 +41,7 @@ from datetime import datetime
 
 import numpy as np
 
-from ._version import __version__
-from .repository import Repository
+from .._version import __version__
 
 FORMAT = "fastdif-repository"
 
@@ -70,35 +69,13 @@ class RepositoryFormatError(ValueError):
     """A saved repository that cannot be loaded: corrupt, or an incompatible format."""
 
 
-def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> str:
-    """Save ``dif`` to the folder ``path`` (created; written atomically).
+def save(dif, path: str | os.PathLike, overwrite: bool = False) -> str:
+    """Write the repository ``dif`` into the new folder ``path``, atomically.
 
-    Parameters
-    ----------
-    dif : Repository
-    path : str or os.PathLike
-        Folder to create, e.g. ``"photos.fastdif"``.
-    overwrite : bool, default False
-        Replace a repository already saved at ``path``. Anything else at
-        ``path`` is never replaced.
-
-    Returns
-    -------
-    str
-        The folder written.
-
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is False, or it is not a saved repository.
-    TypeError
-        ``dif`` is not a Repository.
+    ``path`` may replace a repository saved there with ``overwrite``;
+    anything else at ``path`` is never replaced (FileExistsError). See
+    :meth:`fastdif.Repository.save`.
     """
-    if not isinstance(dif, Repository):
-        raise TypeError(
-            f'Invalid value for "dif" parameter: must be a fastdif Repository, '
-            f"got {type(dif).__name__}."
-        )
     target = os.path.abspath(os.fspath(path))
     if os.path.lexists(target):
         if not overwrite:
@@ -132,8 +109,21 @@ def staging_folder(target: str) -> str:
     return tmp
 
 
-def write(dif: Repository, folder: str, tensors_written: bool = False) -> None:
-    """Write ``dif``'s arrays and metadata into ``folder``, the metadata last.
+def create_tensors(folder: str, count: int, px_size: int) -> str:
+    """Create ``folder/tensors.npy``: ``count`` uint8 thumbnails of ``px_size``, zeros.
+
+    For builds that write thumbnails into it from several processes
+    (``np.load(path, mmap_mode="r+")``) before :func:`write` with
+    ``tensors_written``. Returns the file's path.
+    """
+    target = array_file(folder, "tensors")
+    shape = (count, px_size, px_size, 3)
+    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
+    return target
+
+
+def write(dif, folder: str, tensors_written: bool = False) -> None:
+    """Write the repository ``dif``'s arrays and metadata into ``folder``, the metadata last.
 
     With ``tensors_written``, ``folder/tensors.npy`` already holds the
     thumbnails (a build with a store writes it); only its CRC is computed,
@@ -197,32 +187,11 @@ def publish(tmp: str, target: str) -> None:
         os.replace(tmp, target)
 
 
-def load(path: str | os.PathLike, verify: bool = True) -> Repository:
-    """Load a repository saved by :meth:`Repository.save`.
+def read(path: str | os.PathLike, verify: bool = True) -> dict:
+    """Read a repository saved by :func:`save`: the keyword arguments of ``Repository``.
 
-    The thumbnails are memory-mapped read-only: pages are read from disk
-    when a search touches them.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The folder written by ``save``.
-    verify : bool, default True
-        Check each array's CRC-32 (reads the whole folder once; about 0.03 s
-        per 180 MB); False loads without touching the data.
-
-    Returns
-    -------
-    Repository
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` is not a saved repository.
-    RepositoryFormatError
-        A format version this fastdif cannot read, a corrupt or
-        inconsistent file, or one that is not a regular file (a named pipe
-        or a device, which would block or never end; the message names it).
+    The arrays are memory-mapped read-only. Parameters and exceptions
+    (FileNotFoundError, :class:`RepositoryFormatError`) as :func:`fastdif.load`.
     """
     folder = os.path.abspath(os.fspath(path))
     meta_path = os.path.join(folder, META_FILE)
@@ -250,7 +219,7 @@ def load(path: str | os.PathLike, verify: bool = True) -> Repository:
         raise RepositoryFormatError(f'"{folder}" is corrupt: {type(exc).__name__}: {exc}') from None
 
 
-def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
+def _from_meta(folder: str, meta: dict, verify: bool) -> dict:
     n, px = meta["count"], meta["px_size"]
     paths, folders, groups = meta["paths"], meta["folders"], meta["groups"]
     if not (isinstance(paths, list) and len(paths) == n and all(isinstance(p, str) for p in paths)):
@@ -293,20 +262,20 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> Repository:
         if verify and zlib.crc32(data) != info["crc32"]:
             raise RepositoryFormatError(f"{file} is corrupt: checksum mismatch")
         arrays[name] = data
-    return Repository(
-        arrays["tensors"],
-        paths,
-        arrays["shapes"],
-        arrays["file_sizes"],
-        groups,
-        folders,
-        bool(meta["in_folder"]),
-        meta["stats"],
-        arrays["mtimes_ns"],
-        array_file(folder, "tensors"),
-        thumbnail_version=thumbnail_version,
-        inodes=arrays["inodes"],
-    )
+    return {
+        "tensors": arrays["tensors"],
+        "paths": paths,
+        "shapes": arrays["shapes"],
+        "file_sizes": arrays["file_sizes"],
+        "groups": groups,
+        "folders": folders,
+        "in_folder": bool(meta["in_folder"]),
+        "stats": meta["stats"],
+        "mtimes_ns": arrays["mtimes_ns"],
+        "tensors_file": array_file(folder, "tensors"),
+        "thumbnail_version": thumbnail_version,
+        "inodes": arrays["inodes"],
+    }
 
 
 def _check_regular(path: str) -> None:

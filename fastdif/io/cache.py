@@ -4,10 +4,10 @@ The cache is one SQLite database (standard library ``sqlite3``, WAL mode). A
 row holds one file's thumbnail (px x px x 3 uint8 bytes, RGB), its displayed
 (width, height), or the reason it failed to decode. A row is found by the
 file's resolved path and the decoding settings (px_size and
-:func:`fastdif.decode.thumbnail_definition`: the thumbnail version and the
+:func:`fastdif.io.decode.thumbnail_definition`: the thumbnail version and the
 decoders' versions) and used only while the file's size and
 modification time (ns) are what they were when it was decoded; anything else
-is decoded again through :func:`fastdif.decode.decode_all` and replaces the row.
+is decoded again by the build's backend (:mod:`fastdif.backends`) and replaces the row.
 
 Only the parent process touches the database; decoding workers never do.
 Writes go in short ``BEGIN IMMEDIATE`` transactions, so several builds (in
@@ -26,7 +26,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 
-from .decode import Decoded, Failure, decode_all, thumbnail_definition
+from .decode import Decoded, Failure, thumbnail_definition
 
 #: Layout of the database. A cache file with another schema version is moved
 #: aside and a new one started; the default file name carries it too, so two
@@ -265,10 +265,10 @@ class CachedDecoder:
     """Decode files, taking unchanged ones from the cache at ``cache_path``.
 
     With ``cache_path=None`` every file is decoded and nothing is stored.
-    Files are decoded by :func:`fastdif.decode.decode_all` in ``processes``
-    processes, or by ``decode(paths, progress)`` when given (an iterator of
-    :class:`~fastdif.decode.Decoded` in ``paths`` order, as a Dask cluster
-    decodes them).
+    Files are decoded by ``decode(paths, progress)``, a backend's
+    :meth:`~fastdif.backends.base.Decoder.decode` (an iterator of
+    :class:`~fastdif.io.decode.Decoded` in ``paths`` order); ``progress``
+    (no arguments) is called per file, cache hits included.
     After :meth:`decode` is exhausted, :attr:`stats` describes what the cache
     did (None without a cache):
 
@@ -279,12 +279,9 @@ class CachedDecoder:
     cache moved aside, rows that failed their checksum, a locked database).
     """
 
-    def __init__(
-        self, cache_path: str | None, px_size: int, processes: int, progress=None, decode=None
-    ):
+    def __init__(self, cache_path: str | None, px_size: int, decode, progress=None):
         self.cache_path = cache_path
         self.px_size = px_size
-        self.processes = processes
         self.progress = progress
         self._decode_files = decode
         self.settings = decoding_settings(px_size)
@@ -334,9 +331,9 @@ class CachedDecoder:
                 if key is not None and _cacheable(result):
                     self._store(key, size, mtime_ns, result, paths[i])
                 yield FileThumbnail(result, size, mtime_ns, identity)
-            # Run decode_all to its end, so its pool shuts down cleanly.
+            # Run the decoder to its end, so a process pool shuts down cleanly.
             for _ in decoded:
-                raise RuntimeError("decode_all returned more results than files")
+                raise RuntimeError("the decoder returned more results than files")
             self._flush()
             self._prune(roots, {info[0] for info in infos})
         finally:
@@ -344,9 +341,7 @@ class CachedDecoder:
             self._close()
 
     def _decode(self, paths: list[str]):
-        if self._decode_files is not None:
-            return self._decode_files(paths, self.progress)
-        return decode_all(paths, self.px_size, self.processes, self.progress)
+        return self._decode_files(paths, self.progress)
 
     # ----------------------------------------------------------------- database
 
@@ -614,7 +609,7 @@ def _cacheable(result: Decoded) -> bool:
     """Whether a result depends only on the file's bytes, so it can be reused.
 
     Thumbnails and content failures (not an image, truncated, corrupt) are
-    cached; failures of other kinds (:class:`fastdif.decode.Failure`) may not
+    cached; failures of other kinds (:class:`fastdif.io.decode.Failure`) may not
     happen again and are tried again next time.
     """
     return result.failure is None or result.failure.lasting

@@ -1,7 +1,9 @@
-"""Build and search on a Dask cluster: ``build`` and ``search`` with ``scheduler=client``.
+"""The Dask backend: ``build`` and ``search`` with ``scheduler=client``.
 
-Needs the ``dask`` extra (``pip install "fastdif[dask]"``); this module is
-imported only when ``scheduler`` is given, so without it nothing imports Dask.
+Needs the ``dask`` extra (``pip install "fastdif[dask]"``); ``distributed``
+is imported only when a scheduler is given, so without it nothing imports Dask.
+The work is the local backend's: the same decoder and the same engine
+functions, run as tasks.
 
 What the workers need: the same fastdif installed, the image files at the
 paths the client found them, and (with ``store``) the store folder at the
@@ -9,28 +11,30 @@ same path: a shared filesystem.
 
 Build
     Files go to tasks in shards of :data:`SHARD_FILES`; each task decodes its
-    shard with :func:`fastdif.decode.decode_file`, the local path's code, and
+    shard with :func:`fastdif.io.decode.decode_file`, the local path's code, and
     returns the thumbnails (uint8) and the reasons of invalid files. With a
     ``store`` folder, tasks write their thumbnails there as ``.npy`` shards
     instead, which tasks then copy into one ``tensors.npy``: the client never
     holds the thumbnails, and the store is a saved repository
-    (:mod:`fastdif.store`) that the returned repository is memory-mapped from.
+    (:mod:`fastdif.io.store`) that the returned repository is memory-mapped from.
     A shard whose task keeps killing its worker (Dask gives up after
     ``distributed.scheduler.allowed-failures`` deaths) is decoded again file
-    by file, so only the file that kills a worker is reported.
+    by file, so only the file that kills a worker is reported (the retry
+    policy of :class:`fastdif.io.decode.Retries`).
 
 Search
     Tasks compute the channel means (or, for threshold 0, the rotation
     hashes) of :data:`MAP_IMAGES` images each. For a threshold above 0 the
     client sorts the images by overall mean
-    (:func:`fastdif.search.sorted_windows`) and cuts the pairs the mean bound
-    allows into tiles of at most ``2 * chunksize`` images (:func:`tiles`);
+    (:func:`fastdif.engine.matching.sorted_windows`) and cuts the pairs the mean bound
+    allows into tiles of at most ``2 * chunksize`` images
+    (:func:`fastdif.engine.matching.tiles`);
     small tiles (of every set of equal dimensions at once) are laid end to
     end into tasks of up to ``2 * chunksize`` images. A task reads its
     images, computes their block means and runs the local path's kernels
-    (:func:`fastdif.search.match_items`), returning only the matches.
-    Threshold 0 uses the local path's hashing
-    (:func:`fastdif.search.identical_pairs`). The client merges the matches
+    (:func:`fastdif.engine.matching.match_items`), returning only the matches.
+    Threshold 0 uses the engine's hashing, as the local backend does
+    (:class:`fastdif.backends.base.Searcher`). The client merges the matches
     into groups and computes each member's MSE to its key as the local path
     does, so results are the same.
 
@@ -61,12 +65,13 @@ from contextlib import contextmanager, nullcontext
 import numba
 import numpy as np
 
-from . import decode as _decode
-from .decode import FILE_TIME_LIMIT, Decoded, Failure
-from .kernels import block_means, grid_side, pair_mse, rotation_hashes
-from .search import identical_pairs, match_items, sorted_windows
-from .store import array_file
-from .warmup import load_kernels
+from ..engine.kernels import block_means, rotation_hashes
+from ..engine.matching import Thumbnails, match_items, sorted_windows, tiles
+from ..engine.warmup import load_kernels
+from ..io import decode as _decode
+from ..io.decode import FILE_TIME_LIMIT, Decoded, Failure, Retries
+from ..model import Criteria
+from .base import Searcher
 
 #: Files decoded per build task.
 SHARD_FILES = 64
@@ -279,77 +284,28 @@ def _rotation_hashes(source, ids, threads):
         return rotation_hashes(_rows(source, ids))
 
 
-def _match_tiles(
-    source, ids, shapes, means, rows, begins, stops, rotate, same_dim, max_mse, threads
-):
+def _match_tiles(source, ids, shapes, means, rows, begins, stops, criteria, threads):
     """In a task: image ``ids[r]`` against ``ids[begins[k]:stops[k]]`` for each ``r = rows[k]``.
 
     One or more tiles laid end to end; returns the matches as image ids and
     the pairs no bound skipped.
     """
     with _numba_threads(threads):
-        tensors = _rows(source, ids)
-        grids = block_means(tensors, grid_side(tensors.shape[1]))
+        images = Thumbnails.of(_rows(source, ids), shapes, means)
         local = np.arange(ids.size, dtype=np.int64)
-        i, j, summed = match_items(
-            tensors, grids, means, local, shapes, rows, begins, stops, rotate, same_dim, max_mse
-        )
+        i, j, summed = match_items(images, local, rows, begins, stops, criteria)
     a, b = ids[i], ids[j]
     return np.minimum(a, b), np.maximum(a, b), summed
 
 
-def tiles(ends, side):
-    """Tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, of at most ``2 * side`` images.
-
-    Rows go ``side`` positions at a time. A row block's first tile holds its
-    rows and the ``side`` positions after them; each further tile holds the
-    rows and ``side`` more columns, up to the last position a row reaches.
-
-    Yields
-    ------
-    positions : int64 array
-        The tile's images: its rows, then its columns where they differ.
-    n_rows : int
-    begins, stops : int64 arrays (n_rows,)
-        Row ``r`` is compared with ``positions[begins[r]:stops[r]]``.
-    weight : float
-        The tile's share of its rows (for progress).
-    """
-    n = ends.size
-    for r0 in range(0, n, side):
-        r1 = min(r0 + side, n)
-        rows = np.arange(r0, r1, dtype=np.int64)
-        row_ends = ends[r0:r1]
-        last = int(row_ends.max())
-        if last <= r0 + 1:
-            continue
-        spans = [(r0, min(r1 + side, last))]
-        spans += [(c0, min(c0 + side, last)) for c0 in range(r1 + side, last, side)]
-        found = []
-        for c0, c1 in spans:
-            begins = np.maximum(rows + 1, c0)
-            stops = np.minimum(row_ends, c1)
-            if (stops > begins).any():
-                found.append((c0, c1, begins, stops))
-        for c0, c1, begins, stops in found:
-            if c0 == r0:
-                positions, shift = np.arange(r0, max(r1, c1), dtype=np.int64), r0
-            else:
-                positions = np.concatenate([rows, np.arange(c0, c1, dtype=np.int64)])
-                shift = c0 - (r1 - r0)
-            yield positions, r1 - r0, begins - shift, stops - shift, (r1 - r0) / len(found)
-
-
-class Search:
+class DaskSearcher(Searcher):
     """Searches a repository's comparable units as Dask tasks (see the module notes)."""
 
     def __init__(self, client, dif):
+        super().__init__(dif)
         self.tasks = _Tasks(client)
-        self.dif = dif
         self.file = dif.tensors_file or _npy_file(dif.tensors)
         self.source = self.file
-        #: Pairs that no bound skipped, over the units yielded so far.
-        self.summed = 0
         # Here first (a LocalCluster shares this machine's cache), then on each host.
         load_kernels(dif.tensors.dtype, _TASK_KERNELS)
         self.tasks.first_on_each_host(load_kernels, dif.tensors.dtype, _TASK_KERNELS)
@@ -362,7 +318,7 @@ class Search:
             self.source = self.tasks.client.scatter(data, broadcast=True, hash=False)
         return self.source
 
-    def close(self) -> None:
+    def __exit__(self, *exc) -> None:
         """Release the thumbnails scattered to the workers."""
         if self.source is not None and self.file is None:
             self.tasks.client.cancel([self.source])
@@ -376,64 +332,41 @@ class Search:
         calls = [(source, ids[a : a + MAP_IMAGES], threads) for a in range(0, ids.size, MAP_IMAGES)]
         return np.concatenate(self.tasks.run(function, calls))
 
-    def _mse(self, index, rotate):
-        """Exact MSEs of pairs of positions in ``index``, computed here as the local search does."""
+    def rotation_hashes(self, indexes):
+        if not indexes:
+            return
+        hashes = self._per_block(_rotation_hashes, np.concatenate(indexes))
+        starts = np.cumsum([0] + [index.size for index in indexes])
+        for k in range(len(indexes)):
+            yield hashes[starts[k] : starts[k + 1]]
 
-        def mse(left, right):
-            ids, inverse = np.unique(
-                np.concatenate([index[left], index[right]]), return_inverse=True
-            )
-            tensors = np.ascontiguousarray(self.dif.tensors[ids])
-            return pair_mse(tensors, inverse[: left.size], inverse[left.size :], rotate)
+    def matches(self, indexes, criteria: Criteria, tile_rows, progress):
+        """Every unit's tiles go in one round of tasks, small ones packed together.
 
-        return mse
-
-    def pairs(self, units, max_mse, rotate, same_dim, tile_rows, progress):
-        """For each unit ``(folder, index)``: ``(i, j, mse)``.
-
-        ``i < j`` are the matching pairs as positions in ``index``, ascending;
-        ``mse(left, right)`` gives the exact MSEs of pairs of positions;
-        :attr:`summed` counts the pairs no bound skipped. Every unit's tiles go
-        in one round of tasks, small ones packed together, so many small units
-        (``same_dim``) cost about as much as one large one.
+        So many small units (``same_dim``) cost about as much as one large
+        one. All pairs summed are counted with the first unit.
         """
-        indexes = [index for _, index in units]
         if not indexes:
             return
         every = np.concatenate(indexes)
         starts = np.cumsum([0] + [index.size for index in indexes])
-        if max_mse == 0:
-            hashes = self._per_block(_rotation_hashes, every)
-            for k, index in enumerate(indexes):
-                mse = self._mse(index, rotate)
-                i, j = identical_pairs(
-                    hashes[starts[k] : starts[k + 1]],
-                    self.dif.shapes[index],
-                    rotate,
-                    same_dim,
-                    lambda left, right, mse=mse: mse(left, right) == 0,
-                )
-                progress(index.size)
-                yield i, j, mse
-            return
         means = self._per_block(_channel_means, every)
         source, threads, shapes = self.thumbnails(), self.tasks.host_threads, self.dif.shapes
         batches = _Batches(2 * tile_rows)
         for k, index in enumerate(indexes):
             unit_means = means[starts[k] : starts[k + 1]]
-            order, ends = sorted_windows(unit_means, max_mse)
+            order, ends = sorted_windows(unit_means, criteria.max_mse)
             ids, unit_means = index[order], unit_means[order]
             for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
                 batches.add(ids[positions], unit_means[positions], n_rows, begins, stops, weight)
         calls = [
-            (source, ids, shapes[ids], batch_means, rows, begins, stops,
-             rotate, same_dim, max_mse, threads)
+            (source, ids, shapes[ids], batch_means, rows, begins, stops, criteria, threads)
             for ids, batch_means, rows, begins, stops in batches.arrays()
-        ]  # fmt: skip
+        ]
         found = self.tasks.run(_match_tiles, calls, progress, batches.weights)
         if every.size > sum(batches.weights):
             progress(every.size - sum(batches.weights))  # rows without a tile
-        self.summed += sum(int(f[2]) for f in found)
+        summed = sum(int(f[2]) for f in found)
         i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
         j = np.concatenate([np.empty(0, np.int64)] + [f[1] for f in found])
         unit_of = np.empty(len(self.dif), dtype=np.int64)
@@ -445,7 +378,7 @@ class Search:
             # Image ids ascend with positions in ``index``, so i < j still holds.
             unit_i, unit_j = np.searchsorted(index, i[mine]), np.searchsorted(index, j[mine])
             first = np.lexsort((unit_j, unit_i))
-            yield unit_i[first], unit_j[first], self._mse(index, rotate)
+            yield unit_i[first], unit_j[first], summed if k == 0 else 0
 
 
 class _Batches:
@@ -501,8 +434,8 @@ def _copy_shard(shard, target, offset):
     os.remove(shard)
 
 
-class ShardDecoder:
-    """Decodes files as Dask tasks: the ``decode`` of :class:`fastdif.cache.CachedDecoder`.
+class DaskDecoder:
+    """Decodes files as Dask tasks; follows :class:`fastdif.backends.base.Decoder`.
 
     Parameters
     ----------
@@ -523,8 +456,14 @@ class ShardDecoder:
     def _shard_file(self, name: str) -> str | None:
         return None if self.folder is None else os.path.join(self.folder, f"shard-{name}.npy")
 
-    def __call__(self, paths, progress=None):
-        """Yield a :class:`~fastdif.decode.Decoded` per file of ``paths``, in order."""
+    def decode(self, paths, progress=None):
+        """Yield a :class:`~fastdif.io.decode.Decoded` per file of ``paths``, in order.
+
+        A shard whose task kept killing its workers is decoded again file by
+        file, each alone in its task, under the retry policy of
+        :class:`~fastdif.io.decode.Retries`: only a file that kills the
+        worker decoding it alone, every time, is lost.
+        """
         from distributed import KilledWorker
 
         # Looked up at call time, so a substitute decoder reaches the workers.
@@ -541,30 +480,34 @@ class ShardDecoder:
 
         sizes = [len(shard) for shard in shards]
         results = self.tasks.run(_decode_shard, calls, tick, sizes, tolerate=KilledWorker)
-        # A shard that kept killing its workers is decoded again file by file,
-        # so that only a file that kills a worker is lost.
-        again = [
-            ([path], self.px_size, decoder, self._shard_file(f"{k:07d}-{m:05d}"))
+        singles = {
+            (k, m): ([path], self.px_size, decoder, self._shard_file(f"{k:07d}-{m:05d}"))
             for k, result in enumerate(results)
             if isinstance(result, KilledWorker)
             for m, path in enumerate(shards[k])
-        ]
-        retried = self.tasks.run(_decode_shard, again, tick, [1] * len(again), KilledWorker)
-        # A task queued on a worker that dies counts that death too: before a
-        # file is blamed, it is decoded again alone on the cluster.
-        for k, result in enumerate(retried):
-            if isinstance(result, KilledWorker):
-                retried[k] = self.tasks.run(_decode_shard, [again[k]], tolerate=KilledWorker)[0]
-                tick(1)
-        singles = iter(zip(again, retried, strict=True))
+        }
+        # The first attempt of each file alone runs in parallel; a task queued
+        # on a worker that dies counts that death too, so a further attempt
+        # runs with no other task beside it.
+        outcomes = dict(
+            zip(singles, self.tasks.run(_decode_shard, list(singles.values()), tick,
+                                        [1] * len(singles), KilledWorker), strict=True)
+        )  # fmt: skip
+        retries = Retries()
+        for key, call in singles.items():
+            if not isinstance(outcomes[key], KilledWorker):
+                continue
+            while isinstance(outcomes[key], KilledWorker) and retries.again(key):
+                outcomes[key] = self.tasks.run(_decode_shard, [call], tolerate=KilledWorker)[0]
+            tick(1)
         self.shards = []
-        for call, result in zip(calls, results, strict=True):
+        for k, (call, result) in enumerate(zip(calls, results, strict=True)):
             if not isinstance(result, KilledWorker):
                 self.shards.append(call[3])
                 yield from result
                 continue
-            for _ in call[0]:
-                single, outcome = next(singles)
+            for m in range(len(call[0])):
+                outcome = outcomes[k, m]
                 if isinstance(outcome, KilledWorker):
                     yield Decoded(
                         None,
@@ -574,17 +517,16 @@ class ShardDecoder:
                         Failure.WORKER_DIED,
                     )
                 else:
-                    self.shards.append(single[3])
+                    self.shards.append(singles[k, m][3])
                     yield outcome[0]
 
-    def assemble(self, count: int) -> str:
-        """Copy the shards, in order, into ``folder/tensors.npy`` of ``count`` images (tasks).
+    def assemble(self, target: str) -> None:
+        """Copy the shards, in order, into ``target`` (tasks), and remove them.
 
-        Returns the file's path.
+        ``target`` is the tensors file of :func:`fastdif.io.store.create_tensors`,
+        with as many rows as the shards hold valid thumbnails.
         """
-        target = array_file(self.folder, "tensors")
-        shape = (count, self.px_size, self.px_size, 3)
-        np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
+        count = np.load(target, mmap_mode="r", allow_pickle=False).shape[0]
         calls, offset = [], 0
         for shard in self.shards:
             rows = np.load(shard, mmap_mode="r", allow_pickle=False).shape[0]
@@ -596,7 +538,6 @@ class ShardDecoder:
         for name in os.listdir(self.folder):
             if name.startswith("shard-"):  # written by a task whose worker then died
                 os.remove(os.path.join(self.folder, name))
-        return target
 
     def stats(self) -> dict:
-        return self.tasks.stats()
+        return {"dask": self.tasks.stats()}

@@ -1,0 +1,406 @@
+"""The facade: ``build`` and ``search``. Checks parameters once, picks a backend, and runs it.
+
+This is the only module that chooses between the local backend
+(:mod:`fastdif.backends.local`) and the Dask one (:mod:`fastdif.backends.dask`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+
+import numpy as np
+
+from . import params
+from .backends import dask
+from .backends.local import LocalDecoder, LocalSearcher
+from .engine.grouping import unit_groups
+from .engine.matching import CLASSIC_MAX_IMAGES, comparable_units
+from .io.cache import CachedDecoder, resolve_cache
+from .io.decode import THUMBNAIL_VERSION
+from .io.discover import discover, validate_directories
+from .io.store import create_tensors, publish, staging_folder, write
+from .model import BuildOptions, Criteria, Repository, load
+from .progress import progress_bar
+from .result import SearchResult, difpy_result
+
+
+def build(
+    *directory: str | os.PathLike | list,
+    recursive: bool = True,
+    in_folder: bool = False,
+    limit_extensions: bool = True,
+    px_size: int = 50,
+    show_progress: bool = True,
+    processes: int | None = None,
+    cache: str | os.PathLike | bool | None = None,
+    scheduler=None,
+    store: str | os.PathLike | None = None,
+) -> Repository:
+    """Find and decode every image under ``directory`` into a repository.
+
+    Parameters
+    ----------
+    *directory : str, os.PathLike or list of them
+        Folders or single files to search.
+    recursive : bool, default True
+        Walk sub-folders.
+    in_folder : bool, default False
+        Make every folder its own search group: matches never cross folders.
+    limit_extensions : bool, default True
+        Read only files with an extension Pillow registers; others are
+        reported in ``invalid_files`` as "Unsupported file type".
+    px_size : int, default 50
+        Thumbnail side in pixels, 10..5000.
+    show_progress : bool, default True
+        Show a progress bar on stderr.
+    processes : int, optional
+        CPU cores to use, 1..os.cpu_count(): here the decoding processes.
+        None uses all cores.
+    cache : str, os.PathLike or bool, optional
+        Thumbnail cache (an SQLite file, see :mod:`fastdif.io.cache`): files
+        whose resolved path, size and modification time are unchanged are not
+        decoded again. A path names the cache file (or a folder to hold it);
+        True uses the default file under ``$XDG_CACHE_HOME/fastdif`` (or
+        ``~/.cache/fastdif``); None or False (default) decodes every file.
+        What the cache did is in ``stats["process"]["build"]["cache"]``; a
+        corrupt cache is moved aside with a :class:`fastdif.io.cache.CacheWarning`.
+    scheduler : dask.distributed.Client, optional
+        Decode as Dask tasks on this client's cluster (needs the ``dask``
+        extra); the workers must see the files at the same paths. See
+        :mod:`fastdif.backends.dask`.
+    store : str or os.PathLike, optional
+        With ``scheduler``: a folder to create, on storage the workers share.
+        The workers write the thumbnails there (uint8) instead of sending
+        them to this process; the folder is a saved repository
+        (:func:`fastdif.load` reads it) and the returned repository is
+        memory-mapped from it. Not with ``cache``.
+
+    Returns
+    -------
+    Repository
+
+    Raises
+    ------
+    ValueError, TypeError, FileNotFoundError
+        For invalid parameters or missing paths; the message names the parameter.
+    FileExistsError
+        ``store`` exists.
+    ImportError
+        ``scheduler`` is given but Dask is not installed.
+    """
+    start = datetime.now()
+    paths = validate_directories(directory)
+    options = BuildOptions(
+        recursive=params.check_bool("recursive", recursive),
+        in_folder=params.check_bool("in_folder", in_folder),
+        limit_extensions=params.check_bool("limit_extensions", limit_extensions),
+        px_size=params.check_int_range("px_size", px_size, 10, 5000),
+    )
+    show_progress = params.check_bool("show_progress", show_progress)
+    cache_path = resolve_cache(cache)
+    staging = target = None
+    if scheduler is not None:
+        client = dask.checked_client(scheduler, processes)
+        if store is not None:
+            if cache_path is not None:
+                raise ValueError('"cache" and "store" cannot be combined.')
+            target = os.path.abspath(os.fspath(store))
+            if os.path.lexists(target):
+                raise FileExistsError(f'Invalid value for "store" parameter: "{target}" exists.')
+            staging = staging_folder(target)
+        decoder = dask.DaskDecoder(client, options.px_size, staging)
+    elif store is not None:
+        raise ValueError('"store" needs "scheduler" (a Dask client).')
+    else:
+        processes = params.check_processes(processes)
+        decoder = LocalDecoder(options.px_size, processes)
+    try:
+        dif = _decode_files(paths, options, decoder, cache_path, show_progress, start, processes)
+        if staging is None:
+            return dif
+        write(dif, staging, tensors_written=True)
+        publish(staging, target)
+        return load(target, verify=False)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progress, start, cores):
+    """Discover and decode the files under ``paths`` into a repository.
+
+    With a decoder that writes thumbnails into a store (a Dask decoder with a
+    folder), the repository's tensors are memory-mapped from the store's
+    tensors file.
+    """
+    found = discover(paths, options.recursive, options.limit_extensions)
+    invalid = dict(found.invalid)
+    px = options.px_size
+    in_store = decoder.folder is not None
+    tensors = None if in_store else np.empty((len(found.files), px, px, 3), dtype=np.float32)
+    shapes = np.empty((len(found.files), 2), dtype=np.int64)
+    kept_paths, kept_folders, sizes, mtimes, inodes = [], [], [], [], []
+    with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
+        cached = CachedDecoder(cache_path, px, decoder.decode, bar.update)
+        for path, folder, item in zip(
+            found.files,
+            found.folders,
+            cached.decode(found.files, roots=paths),
+            strict=True,
+        ):
+            decoded = item.decoded
+            if decoded.reason is not None:
+                invalid[path] = decoded.reason
+                continue
+            n = len(kept_paths)
+            if tensors is not None:
+                tensors[n] = np.frombuffer(decoded.thumbnail, dtype=np.uint8).reshape(px, px, 3)
+            shapes[n] = decoded.width, decoded.height
+            kept_paths.append(path)
+            kept_folders.append(folder)
+            sizes.append(item.size)
+            mtimes.append(item.mtime_ns)
+            inodes.append(item.identity)
+    n = len(kept_paths)
+    if in_store:
+        target = create_tensors(decoder.folder, n, px)
+        decoder.assemble(target)
+        tensors = np.load(target, mmap_mode="r", allow_pickle=False)
+    elif n < len(tensors):
+        tensors = tensors[:n]
+    folders, groups = _search_groups(paths, kept_folders, options.in_folder)
+    end = datetime.now()
+    stats = {
+        "directory": paths,
+        "process": {
+            "build": {
+                "duration": {
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "seconds_elapsed": round((end - start).total_seconds(), 4),
+                },
+                "parameters": {
+                    "recursive": options.recursive,
+                    "in_folder": options.in_folder,
+                    "limit_extensions": options.limit_extensions,
+                    "px_size": px,
+                    "processes": cores,
+                },
+            }
+        },
+        "total_files": n + len(invalid),
+        "invalid_files": {"count": len(invalid), "logs": invalid},
+    }
+    if cached.stats is not None:
+        stats["process"]["build"]["cache"] = cached.stats
+    stats["process"]["build"].update(decoder.stats())
+    return Repository(
+        np.ascontiguousarray(tensors),
+        kept_paths,
+        shapes[:n].copy(),
+        np.asarray(sizes, dtype=np.int64),
+        groups,
+        folders,
+        options.in_folder,
+        stats,
+        np.asarray(mtimes, dtype=np.int64),
+        thumbnail_version=THUMBNAIL_VERSION,
+        # st_dev and st_ino are unsigned 64-bit: kept bit for bit in int64.
+        inodes=np.array(inodes, dtype=np.uint64).reshape(n, 2).view(np.int64),
+    )
+
+
+def _search_groups(paths, kept_folders, in_folder):
+    """The search groups: one of all images, or one per real folder with ``in_folder``."""
+    if not in_folder:
+        return [paths[0] if len(paths) == 1 else _common_folder(paths)], [range(len(kept_folders))]
+    # One group per real folder, however its path was spelled; named by the
+    # first spelling in sorted order.
+    names: dict[str, str] = {}
+    for folder in sorted(kept_folders):
+        names.setdefault(os.path.realpath(folder), folder)
+    folders = sorted(names.values())
+    index = {real: folders.index(name) for real, name in names.items()}
+    groups: list[list[int]] = [[] for _ in folders]
+    for i, folder in enumerate(kept_folders):
+        groups[index[os.path.realpath(folder)]].append(i)
+    return folders, groups
+
+
+def _common_folder(paths: list[str]) -> str:
+    try:
+        return os.path.commonpath([os.path.abspath(p) for p in paths])
+    except ValueError:  # paths on different drives
+        return ""
+
+
+@contextmanager
+def interrupts_between_kernels():
+    """Hold Ctrl-C while kernels run; yield a check that delivers it between them.
+
+    A KeyboardInterrupt raised while a parallel Numba kernel runs can crash the
+    process, so in the main thread SIGINT only records itself until the check
+    (called after each kernel call) or the end of the block hands it to the
+    handler installed before: Python's default raises KeyboardInterrupt, a
+    program's own handler is called (and the search goes on if it returns),
+    SIG_DFL ends the process. SIGINT ignored, or handled outside Python,
+    stays as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # None: a handler Python cannot put back
+        yield lambda: None
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+
+    def check():
+        if not received:
+            return
+        frame = received[-1]
+        received.clear()
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGINT)
+        else:
+            previous(signal.SIGINT, frame)
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
+
+
+def search(
+    dif: Repository,
+    similarity: str | float = "duplicates",
+    rotate: bool = True,
+    same_dim: bool = True,
+    show_progress: bool = True,
+    processes: int | None = None,
+    chunksize: int | None = None,
+    scheduler=None,
+    **kwargs,
+) -> SearchResult:
+    """Find duplicate and similar images in a repository made by :func:`build`.
+
+    Parameters
+    ----------
+    dif : Repository
+    similarity : "duplicates", "similar" or float, default "duplicates"
+        MSE threshold on the 0..255 scale: "duplicates" is 0, "similar" is 5.
+    rotate : bool, default True
+        Also compare rotations by 90, 180 and 270 degrees; the smallest MSE counts.
+    same_dim : bool, default True
+        Compare only images of the same (width, height), in either orientation.
+    show_progress : bool, default True
+        Show a progress bar on stderr.
+    processes : int, optional
+        CPU cores to use, 1..os.cpu_count(): here the kernels' threads.
+        None uses all cores.
+    chunksize : int, optional
+        Rows per tile of the chunked path (groups of more than 5,000 images,
+        and every group with ``scheduler``); default ``round(1_000_000 / N)``,
+        at least 1,024 (4,096 with ``scheduler``).
+    scheduler : dask.distributed.Client, optional
+        Run the search as Dask tasks on this client's cluster (needs the
+        ``dask`` extra); the result is the same as without. See
+        :mod:`fastdif.backends.dask`.
+
+    Returns
+    -------
+    SearchResult
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid parameters; the message names the parameter.
+    ImportError
+        ``scheduler`` is given but Dask is not installed.
+    """
+    if "lazy" in kwargs:
+        raise ValueError(
+            'Parameter "lazy" was renamed to "same_dim" in difPy v4.2.0: use same_dim=True/False.'
+        )
+    if kwargs:
+        raise TypeError(f"search() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    if not isinstance(dif, Repository):
+        raise TypeError(
+            f'Invalid value for "dif" parameter: must be the object returned by fastdif.build, '
+            f"got {type(dif).__name__}."
+        )
+    start = datetime.now()
+    criteria = Criteria(
+        max_mse=params.check_similarity(similarity),
+        rotate=params.check_bool("rotate", rotate),
+        same_dim=params.check_bool("same_dim", same_dim),
+    )
+    show_progress = params.check_bool("show_progress", show_progress)
+    client = dask.checked_client(scheduler, processes)
+    largest = max((len(g) for g in dif.groups), default=0)
+    tile_rows = params.check_chunksize(chunksize, largest)
+    units = list(comparable_units(dif, criteria.same_dim))
+    if client is None:
+        processes = params.check_processes(processes)
+        searcher = LocalSearcher(dif, processes)
+        chunked_used = any(len(index) > CLASSIC_MAX_IMAGES for _, index in units)
+    else:
+        if chunksize is None:
+            tile_rows = max(tile_rows, dask.MIN_TILE_SIDE)
+        searcher = dask.DaskSearcher(client, dif)
+        chunked_used = True
+    found = []
+    total = sum(len(index) for _, index in units)
+    with (
+        searcher,
+        progress_bar(total, "Searching", "images", show_progress) as bar,
+        interrupts_between_kernels() as check,
+    ):
+
+        def tick(rows):
+            bar.update(rows)
+            check()
+
+        found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
+        for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
+            groups = unit_groups(index, i, j, mse, dif.shapes, dif.file_sizes)
+            found += [(folder, key, members, mses) for key, members, mses in groups]
+            check()
+    found.sort(key=lambda g: g[1])
+    result, lower_quality, duplicates, similar = difpy_result(dif, found)
+    end = datetime.now()
+    stats = {
+        "directory": dif.stats["directory"],
+        "process": {
+            "build": dif.stats["process"]["build"],
+            "search": {
+                "duration": {
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "seconds_elapsed": round((end - start).total_seconds(), 4),
+                },
+                "parameters": {
+                    "similarity_mse": criteria.max_mse,
+                    "rotate": criteria.rotate,
+                    "same_dim": criteria.same_dim,
+                    "processes": processes if client is None else None,
+                    "chunksize": tile_rows if chunked_used else chunksize,
+                },
+                "files_searched": len(dif),
+                **searcher.stats(),
+                "pairs_compared_exactly": searcher.summed,
+                "matches_found": {"duplicates": duplicates, "similar": similar},
+            },
+        },
+        "total_files": dif.stats["total_files"],
+        "invalid_files": dif.stats["invalid_files"],
+    }
+    return SearchResult(result, lower_quality, stats, dif, criteria)

@@ -1,0 +1,1 @@
+"""Where the work runs: the protocols (base), this machine (local), a Dask cluster (dask)."""

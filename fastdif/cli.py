@@ -1,0 +1,444 @@
+"""Command line: ``python -m fastdif [FOLDER ...] [difPy flags]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from datetime import datetime
+
+from ._version import __version__
+from .actions import undo_move, write_json, write_text
+from .api import build, search
+from .backends.dask import connect
+from .engine import warmup
+from .io.cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
+from .report import check_report_path, listing, printable, to_csv
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+def _similarity(text: str):
+    return text if text in ("duplicates", "similar") else _number(text)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected "duplicates", "similar" or a number >= 0, got {text!r}'
+        ) from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument on one line (README's promise), not after the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_escaped(message)} (see {self.prog} --help)\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser, with difPy's flags plus positional folders."""
+    parser = _Parser(
+        prog="python -m fastdif",
+        description="Find duplicate and similar images (difPy-compatible flags). "
+        "Writes fastdif_<timestamp>_results.json, _lower_quality.json and "
+        "_stats.json to the output folder and prints a summary.",
+    )
+    add = parser.add_argument
+    add(
+        "folders",
+        nargs="*",
+        metavar="FOLDER",
+        help="folders or files to search (default: the current folder)",
+    )
+    add(
+        "-D",
+        "--directory",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="more folders or files to search",
+    )
+    add(
+        "-Z",
+        "--output_directory",
+        type=_path,
+        default=None,
+        metavar="DIR",
+        help="folder for the result files (default: the current folder)",
+    )
+    add(
+        "-r",
+        "--recursive",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="search sub-folders (default: true)",
+    )
+    add(
+        "-i",
+        "--in_folder",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="search every folder on its own (default: false)",
+    )
+    add(
+        "-le",
+        "--limit_extensions",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="read only image file extensions (default: true)",
+    )
+    add(
+        "-px",
+        "--px_size",
+        type=int,
+        default=50,
+        metavar="INT",
+        help="thumbnail size in pixels, 10..5000 (default: 50)",
+    )
+    add(
+        "-s",
+        "--similarity",
+        type=_similarity,
+        default="duplicates",
+        metavar="LEVEL",
+        help='"duplicates" (MSE 0), "similar" (MSE 5) or an MSE threshold >= 0 '
+        "on the 0..255 scale (default: duplicates)",
+    )
+    add(
+        "-ro",
+        "--rotate",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="also compare rotations by 90, 180 and 270 degrees (default: true)",
+    )
+    add(
+        "-dim",
+        "--same_dim",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="compare only images of the same dimensions (default: true)",
+    )
+    add(
+        "-mv",
+        "--move_to",
+        type=_path,
+        default=None,
+        metavar="DIR",
+        help="move the lower quality files to DIR (never overwrites)",
+    )
+    add(
+        "-d",
+        "--delete",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="delete the lower quality files, asking first (default: false)",
+    )
+    add(
+        "-sd",
+        "--silent_del",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="delete without asking (default: false)",
+    )
+    add(
+        "--dry_run",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="with -d: list the files that would be deleted, delete nothing (default: false)",
+    )
+    add(
+        "--undo_move",
+        type=_path,
+        default=None,
+        metavar="MANIFEST",
+        help="move the files listed in a fastdif_moved_*.json manifest (written by -mv) "
+        "back to where they were, never overwriting, and exit",
+    )
+    add(
+        "-p",
+        "--show_progress",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="show progress bars on a terminal (default: true)",
+    )
+    add(
+        "-proc",
+        "--processes",
+        type=int,
+        default=None,
+        metavar="INT",
+        help="CPU cores to use, 1..CPU count: decoding processes, search and report "
+        "threads (default: all cores)",
+    )
+    add(
+        "-ch",
+        "--chunksize",
+        type=int,
+        default=None,
+        metavar="INT",
+        help="rows per tile for groups of more than 5,000 images (default: 1,000,000 / N)",
+    )
+    add(
+        "--scheduler",
+        type=_path,
+        default=None,
+        metavar="ADDRESS",
+        help="build and search on the Dask cluster whose scheduler is at ADDRESS "
+        '(e.g. tcp://host:8786; needs pip install "fastdif[dask]"); its workers must see '
+        "the files at the same paths",
+    )
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache",
+        type=_path,
+        default=None,
+        metavar="PATH",
+        help="thumbnail cache file: unchanged files are not decoded again (default: "
+        "$XDG_CACHE_HOME/fastdif/" + CACHE_FILE + ", or ~/.cache/fastdif/" + CACHE_FILE + ")",
+    )
+    cache.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="decode every file; neither read nor write the cache",
+    )
+    add(
+        "--clear-cache",
+        action="store_true",
+        help="delete the cache file (the default one or --cache PATH) and exit",
+    )
+    add(
+        "--report",
+        type=_path,
+        default=None,
+        metavar="FILE",
+        help="also write an HTML report to FILE (an earlier fastdif report there is "
+        "replaced, any other file is an error): every group with thumbnails, sizes and MSE, "
+        "to choose what to keep; written before -mv or -d act",
+    )
+    add(
+        "--format",
+        choices=("json", "csv"),
+        default="json",
+        help="format of the results file: json (_results.json, difPy's dict) or csv "
+        "(_results.csv, one row per image: group, role, path, mse, width, height, bytes, "
+        "folder); _lower_quality.json and _stats.json are always written (default: json)",
+    )
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors and questions; no progress bars",
+    )
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also list invalid files with their reasons and every group before the summary",
+    )
+    add("--version", action="version", version=f"fastdif {__version__}")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build, search, act and write the result files; return the exit status."""
+    cache = None if args.no_cache else (args.cache or True)
+    if args.clear_cache:
+        removed = clear_cache(args.cache or default_cache_path())
+        print(
+            f"removed {len(removed)} cache files" + "".join(f"\n  {printable(p)}" for p in removed)
+        )
+        return 0
+    if args.undo_move:
+        undone = undo_move(args.undo_move)
+        print(
+            f"restored {len(undone['restored'])} files, {len(undone['failed'])} not restored, "
+            f"{len(undone['not_moved'])} never moved"
+        )
+        for path, why in undone["failed"].items():
+            print(f"  not restored: {printable(path)}: {_escaped(why)}")
+        for path, why in undone["not_moved"].items():
+            print(f"  never moved: {printable(path)}: {_escaped(why)}")
+        return 0 if not undone["failed"] else 1
+    directories = list(args.folders) + list(args.directory) or [os.getcwd()]
+    output = args.output_directory or os.getcwd()
+    if not os.path.isdir(output):
+        raise FileNotFoundError(f'Output directory "{output}" does not exist')
+    if args.report:
+        # Before the build: a photo named by mistake is never replaced, and
+        # nothing is searched, moved or deleted.
+        check_report_path(args.report)
+    if args.quiet:
+        args.show_progress = False
+    scheduler = None
+    if args.scheduler:
+        scheduler = connect(args.scheduler)
+    # The local search's kernels compile (or load) while the build decodes.
+    warm = warmup.start(args.similarity) if scheduler is None else None
+    try:
+        dif, se = _build_and_search(args, directories, cache, scheduler)
+    finally:
+        if scheduler is not None:
+            scheduler.close()
+        if warm is not None:
+            warm.stop()
+    # The report goes first, while every file it shows is still where it was found.
+    report_path = None
+    if args.report:
+        report_path = se.report(
+            args.report, processes=args.processes, show_progress=args.show_progress
+        )
+    lines = []
+    if args.move_to:
+        report = se.move_to(args.move_to)
+        lines.append(
+            f"moved {len(report['moved'])} files to {printable(args.move_to)}, "
+            f"{len(report['failed'])} failed"
+        )
+        lines += [_reason("not moved", path, why) for path, why in report["failed"].items()]
+        if report["manifest"]:
+            lines.append(
+                f"  undo with: python -m fastdif --undo_move {printable(report['manifest'])}"
+            )
+    elif args.delete and args.dry_run:
+        report = se.delete(dry_run=True)
+        lines.append(f"dry run: would delete {len(report['would_delete'])} files")
+        lines += [f"  would delete: {printable(path)}" for path in report["would_delete"]]
+        lines += [_reason("would keep", path, why) for path, why in report["failed"].items()]
+    elif args.delete:
+        report = se.delete(silent_del=args.silent_del)
+        lines.append(f"deleted {len(report['deleted'])} files, {len(report['failed'])} kept")
+        lines += [_reason("not deleted", path, why) for path, why in report["failed"].items()]
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    if args.format == "csv":
+        written = [write_text(output, f"fastdif_{stamp}_results.csv", to_csv(se))]
+    else:
+        written = [write_json(output, f"fastdif_{stamp}_results.json", se.result)]
+    written += [
+        write_json(output, f"fastdif_{stamp}_{part}.json", data)
+        for part, data in (
+            ("lower_quality", se.lower_quality),
+            ("stats", se.stats),
+        )
+    ]
+    if report_path:
+        written.append(report_path)
+    if args.quiet:
+        return 0
+    stats = se.stats
+    found = stats["process"]["search"]["matches_found"]
+    groups = sum(len(g) for g in se.result.values()) if dif.in_folder else len(se.result)
+    if args.verbose:
+        print(listing(se))
+    print(
+        f"fastdif: {stats['total_files']} files, {stats['invalid_files']['count']} invalid, "
+        f"{groups} groups, {found['duplicates']} duplicates, {found['similar']} similar; "
+        f"build {stats['process']['build']['duration']['seconds_elapsed']:.2f} s, "
+        f"search {stats['process']['search']['duration']['seconds_elapsed']:.2f} s"
+    )
+    used = stats["process"]["build"].get("cache")
+    if used:
+        print(f"cache {printable(used['path'])}: {used['hits']} reused, {used['decoded']} decoded")
+    for line in lines:
+        print(line)
+    for path in written:
+        print(f"wrote {printable(path)}")
+    return 0
+
+
+def _reason(what: str, path: str, why: str) -> str:
+    return f"  {what}: {printable(path)}: {_escaped(why)}"
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each character that is not printable as its escape (a line
+    break as ``\\n``), for messages that quote file names."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _build_and_search(args, directories, cache, scheduler):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        dif = build(
+            directories,
+            recursive=args.recursive,
+            in_folder=args.in_folder,
+            limit_extensions=args.limit_extensions,
+            px_size=args.px_size,
+            show_progress=args.show_progress,
+            processes=args.processes,
+            cache=cache,
+            scheduler=scheduler,
+        )
+    for warning in caught:
+        # One line each, without the source line Python's default format adds.
+        print(f"fastdif: warning: {_escaped(str(warning.message))}", file=sys.stderr)
+    se = search(
+        dif,
+        similarity=args.similarity,
+        rotate=args.rotate,
+        same_dim=args.same_dim,
+        show_progress=args.show_progress,
+        processes=args.processes,
+        chunksize=args.chunksize,
+        scheduler=scheduler,
+    )
+    return dif, se
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m fastdif`` and the ``fastdif`` command."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        # Paths with undecodable bytes (non-UTF-8 names) print as \udcXX
+        # instead of failing after the work is done.
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        return run(args)
+    except (
+        ValueError,
+        TypeError,
+        OSError,  # missing paths, permissions, a Dask scheduler that cannot be reached
+        RuntimeError,
+        ImportError,
+    ) as exc:
+        print(f"{parser.prog}: error: {_escaped(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""The search engine: Numba kernels, matching and grouping. Arrays in, arrays out."""

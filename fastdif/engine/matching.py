@@ -1,0 +1,346 @@
+"""Which pairs of thumbnails match: comparable units, sorted windows, tiles and hashing.
+
+Everything here runs on arrays in the calling process; a backend
+(:mod:`fastdif.backends`) decides where each piece runs. The kernels
+(:mod:`fastdif.engine.kernels`) skip pairs by exact bounds, so every path
+returns the pairs a comparison of all pairs would.
+
+Threshold above 0
+    Images are compared with :func:`match_items`: each row (an image) with
+    a range of other images, in work items of :data:`BLOCK` images. The
+    classic path gives every image all later images in one call (units up
+    to :data:`CLASSIC_MAX_IMAGES` images); the chunked path sorts images by
+    overall mean (:func:`sorted_windows`), gives each only the window the
+    mean bound allows, and goes a tile of rows at a time (:func:`find_matches`)
+    or, for tasks that hold only part of the images, in :func:`tiles`.
+Threshold 0
+    Identical thumbnails are found in O(N) by hashing (:func:`identical_pairs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ..model import Criteria
+from .kernels import (
+    BOUND_SLACK,
+    block_means,
+    grid_side,
+    match_ranges,
+    pair_mse,
+    rotation_hashes,
+)
+
+#: Units up to this many images compare all pairs in one kernel call (the
+#: classic path); larger ones go tile by tile (the chunked path).
+CLASSIC_MAX_IMAGES = 5000
+
+#: Images per kernel work item and matches stored per work item before a
+#: row is recomputed with room for all of them.
+BLOCK = 1024
+CAPACITY = 16
+
+
+@dataclass(frozen=True)
+class Thumbnails:
+    """Thumbnails with what :func:`match_items` reads besides them.
+
+    Attributes
+    ----------
+    tensors : float32 or uint8 array (N, px, px, 3), C-contiguous
+    shapes : int64 array (N, 2)
+        Each image's (width, height).
+    grids : float32 array (N, g, g, 3)
+        Block means on the grid of :func:`~fastdif.engine.kernels.grid_side`.
+    means : float32 array (N, 1, 1, 3)
+        Channel means.
+    """
+
+    tensors: np.ndarray
+    shapes: np.ndarray
+    grids: np.ndarray
+    means: np.ndarray
+
+    @classmethod
+    def of(cls, tensors, shapes, means=None) -> Thumbnails:
+        """Compute the block means of ``tensors`` (and the channel means unless given)."""
+        grids = block_means(tensors, grid_side(tensors.shape[1]))
+        if means is None:
+            means = block_means(tensors, 1)
+        return cls(tensors, shapes, grids, means)
+
+
+def comparable_units(dif, same_dim: bool):
+    """The sets of images that can match, as (folder, image indices) with >= 2 images.
+
+    Each search group of the repository ``dif`` (all images, or a folder with
+    ``in_folder``) is one unit; with ``same_dim`` it is split by sorted
+    (width, height), since only images of equal dimensions (in either
+    orientation) are compared.
+    """
+    for folder, group in zip(dif.folders, dif.groups, strict=True):
+        index = np.asarray(group, dtype=np.int64)
+        if same_dim and index.size > 1:
+            shapes = np.sort(dif.shapes[index], axis=1)
+            _, unit = np.unique(shapes, axis=0, return_inverse=True)
+            order = np.argsort(unit.ravel(), kind="stable")
+            bounds = np.flatnonzero(np.diff(unit.ravel()[order])) + 1
+            parts = np.split(index[order], bounds)
+        else:
+            parts = [index]
+        for part in parts:
+            if part.size > 1:
+                yield folder, part
+
+
+def find_matches(tensors, shapes, criteria: Criteria, tile_rows=None, progress=None):
+    """Every pair (i, j), i < j, whose MSE is <= ``criteria.max_mse``.
+
+    The classic path (``tile_rows=None``) considers every pair in one kernel
+    call; the chunked path sorts images by overall mean, compares each image
+    only with the window of later images that the mean bound allows, and goes
+    ``tile_rows`` rows at a time. Both skip pairs by the same exact bounds
+    (see :mod:`fastdif.engine.kernels`) and return the same pairs.
+
+    Parameters
+    ----------
+    tensors : float32 or uint8 array (N, px, px, 3), C-contiguous
+    shapes : int64 array (N, 2)
+    criteria : Criteria
+    tile_rows : int, optional
+        Rows per tile of the chunked path. Memory of a tile is at most
+        ``tile_rows * ceil(N / BLOCK) * (CAPACITY + 4) * 12`` bytes plus the
+        matches found; it never grows with N squared.
+    progress : callable, optional
+        Called with the number of rows finished after each tile.
+
+    Returns
+    -------
+    i, j : int64 arrays
+        Matching pairs in ascending (i, j) order.
+    summed : int
+        Pairs that no bound skipped (an exact sum was started).
+    """
+    n = tensors.shape[0]
+    images = Thumbnails.of(tensors, shapes)
+    if tile_rows is None:
+        order = np.arange(n, dtype=np.int64)
+        tiles = [(order, order + 1, np.full(n, n, dtype=np.int64))]
+    else:
+        order, ends = sorted_windows(images.means, criteria.max_mse)
+        positions = np.arange(n, dtype=np.int64)
+        tiles = (
+            (
+                positions[s : s + tile_rows],
+                positions[s : s + tile_rows] + 1,
+                ends[s : s + tile_rows],
+            )
+            for s in range(0, n, tile_rows)
+        )
+    found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
+    for rows, begins, stops in tiles:
+        i, j, exact = match_items(images, order, rows, begins, stops, criteria)
+        found_i.append(i)
+        found_j.append(j)
+        summed += exact
+        if progress:
+            progress(len(rows))
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    first = np.lexsort((j, i))
+    return i[first], j[first], summed
+
+
+def sorted_windows(means, max_mse):
+    """Images sorted by overall mean, and the window each may match in that order.
+
+    Parameters
+    ----------
+    means : float32 array (N, 1, 1, 3)
+        Channel means (``block_means(tensors, 1)``).
+    max_mse : float
+
+    Returns
+    -------
+    order : int64 array (N,)
+        Image indices by ascending overall mean (stable).
+    ends : int64 array (N,)
+        Image ``order[p]`` can only match images ``order[p + 1 : ends[p]]``
+        among those after it: the overall means differ by more than
+        ``sqrt(max_mse)`` beyond (with :data:`~fastdif.engine.kernels.BOUND_SLACK`).
+    """
+    n = means.shape[0]
+    overall = means.reshape(n, 3).astype(np.float64).mean(axis=1)
+    order = np.argsort(overall, kind="stable").astype(np.int64)
+    ranked = overall[order]
+    radius = np.sqrt(max_mse * (1 + BOUND_SLACK) + BOUND_SLACK)
+    ends = np.searchsorted(ranked, ranked + radius, side="right").astype(np.int64)
+    return order, ends
+
+
+def match_items(images: Thumbnails, order, rows, begins, stops, criteria: Criteria):
+    """Compare image ``order[r]`` with images ``order[begins:stops]`` for each row ``r``.
+
+    Rows are split into kernel work items of at most :data:`BLOCK` positions.
+
+    Returns
+    -------
+    i, j : int64 arrays
+        Matching pairs of image indices, ``i < j``, in no particular order.
+    summed : int
+        Pairs that no bound skipped.
+    """
+    per_row = np.maximum(stops - begins, 0)
+    blocks = -(-per_row // BLOCK)
+    item_row = np.repeat(rows, blocks)
+    first = np.repeat(np.cumsum(blocks) - blocks, blocks)
+    item_begin = np.repeat(begins, blocks) + (np.arange(item_row.size) - first) * BLOCK
+    item_end = np.minimum(item_begin + BLOCK, np.repeat(stops, blocks))
+    args = (images.tensors, images.grids, images.means, order, images.shapes)
+    flags = (criteria.rotate, criteria.same_dim, criteria.max_mse)
+    with numba.parallel_chunksize(1):
+        counts, cols, _, exact = match_ranges(
+            *args, item_row, item_begin, item_end, *flags, CAPACITY
+        )
+        over = np.flatnonzero(counts > CAPACITY)
+        if over.size:
+            wide = int(counts[over].max())
+            redo = match_ranges(
+                *args, item_row[over], item_begin[over], item_end[over], *flags, wide
+            )[1]
+            cols = np.concatenate([cols, np.zeros((cols.shape[0], wide - CAPACITY), np.int64)], 1)
+            cols[over] = redo
+    stored = np.arange(cols.shape[1]) < counts[:, None]
+    w, _ = np.nonzero(stored)
+    a, b = order[item_row[w]], cols[stored]
+    return np.minimum(a, b), np.maximum(a, b), int(exact.sum())
+
+
+def tiles(ends, side):
+    """Tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, of at most ``2 * side`` images.
+
+    For work items that hold only their own images (tasks on other
+    machines). Rows go ``side`` positions at a time. A row block's first tile
+    holds its rows and the ``side`` positions after them; each further tile
+    holds the rows and ``side`` more columns, up to the last position a row
+    reaches.
+
+    Yields
+    ------
+    positions : int64 array
+        The tile's images: its rows, then its columns where they differ.
+    n_rows : int
+    begins, stops : int64 arrays (n_rows,)
+        Row ``r`` is compared with ``positions[begins[r]:stops[r]]``.
+    weight : float
+        The tile's share of its rows (for progress).
+    """
+    n = ends.size
+    for r0 in range(0, n, side):
+        r1 = min(r0 + side, n)
+        rows = np.arange(r0, r1, dtype=np.int64)
+        row_ends = ends[r0:r1]
+        last = int(row_ends.max())
+        if last <= r0 + 1:
+            continue
+        spans = [(r0, min(r1 + side, last))]
+        spans += [(c0, min(c0 + side, last)) for c0 in range(r1 + side, last, side)]
+        found = []
+        for c0, c1 in spans:
+            begins = np.maximum(rows + 1, c0)
+            stops = np.minimum(row_ends, c1)
+            if (stops > begins).any():
+                found.append((c0, c1, begins, stops))
+        for c0, c1, begins, stops in found:
+            if c0 == r0:
+                positions, shift = np.arange(r0, max(r1, c1), dtype=np.int64), r0
+            else:
+                positions = np.concatenate([rows, np.arange(c0, c1, dtype=np.int64)])
+                shift = c0 - (r1 - r0)
+            yield positions, r1 - r0, begins - shift, stops - shift, (r1 - r0) / len(found)
+
+
+def find_identical(tensors, shapes, criteria: Criteria):
+    """Pairs of identical thumbnails (MSE 0), up to rotation with ``rotate``, in O(N).
+
+    See :func:`identical_pairs`. Returns pairs (i, j), i < j, in ascending
+    order, linking each image to the first image equal to it: the same
+    groups as all pairs with MSE 0, without comparing pairs.
+    """
+    if tensors.shape[0] < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return identical_pairs(
+        rotation_hashes(tensors),
+        shapes,
+        criteria,
+        lambda left, right: pair_mse(tensors, left, right, criteria.rotate) == 0,
+    )
+
+
+def identical_pairs(hashes, shapes, criteria: Criteria, equal):
+    """The pairs of :func:`find_identical`, from the images' rotation hashes.
+
+    Images are bucketed by a hash of their canonical form (the smallest hash of
+    their rotations, with ``rotate``) and, with ``same_dim``, by their sorted
+    (width, height); within a bucket, equality is confirmed exactly.
+
+    Parameters
+    ----------
+    hashes : uint64 array (N, 4)
+        :func:`~fastdif.engine.kernels.rotation_hashes` of the images.
+    shapes : int64 array (N, 2)
+    criteria : Criteria
+        Its ``rotate`` and ``same_dim``; the threshold is 0.
+    equal : callable
+        ``equal(left, right)``: a bool array, True where images ``left[m]`` and
+        ``right[m]`` are identical (up to rotation with ``rotate``).
+    """
+    key = hashes.min(axis=1) if criteria.rotate else hashes[:, 0]
+    columns = [key.view(np.int64)]
+    if criteria.same_dim:
+        columns += [shapes.min(axis=1), shapes.max(axis=1)]
+    _, bucket = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    bucket = bucket.ravel()
+    sizes = np.bincount(bucket)
+    order = np.argsort(bucket, kind="stable")
+    order = order[sizes[bucket[order]] > 1]
+    found_i, found_j = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    # Each round compares every image with the first of its bucket, in one
+    # kernel call; images unequal to it (hash collisions) stay for the next.
+    while order.size > 1:
+        ids = bucket[order]
+        head = np.r_[True, ids[1:] != ids[:-1]]
+        first = order[np.maximum.accumulate(np.where(head, np.arange(order.size), 0))]
+        left, right = first[~head], order[~head]
+        same = equal(left, right)
+        found_i.append(left[same])
+        found_j.append(right[same])
+        rest = ~head
+        rest[rest] = ~same
+        order = order[rest]
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    first = np.lexsort((j, i))
+    return i[first], j[first]
+
+
+def unit_mse(tensors, index, rotate: bool):
+    """``mse(left, right)``: the exact MSEs of pairs of positions in ``index``.
+
+    ``tensors`` are all the repository's thumbnails; only the rows a call
+    needs are read (none copied when ``index`` is every image in order).
+    """
+    whole = index.size == tensors.shape[0] and np.array_equal(index, np.arange(index.size))
+
+    def mse(left, right):
+        if whole:
+            return pair_mse(tensors, left, right, rotate)
+        ids, inverse = np.unique(np.concatenate([index[left], index[right]]), return_inverse=True)
+        rows = np.ascontiguousarray(tensors[ids])
+        # Read-only like a repository's arrays: the kernel sees one type,
+        # the one fastdif.engine.warmup compiles it for.
+        rows.flags.writeable = False
+        return pair_mse(rows, inverse[: left.size], inverse[left.size :], rotate)
+
+    return mse

@@ -1,0 +1,1 @@
+"""Files in and out: discovery, decoding, the thumbnail cache and the saved format."""

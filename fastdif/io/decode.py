@@ -1,0 +1,310 @@
+"""Decode one image file into a px x px x 3 thumbnail; failures as values with a kind.
+
+Every file is decoded at full resolution and reduced by one filter,
+:func:`fastdif.io.resample.area_thumbnail`, so a thumbnail does not depend on
+which decoder read the file: JPEG goes through libjpeg-turbo (simplejpeg) and
+8-bit PNG through libspng (pyspng), both straight into NumPy and bit-for-bit
+what Pillow decodes; everything else, and any file those two refuse, through
+Pillow.
+
+Where files are decoded (a process pool, Dask tasks) is a backend's choice
+(:mod:`fastdif.backends`); this module decodes one file, in any process.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import signal
+import struct
+import threading
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import PIL
+import pyspng
+import simplejpeg
+from PIL import Image, UnidentifiedImageError
+
+from .resample import area_thumbnail, orient
+
+#: Version of the thumbnail definition: decoders, colour conversion, filter,
+#: orientation. Stored with cached and saved thumbnails, so that thumbnails of
+#: another definition are never mixed with these. 1 was JPEG draft decoding
+#: with a bicubic resize; 2 is a full decode with the exact area filter.
+THUMBNAIL_VERSION = 2
+
+
+def thumbnail_definition() -> str:
+    """The thumbnail version and the decoders' versions, as one key string."""
+    return (
+        f"thumbnail={THUMBNAIL_VERSION};pillow={PIL.__version__};"
+        f"simplejpeg={simplejpeg.__version__};pyspng={pyspng.__version__}"
+    )
+
+
+#: Largest image accepted, in pixels (width x height as declared in the
+#: file): Pillow's DecompressionBombError threshold, 2 x its default
+#: ``MAX_IMAGE_PIXELS`` (about 179 megapixels). Pillow only warns between 1x
+#: and 2x; those images (100 MP medium-format photos are real) are decoded.
+#: Fixed here so that a caller setting ``Image.MAX_IMAGE_PIXELS = None`` does
+#: not switch the check off, and so that spawned workers apply the same limit.
+MAX_PIXELS = 2 * 89_478_485
+
+#: Seconds one file may take to decode. In a worker process (and in the
+#: calling process's main thread) a timer interrupts the decoder; a worker
+#: still busy a grace period later (stuck in C code) is killed by its pool.
+FILE_TIME_LIMIT = 60.0
+
+#: The retry policy of every backend's decoder: a file is reported as
+#: :attr:`Failure.WORKER_DIED` after the process decoding it alone died this
+#: many times (a local worker, a Dask task of one file). A death with several
+#: files in hand (a Dask shard) blames none of them: each is decoded again alone.
+DECODE_ATTEMPTS = 2
+
+_BACKGROUND = (255, 255, 255)
+
+
+class Failure(enum.Enum):
+    """Why a file has no thumbnail, set where the failure happens."""
+
+    #: The file's bytes: not an image, truncated, corrupt. The same bytes fail again.
+    CONTENT = "content"
+    #: The operating system (an errno: permission denied, I/O error) or memory.
+    SYSTEM = "system"
+    #: The file took longer than :data:`FILE_TIME_LIMIT`.
+    TIME_LIMIT = "time limit"
+    #: The image declares more than :data:`MAX_PIXELS` pixels (a setting).
+    SIZE_LIMIT = "size limit"
+    #: The process decoding it died (a local worker twice, or a Dask worker).
+    WORKER_DIED = "worker died"
+
+    @property
+    def lasting(self) -> bool:
+        """Whether the failure depends only on the file's bytes, so it may be cached."""
+        return self is Failure.CONTENT
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a worker returns for one file: a thumbnail, or the reason it failed and its kind."""
+
+    thumbnail: bytes | None
+    width: int
+    height: int
+    reason: str | None = None
+    failure: Failure | None = None
+
+    def __post_init__(self):
+        if (self.reason is None) != (self.failure is None):
+            raise ValueError("a failed Decoded needs both a reason and a failure kind")
+
+
+class Retries:
+    """Per file, the deaths of processes that decoded it alone (:data:`DECODE_ATTEMPTS`)."""
+
+    def __init__(self):
+        self._deaths: Counter = Counter()
+
+    def again(self, key) -> bool:
+        """Record that a process decoding file ``key`` alone died; True if it gets another try."""
+        self._deaths[key] += 1
+        return self._deaths[key] < DECODE_ATTEMPTS
+
+
+class DecodeTimeout(Exception):
+    """A file took longer than the time limit to decode."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB, the same way for every file.
+
+    Transparent pixels are composed over white; 16- and 32-bit integer images
+    are scaled from 0..65535 to 0..255 (not clipped); float images are clipped
+    to 0..255.
+    """
+    mode = image.mode
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if mode == "RGB" and not has_alpha:
+        return image
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if mode != "F":
+            values = values / 257.0
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
+    """Decode one file into a (px_size, px_size, 3) uint8 thumbnail.
+
+    The file is decoded at full resolution and reduced with
+    :func:`~fastdif.io.resample.area_thumbnail`; then its EXIF orientation is
+    applied, so the thumbnail is what a person sees, and the returned
+    (width, height) are the displayed full-size dimensions. For animated or
+    multi-page files the first frame is used.
+
+    Raises
+    ------
+    Image.DecompressionBombError
+        When the declared size exceeds :data:`MAX_PIXELS` (checked before any
+        pixel is decoded).
+    OSError, ValueError
+        When the file cannot be read or decoded.
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        # Pillow's message would name the BytesIO, not the file.
+        raise UnidentifiedImageError(f"cannot identify image file {path!r}") from None
+    with opened as image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise Image.DecompressionBombError(
+                f"Image size ({width * height} pixels) exceeds limit of {MAX_PIXELS} pixels"
+            )
+        orientation = _orientation(image, data)
+        pixels = _fast_decode(image, data)
+        if pixels is None:
+            pixels = np.asarray(to_rgb(image))
+    thumb = area_thumbnail(pixels, px_size)
+    if thumb.ndim == 2:
+        thumb = np.repeat(thumb[:, :, None], 3, axis=2)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return orient(thumb, orientation), width, height
+
+
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """The EXIF orientation (1 to 8) of an opened image, without decoding its pixels.
+
+    Pillow finds a PNG's ``eXIf`` chunk after the image data only by decoding
+    the whole image; here the chunk is looked up in ``data`` instead.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        exif = _png_chunk(data, b"eXIf")
+        if exif is not None:
+            image.info["exif"] = b"Exif\x00\x00" + exif.removeprefix(b"Exif\x00\x00")
+        # The base class's method reads info and XMP, and never decodes.
+        return Image.Image.getexif(image).get(0x0112, 1)
+    return image.getexif().get(0x0112, 1)
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The data of the first chunk of type ``kind`` in the PNG file ``data``, if any."""
+    pos = 8  # after the signature
+    while pos + 8 <= len(data):
+        length, found = struct.unpack_from(">I4s", data, pos)
+        if found == kind:
+            return data[pos + 8 : pos + 8 + length]
+        if found == b"IEND":
+            break
+        pos += length + 12  # length, type, data, CRC
+    return None
+
+
+def _fast_decode(image: Image.Image, data: bytes) -> np.ndarray | None:
+    """Pixels of an opened 8-bit RGB or grey JPEG or PNG, from a faster decoder.
+
+    The result equals Pillow's decode (the tests compare them): grey is
+    returned as (height, width) and becomes grey RGB after filtering, as
+    Pillow's conversion would make it. ``None`` means Pillow decodes the file:
+    another format or mode, a transparent PNG, or a file the decoder refused
+    (so that Pillow, not a faster decoder, decides whether a file is invalid).
+    """
+    size = (image.height, image.width)
+    try:
+        if image.format == "JPEG" and image.mode in ("RGB", "L"):
+            colorspace = "RGB" if image.mode == "RGB" else "GRAY"
+            pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace)
+        elif image.format == "PNG" and image.mode in ("RGB", "L"):
+            if "transparency" in image.info:
+                return None
+            pixels = pyspng.load(data)
+        else:
+            return None
+    except (ValueError, RuntimeError):
+        return None
+    if pixels.dtype != np.uint8 or pixels.shape[:2] != size:
+        return None
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    expected = 3 if image.mode == "RGB" else 2
+    return pixels if pixels.ndim == expected else None
+
+
+def decode_file(path: str, px_size: int, time_limit: float | None = None) -> Decoded:
+    """Worker entry: decode ``path``; any failure becomes a one-line reason.
+
+    Parameters
+    ----------
+    path : str
+    px_size : int
+    time_limit : float, optional
+        Seconds allowed; enforced by a timer signal when called in a main
+        thread whose ``SIGALRM`` handler is unused (always so in a worker).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with _time_limit(time_limit):
+                thumb, width, height = load_thumbnail(path, px_size)
+        except DecodeTimeout:
+            return timed_out(time_limit)
+        except Image.DecompressionBombError as exc:
+            return Decoded(None, 0, 0, f"Decompression bomb refused: {exc}", Failure.SIZE_LIMIT)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is reported, the build goes on
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            system = isinstance(exc, MemoryError) or (
+                isinstance(exc, OSError) and exc.errno is not None
+            )
+            kind = Failure.SYSTEM if system else Failure.CONTENT
+            return Decoded(None, 0, 0, f"{type(exc).__name__}: {message}", kind)
+    return Decoded(thumb.tobytes(), width, height)
+
+
+def timed_out(time_limit: float) -> Decoded:
+    """The result of a file that took longer than ``time_limit`` seconds."""
+    return Decoded(
+        None, 0, 0, f"Timed out: decoding took more than {time_limit:g} s", Failure.TIME_LIMIT
+    )
+
+
+@contextmanager
+def _time_limit(seconds: float | None):
+    """Raise :class:`DecodeTimeout` in this thread after ``seconds``, where possible.
+
+    Only the main thread receives signals, and a handler already installed
+    for ``SIGALRM`` belongs to someone else: in both cases there is no limit
+    here (a worker's parent still enforces one).
+    """
+    usable = (
+        seconds
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise DecodeTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,266 @@
+"""The data fastdif works on: a repository of thumbnails, and what a search matches by.
+
+NumPy only, apart from :mod:`fastdif.io.store`, the saved format, which
+:meth:`Repository.save` and :func:`load` go through (it imports nothing of
+fastdif's). Building a repository is :func:`fastdif.api.build`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from .io import store
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """When two thumbnails match: what :func:`fastdif.search` was asked.
+
+    Attributes
+    ----------
+    max_mse : float
+        Threshold on the 0..255 scale: a pair matches when its MSE is at most this.
+    rotate : bool
+        The smallest MSE over rotations by 0, 90, 180 and 270 degrees counts.
+    same_dim : bool
+        Only images of equal (width, height), in either orientation, are compared.
+    """
+
+    max_mse: float
+    rotate: bool = True
+    same_dim: bool = True
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How :func:`fastdif.build` finds and decodes files (its checked parameters)."""
+
+    recursive: bool = True
+    in_folder: bool = False
+    limit_extensions: bool = True
+    px_size: int = 50
+
+
+class Repository:
+    """Thumbnails of every valid image, ready for :func:`fastdif.search`.
+
+    Attributes
+    ----------
+    tensors : float32 array (N, px, px, 3), read-only
+        Thumbnails on the 0..255 scale, in ``paths`` order.
+    paths : tuple of str
+        Image paths as discovered.
+    shapes : int64 array (N, 2), read-only
+        Each image's displayed (width, height) before resizing.
+    file_sizes : int64 array (N,), read-only
+        File sizes in bytes.
+    mtimes_ns : int64 array (N,), read-only
+        File modification times in ns since the epoch (0 when unknown),
+        read with the sizes before decoding.
+    inodes : int64 array (N, 2), read-only
+        Each file's ``(st_dev, st_ino)``, read with the sizes (unsigned
+        values stored bit for bit); ``(0, 0)`` when unknown
+        (:func:`from_arrays`, a repository saved before it was recorded).
+        ``delete`` and ``move_to`` check it, the size and the modification
+        time before acting on a file (see :mod:`fastdif.verify`).
+    groups : tuple of tuple of int
+        Search groups: one group of all images, or one per folder with
+        ``in_folder=True``; each holds image indices in ``paths`` order.
+    folders : tuple of str
+        The folder of each group (the common input when not ``in_folder``).
+    stats : dict
+        difPy's build statistics (JSON-serialisable).
+    tensors_file : str or None
+        The ``.npy`` file ``tensors`` is memory-mapped from (a repository
+        loaded by :func:`fastdif.load`); a Dask search opens it on each
+        worker instead of sending the thumbnails.
+    thumbnail_version : int or None
+        The thumbnail definition the files were decoded with
+        (:data:`fastdif.io.decode.THUMBNAIL_VERSION` for a build; 1, JPEG draft
+        decoding, for a repository saved before it was recorded); None for
+        :func:`from_arrays`. Thumbnails of different versions are not
+        comparable.
+    """
+
+    def __init__(
+        self,
+        tensors,
+        paths,
+        shapes,
+        file_sizes,
+        groups,
+        folders,
+        in_folder,
+        stats,
+        mtimes_ns=None,
+        tensors_file=None,
+        thumbnail_version=None,
+        inodes=None,
+    ):
+        if mtimes_ns is None:
+            mtimes_ns = np.zeros(len(paths), dtype=np.int64)
+        if inodes is None:
+            inodes = np.zeros((len(paths), 2), dtype=np.int64)
+        for array in (tensors, shapes, file_sizes, mtimes_ns, inodes):
+            array.flags.writeable = False
+        self.tensors = tensors
+        self.paths = tuple(paths)
+        self.shapes = shapes
+        self.file_sizes = file_sizes
+        self.mtimes_ns = mtimes_ns
+        self.inodes = inodes
+        self.groups = tuple(tuple(g) for g in groups)
+        self.folders = tuple(folders)
+        self.in_folder = in_folder
+        self.stats = stats
+        self.tensors_file = tensors_file
+        self.thumbnail_version = thumbnail_version
+
+    @property
+    def px_size(self) -> int:
+        """Side of the square thumbnails in pixels."""
+        return int(self.tensors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
+        """Save the repository to the folder ``path``; see :func:`save`."""
+        return save(self, path, overwrite=overwrite)
+
+    def __repr__(self) -> str:
+        return f"<fastdif.Repository: {len(self)} images, px_size={self.px_size}>"
+
+
+def from_arrays(tensors: np.ndarray, paths=None, shapes=None) -> Repository:
+    """A repository of thumbnails a program already holds, for :func:`fastdif.search`.
+
+    Parameters
+    ----------
+    tensors : uint8 or float32 array (N, px, px, 3)
+        Thumbnails on the 0..255 scale, C-contiguous. Not copied: a uint8 or
+        memory-mapped array (``np.load(..., mmap_mode="r")``) keeps memory at
+        px*px*3 bytes per image; the search converts values as it reads them.
+    paths : sequence of str, optional
+        A name per image (default ``"0"``, ``"1"``, ...), used in results.
+    shapes : int array (N, 2), optional
+        Each image's (width, height) for ``same_dim`` (default px x px for all).
+
+    Returns
+    -------
+    Repository
+
+    Raises
+    ------
+    TypeError, ValueError
+        For arrays of the wrong type, shape or values; the message names the parameter.
+    """
+    if not isinstance(tensors, np.ndarray) or tensors.dtype not in (np.uint8, np.float32):
+        raise TypeError('Invalid value for "tensors" parameter: must be a uint8 or float32 array.')
+    if tensors.ndim != 4 or tensors.shape[3] != 3 or tensors.shape[1] != tensors.shape[2]:
+        raise ValueError(
+            f'Invalid value for "tensors" parameter: must have shape (N, px, px, 3), '
+            f"got {tensors.shape}."
+        )
+    if not tensors.flags.c_contiguous:
+        raise ValueError('Invalid value for "tensors" parameter: must be C-contiguous.')
+    if tensors.dtype == np.float32 and not np.isfinite(tensors).all():
+        raise ValueError('Invalid value for "tensors" parameter: values must be finite.')
+    n, px = tensors.shape[0], tensors.shape[1]
+    paths = [str(k) for k in range(n)] if paths is None else [str(p) for p in paths]
+    if len(paths) != n:
+        raise ValueError(f'Invalid value for "paths" parameter: need {n} paths, got {len(paths)}.')
+    if len(set(paths)) != n:
+        raise ValueError('Invalid value for "paths" parameter: paths must be unique.')
+    if shapes is None:
+        shapes = np.full((n, 2), px, dtype=np.int64)
+    else:
+        shapes = np.array(shapes, dtype=np.int64)
+        if shapes.shape != (n, 2):
+            raise ValueError(
+                f'Invalid value for "shapes" parameter: must have shape ({n}, 2), '
+                f"got {shapes.shape}."
+            )
+    now = datetime.now().isoformat()
+    stats = {
+        "directory": [],
+        "process": {
+            "build": {
+                "duration": {"start": now, "end": now, "seconds_elapsed": 0.0},
+                "parameters": {"in_folder": False, "px_size": int(px), "from_arrays": True},
+            }
+        },
+        "total_files": n,
+        "invalid_files": {"count": 0, "logs": {}},
+    }
+    return Repository(
+        tensors.view(), paths, shapes, np.zeros(n, dtype=np.int64), [range(n)], [""], False, stats
+    )
+
+
+def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> str:
+    """Save ``dif`` to the folder ``path`` (created; written atomically).
+
+    The format is :mod:`fastdif.io.store`'s.
+
+    Parameters
+    ----------
+    dif : Repository
+    path : str or os.PathLike
+        Folder to create, e.g. ``"photos.fastdif"``.
+    overwrite : bool, default False
+        Replace a repository already saved at ``path``. Anything else at
+        ``path`` is never replaced.
+
+    Returns
+    -------
+    str
+        The folder written.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False, or it is not a saved repository.
+    TypeError
+        ``dif`` is not a Repository.
+    """
+    if not isinstance(dif, Repository):
+        raise TypeError(
+            f'Invalid value for "dif" parameter: must be a fastdif Repository, '
+            f"got {type(dif).__name__}."
+        )
+    return store.save(dif, path, overwrite=overwrite)
+
+
+def load(path: str | os.PathLike, verify: bool = True) -> Repository:
+    """Load a repository saved by :meth:`Repository.save`.
+
+    The thumbnails are memory-mapped read-only: pages are read from disk
+    when a search touches them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder written by ``save``.
+    verify : bool, default True
+        Check each array's CRC-32 (reads the whole folder once; about 0.03 s
+        per 180 MB); False loads without touching the data.
+
+    Returns
+    -------
+    Repository
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a saved repository.
+    fastdif.io.store.RepositoryFormatError
+        A format version this fastdif cannot read, a corrupt or
+        inconsistent file, or one that is not a regular file (a named pipe
+        or a device, which would block or never end; the message names it).
+    """
+    return Repository(**store.read(path, verify=verify))

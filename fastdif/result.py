@@ -1,0 +1,226 @@
+"""The result of a search, in difPy's shapes, and what can be done with it."""
+
+from __future__ import annotations
+
+import os
+
+from . import params, verify
+from .actions import delete_files, move_files
+from .model import Criteria, Repository
+from .report import write_report
+
+
+def difpy_result(dif: Repository, groups):
+    """difPy's ``result`` and ``lower_quality`` from groups of image indices.
+
+    Parameters
+    ----------
+    dif : Repository
+    groups : list of (folder, key, members, mses)
+        Sorted by key; ``members`` are the other images of the group and
+        ``mses`` their MSEs to the key.
+
+    Returns
+    -------
+    result : dict
+        ``{key_path: [[path, mse], ...]}``, or ``{folder: {key_path: ...}}``
+        with ``in_folder``.
+    lower_quality : list of str
+    duplicates, similar : int
+        Members at MSE 0 and above 0.
+    """
+    result: dict = {}
+    lower_quality: list[str] = []
+    duplicates = similar = 0
+    for folder, key, others, mses in groups:
+        entries = [[dif.paths[m], float(e)] for m, e in zip(others, mses, strict=True)]
+        target = result.setdefault(folder, {}) if dif.in_folder else result
+        target[dif.paths[key]] = entries
+        lower_quality.extend(path for path, _ in entries)
+        duplicates += sum(1 for e in mses if e == 0)
+        similar += sum(1 for e in mses if e != 0)
+    return result, lower_quality, duplicates, similar
+
+
+class SearchResult:
+    """Matches found by :func:`search`, in difPy's shapes.
+
+    Attributes
+    ----------
+    result : dict
+        ``{key_path: [[path, mse], ...]}``, or ``{folder: {key_path: [...]}}``
+        with ``in_folder``; ``mse`` is the MSE to the key (0..255 scale).
+    lower_quality : list of str
+        Every group member except the keys.
+    stats : dict
+        difPy's build and search statistics (JSON-serialisable).
+    repository : Repository
+        The repository searched, for the dimensions and file sizes that
+        :meth:`report` shows.
+    criteria : Criteria
+        What the search matched by (threshold, rotations, dimensions).
+    in_folder : bool
+        Whether ``result`` is keyed by folder (the repository's ``in_folder``).
+    """
+
+    def __init__(self, result, lower_quality, stats, repository: Repository, criteria: Criteria):
+        self.result = result
+        self.lower_quality = lower_quality
+        self.stats = stats
+        self.repository = repository
+        self.criteria = criteria
+        self.in_folder = bool(repository.in_folder)
+        # Files move_to moved: {new path: (member path in result, identity after the move)}.
+        self._moved: dict[str, tuple[str, verify.Identity]] = {}
+
+    def report(
+        self,
+        path,
+        thumbnail_size: int = 160,
+        processes: int | None = None,
+        show_progress: bool = False,
+    ) -> str:
+        """Write an HTML report of the groups to ``path``; see :func:`fastdif.report.write_report`.
+
+        One self-contained file (thumbnails embedded, no network) to look at
+        the groups and choose what to keep; it never changes a file itself.
+        ``thumbnail_size`` is the longest thumbnail side in pixels,
+        ``processes`` the CPU cores to use, as threads reading images (None: all).
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        return write_report(self, path, thumbnail_size, processes, show_progress)
+
+    def move_to(self, destination) -> dict:
+        """Move the ``lower_quality`` files into ``destination``.
+
+        Just before each move, the file is checked against its group's key
+        (see :mod:`fastdif.verify`): both must still be the files decoded at
+        build (size, modification time, inode), two different files, and
+        decoded again now they must still match within the search's
+        threshold. A file failing a check stays where it is and is reported
+        in ``"failed"`` with the check named. This costs one decode per file
+        moved (and one per key).
+
+        An existing file is never overwritten: a numbered suffix is added.
+        ``lower_quality`` is updated to the new paths. A manifest of the moves
+        is written into ``destination``; :func:`fastdif.undo_move` reverses them.
+
+        Returns
+        -------
+        dict
+            ``{"moved": {source: destination}, "failed": {source: reason},
+            "manifest": manifest_path or None}``.
+        """
+        refusal = self._refusal_checker(_key_of(self.result, self.in_folder))
+        failed: dict[str, str] = {}
+
+        def checked():
+            # Consumed by move_files one path at a time: each check runs
+            # right before that file's move.
+            for path in self.lower_quality:
+                reason = refusal(path)
+                if reason is None:
+                    yield path
+                else:
+                    failed[path] = reason
+
+        moved, move_failed, manifest = move_files(checked(), destination)
+        failed.update(move_failed)
+        for source, target in moved.items():
+            # A later move_to checks the file where it is now, against the same key.
+            origin = self._moved.pop(source, (source, None))[0]
+            try:
+                self._moved[target] = (origin, verify.Identity.of_stat(os.stat(target)))
+            except OSError:
+                continue
+        self.lower_quality = [moved.get(path, path) for path in self.lower_quality]
+        return {"moved": moved, "failed": failed, "manifest": manifest}
+
+    def delete(self, silent_del: bool = False, dry_run: bool = False) -> dict:
+        """Delete the ``lower_quality`` files (never a group's key).
+
+        Asks for confirmation on standard input unless ``silent_del``. Just
+        before each file is deleted it is checked against its group's key
+        (see :mod:`fastdif.verify`): both must still be the files decoded at
+        build (size, modification time, inode), two different files, and
+        decoded again now they must still match within the search's
+        threshold (identical for "duplicates"). A file failing a check is
+        kept and reported in ``"failed"`` with the check named. This costs
+        one decode per file deleted (and one per key). With ``dry_run``
+        nothing is deleted and nothing asked: ``"would_delete"`` lists the
+        files a real run would remove, after the same checks.
+
+        Returns
+        -------
+        dict
+            ``{"deleted": [paths], "failed": {path: reason}}``, plus
+            ``"would_delete": [paths]`` with ``dry_run``.
+        """
+        params.check_bool("silent_del", silent_del)
+        params.check_bool("dry_run", dry_run)
+        keep = _key_of(self.result, self.in_folder)
+        targets = [path for path in self.lower_quality if path in keep]
+        if not dry_run and not silent_del and targets:
+            try:
+                answer = input(f"Delete {len(targets)} lower quality files? (y/n) ")
+            except EOFError:
+                answer = "n"
+            if answer.strip().lower() not in ("y", "yes"):
+                return {"deleted": [], "failed": {}}
+        refusal = self._refusal_checker(keep)
+        deleted, failed = [], {}
+        for path in targets:
+            reason = refusal(path)
+            if reason is not None:
+                failed[path] = reason
+                continue
+            done, not_done = delete_files([path], keep, dry_run=dry_run)
+            deleted += done
+            failed.update(not_done)
+        if dry_run:
+            return {"deleted": [], "failed": failed, "would_delete": deleted}
+        gone = set(deleted)
+        self.lower_quality = [path for path in self.lower_quality if path not in gone]
+        return {"deleted": deleted, "failed": failed}
+
+    def _refusal_checker(self, keys: dict[str, str]):
+        """A function of a ``lower_quality`` path: None if it may be acted on now, else why not.
+
+        ``keys`` is :func:`_key_of` the result. One per action: keys are
+        decoded once for it.
+        """
+        dif = self.repository
+        records: dict[str, verify.Identity] = {}
+        # Only a built repository recorded the files it decoded (from_arrays did not).
+        if dif.thumbnail_version is not None:
+            wanted = set(keys) | set(keys.values())
+            for i, path in enumerate(dif.paths):
+                if path in wanted:
+                    records[path] = verify.Identity.recorded(
+                        dif.file_sizes[i], dif.mtimes_ns[i], *dif.inodes[i]
+                    )
+        key_thumbnails: dict = {}
+
+        def refusal(path: str) -> str | None:
+            origin, record = self._moved.get(path, (path, records.get(path)))
+            key = keys.get(origin)
+            if key is None:
+                return "not a member of a group in this result"
+            found = verify.check_pair(
+                key, path, records.get(key), record, self.criteria, dif.px_size, key_thumbnails
+            )
+            return None if found is None else str(found)
+
+        return refusal
+
+
+def _key_of(result, in_folder: bool) -> dict[str, str]:
+    """``{member: key}`` for every member of every group of ``result``."""
+    groups = (
+        (g for folder in result.values() for g in folder.items()) if in_folder else result.items()
+    )
+    return {path: key for key, members in groups for path, _ in members}
