@@ -5,7 +5,10 @@ Every file is decoded at full resolution and reduced by one filter,
 which decoder read the file: JPEG goes through libjpeg-turbo (simplejpeg) and
 8-bit PNG through libspng (pyspng), both straight into NumPy and bit-for-bit
 what Pillow decodes; everything else, and any file those two refuse, through
-Pillow.
+Pillow. HEIC and HEIF are read by Pillow through pillow-heif's opener (libheif),
+registered when this module is imported: so in every process that decodes (a
+spawned worker imports this module) and before ``limit_extensions`` lists the
+extensions Pillow opens. AVIF is Pillow's own (libavif).
 
 Where files are decoded (a process pool, Dask tasks) is a backend's choice
 (:mod:`fastdif.backends`); this module decodes one file, in any process.
@@ -25,11 +28,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import PIL
+import pillow_heif
 import pyspng
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from .resample import area_thumbnail, orient
+
+# HEIC/HEIF in Image.open, and .heic, .heif, .hif among Pillow's extensions.
+# libheif applies the file's irot/imir transforms while decoding and the plugin
+# resets the EXIF orientation it reports to 1, so load_thumbnail turns the
+# image once; 10- and 12-bit images come as 8-bit RGB(A), the top 8 bits of
+# each value, as Pillow reads a 16-bit RGB PNG or TIFF (its high byte).
+pillow_heif.register_heif_opener()
 
 #: Version of the thumbnail definition: decoders, colour conversion, filter,
 #: orientation. Stored with cached and saved thumbnails, so that thumbnails of
@@ -42,7 +53,8 @@ def thumbnail_definition() -> str:
     """The thumbnail version and the decoders' versions, as one key string."""
     return (
         f"thumbnail={THUMBNAIL_VERSION};pillow={PIL.__version__};"
-        f"simplejpeg={simplejpeg.__version__};pyspng={pyspng.__version__}"
+        f"simplejpeg={simplejpeg.__version__};pyspng={pyspng.__version__};"
+        f"pillow_heif={pillow_heif.__version__};libheif={pillow_heif.libheif_version()}"
     )
 
 
@@ -150,7 +162,7 @@ def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
     :func:`~fastdif.io.resample.area_thumbnail`; then its EXIF orientation is
     applied, so the thumbnail is what a person sees, and the returned
     (width, height) are the displayed full-size dimensions. For animated or
-    multi-page files the first frame is used.
+    multi-page files the first frame is used (for HEIF, the primary image).
 
     Raises
     ------
