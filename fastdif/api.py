@@ -18,11 +18,18 @@ import numpy as np
 from . import params
 from .backends import dask
 from .backends.local import LocalDecoder, LocalSearcher
-from .engine.grouping import unit_groups
-from .engine.matching import CLASSIC_MAX_IMAGES, comparable_units
+from .engine.grouping import library_groups, unit_groups
+from .engine.matching import (
+    CLASSIC_MAX_IMAGES,
+    Thumbnails,
+    comparable_units,
+    cross_mse,
+    find_library_matches,
+    repository_block_means,
+)
 from .io.cache import CachedDecoder, resolve_cache
 from .io.decode import THUMBNAIL_VERSION
-from .io.discover import discover, validate_directories
+from .io.discover import discover, folder_name, owning_inputs, validate_directories
 from .io.store import create_tensors, publish, staging_folder, write
 from .model import BuildOptions, Criteria, Repository, load
 from .progress import progress_bar
@@ -32,7 +39,7 @@ from .result import SearchResult, difpy_result
 def build(
     *directory: str | os.PathLike | list,
     recursive: bool = True,
-    in_folder: bool = False,
+    in_folder: bool | str = False,
     limit_extensions: bool = True,
     px_size: int = 50,
     show_progress: bool = True,
@@ -40,6 +47,8 @@ def build(
     cache: str | os.PathLike | bool | None = None,
     scheduler=None,
     store: str | os.PathLike | None = None,
+    reference=None,
+    **kwargs,
 ) -> Repository:
     """Find and decode every image under ``directory`` into a repository.
 
@@ -49,8 +58,11 @@ def build(
         Folders or single files to search.
     recursive : bool, default True
         Walk sub-folders.
-    in_folder : bool, default False
-        Make every folder its own search group: matches never cross folders.
+    in_folder : bool or "subfolders", default False
+        True (difPy's meaning): search each input on its own, a folder with
+        its sub-folders; matches never cross inputs, and the result is keyed
+        by input (see :func:`_search_groups`). "subfolders": search each
+        folder on its own. False: one search of everything.
     limit_extensions : bool, default True
         Read only files with an extension Pillow registers; others are
         reported in ``invalid_files`` as "Unsupported file type".
@@ -79,6 +91,14 @@ def build(
         them to this process; the folder is a saved repository
         (:func:`fastdif.load` reads it) and the returned repository is
         memory-mapped from it. Not with ``cache``.
+    reference : str, os.PathLike, list of them, or Repository, optional
+        A library to check the new images in ``directory`` against: folders
+        or files, decoded as ``directory`` is (with the same ``cache``), or a
+        repository (:func:`fastdif.load` of a saved one). The result's
+        ``reference`` holds it; a search then reports only matches that
+        involve a new image, and never compares two library images. A file
+        found in both is a library image only. Not with ``in_folder`` or
+        ``store``.
 
     Returns
     -------
@@ -93,16 +113,34 @@ def build(
     ImportError
         ``scheduler`` is given but Dask is not installed.
     """
+    _no_unknown_keywords("build", kwargs)
     start = datetime.now()
     paths = validate_directories(directory)
     options = BuildOptions(
         recursive=params.check_bool("recursive", recursive),
-        in_folder=params.check_bool("in_folder", in_folder),
+        in_folder=params.check_in_folder(in_folder),
         limit_extensions=params.check_bool("limit_extensions", limit_extensions),
         px_size=params.check_int_range("px_size", px_size, 10, 5000),
     )
     show_progress = params.check_bool("show_progress", show_progress)
     cache_path = resolve_cache(cache)
+    library = None
+    if reference is not None:
+        if options.in_folder is not False or store is not None:
+            raise ValueError('"reference" cannot be combined with "in_folder" or "store".')
+        library = reference
+        if isinstance(reference, (str, os.PathLike, list, tuple)):
+            library = build(
+                *(reference if isinstance(reference, (list, tuple)) else [reference]),
+                recursive=options.recursive,
+                limit_extensions=options.limit_extensions,
+                px_size=options.px_size,
+                show_progress=show_progress,
+                processes=processes,
+                cache=cache,
+                scheduler=scheduler,
+            )
+        _check_library(library, options.px_size, THUMBNAIL_VERSION)
     staging = target = None
     if scheduler is not None:
         client = dask.checked_client(scheduler, processes)
@@ -119,8 +157,17 @@ def build(
     else:
         processes = params.check_processes(processes)
         decoder = LocalDecoder(options.px_size, processes)
+    exclude = set() if library is None else _identities(library)
     try:
-        dif = _decode_files(paths, options, decoder, cache_path, show_progress, start, processes)
+        dif, excluded = _decode_files(
+            paths, options, decoder, cache_path, show_progress, start, processes, exclude
+        )
+        if library is not None:
+            dif.reference = library
+            dif.stats["process"]["build"]["reference"] = {
+                "images": len(library),
+                "files_also_in_reference": excluded,
+            }
         if staging is None:
             return dif
         write(dif, staging, tensors_written=True)
@@ -131,12 +178,22 @@ def build(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progress, start, cores):
+def _decode_files(
+    paths, options: BuildOptions, decoder, cache_path, show_progress, start, cores, exclude
+):
     """Discover and decode the files under ``paths`` into a repository.
 
     With a decoder that writes thumbnails into a store (a Dask decoder with a
     folder), the repository's tensors are memory-mapped from the store's
-    tensors file.
+    tensors file. Files whose ``(st_dev, st_ino)`` is in ``exclude`` (those
+    of a library) are left out. The repository gets its block means unless
+    its tensors are in a store.
+
+    Returns
+    -------
+    Repository
+    excluded : int
+        Files left out by ``exclude``.
     """
     found = discover(paths, options.recursive, options.limit_extensions)
     invalid = dict(found.invalid)
@@ -145,6 +202,7 @@ def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progre
     tensors = None if in_store else np.empty((len(found.files), px, px, 3), dtype=np.float32)
     shapes = np.empty((len(found.files), 2), dtype=np.int64)
     kept_paths, kept_folders, sizes, mtimes, inodes = [], [], [], [], []
+    excluded = 0
     with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
         cached = CachedDecoder(cache_path, px, decoder.decode, bar.update)
         for path, folder, item in zip(
@@ -154,6 +212,9 @@ def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progre
             strict=True,
         ):
             decoded = item.decoded
+            if item.identity in exclude:
+                excluded += 1
+                continue
             if decoded.reason is not None:
                 invalid[path] = decoded.reason
                 continue
@@ -173,7 +234,7 @@ def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progre
         tensors = np.load(target, mmap_mode="r", allow_pickle=False)
     elif n < len(tensors):
         tensors = tensors[:n]
-    folders, groups = _search_groups(paths, kept_folders, options.in_folder)
+    folders, groups = _search_groups(paths, found, kept_paths, kept_folders, options)
     end = datetime.now()
     stats = {
         "directory": paths,
@@ -199,7 +260,7 @@ def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progre
     if cached.stats is not None:
         stats["process"]["build"]["cache"] = cached.stats
     stats["process"]["build"].update(decoder.stats())
-    return Repository(
+    dif = Repository(
         np.ascontiguousarray(tensors),
         kept_paths,
         shapes[:n].copy(),
@@ -213,22 +274,78 @@ def _decode_files(paths, options: BuildOptions, decoder, cache_path, show_progre
         # st_dev and st_ino are unsigned 64-bit: kept bit for bit in int64.
         inodes=np.array(inodes, dtype=np.uint64).reshape(n, 2).view(np.int64),
     )
+    if not in_store:  # one pass over thumbnails already in memory
+        dif.block_means = repository_block_means(dif.tensors)
+    return dif, excluded
 
 
-def _search_groups(paths, kept_folders, in_folder):
-    """The search groups: one of all images, or one per real folder with ``in_folder``."""
-    if not in_folder:
-        return [paths[0] if len(paths) == 1 else _common_folder(paths)], [range(len(kept_folders))]
-    # One group per real folder, however its path was spelled; named by the
-    # first spelling in sorted order.
+def _identities(dif: Repository) -> set:
+    """The ``(st_dev, st_ino)`` of a repository's files, as the build reads them (known ones)."""
+    known = dif.inodes[(dif.inodes != 0).any(axis=1)].view(np.uint64)
+    return {(int(device), int(inode)) for device, inode in known.tolist()}
+
+
+def _check_library(library, px_size: int, thumbnail_version) -> None:
+    """Raise unless ``library`` is a repository whose thumbnails compare with these."""
+    if not isinstance(library, Repository):
+        raise TypeError(
+            'Invalid value for "reference" parameter: must be folders, files or a fastdif '
+            f"Repository, got {type(library).__name__}."
+        )
+    if library.px_size != px_size:
+        raise ValueError(
+            f'Invalid value for "reference" parameter: its thumbnails are {library.px_size} px, '
+            f"these are {px_size} px."
+        )
+    versions = {library.thumbnail_version, thumbnail_version} - {None}
+    if len(versions) > 1:
+        raise ValueError(
+            'Invalid value for "reference" parameter: its thumbnails were made by another '
+            f"thumbnail definition (version {library.thumbnail_version}, this is "
+            f"{thumbnail_version}); build it again."
+        )
+
+
+def _no_unknown_keywords(function: str, kwargs: dict) -> None:
+    """Raise for keyword arguments a function does not take (difPy's message for ``lazy``)."""
+    if "lazy" in kwargs:
+        raise ValueError(params.LAZY_RENAMED)
+    if kwargs:
+        raise TypeError(f"{function}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+
+
+def _search_groups(paths, found, kept_paths, kept_folders, options: BuildOptions):
+    """The search groups and their names, for ``options.in_folder``.
+
+    False: one group of all images, named by the common folder of the inputs.
+    True (difPy's meaning): one group per input, holding everything found
+    under it; a file given on its own is a group of its own (it matches
+    nothing), unless it lies in a folder also given, whose group it joins, as
+    does a folder given inside another one when ``recursive`` (the outermost
+    takes them: a file is searched once, in the largest group difPy searches
+    it in). Named by the input as given, less a trailing separator.
+    "subfolders": one group per real folder, however its path was spelled;
+    named by the first spelling in sorted order.
+    """
+    mode = options.in_folder
+    if mode is False:
+        return [paths[0] if len(paths) == 1 else _common_folder(paths)], [range(len(kept_paths))]
+    if mode is True:
+        owner = owning_inputs(paths, options.recursive)
+        root_of = dict(zip(found.files, found.roots, strict=True))
+        labels = [folder_name(owner[root_of[path]]) for path in kept_paths]
+        real = {label: label for label in labels}
+    else:
+        labels = [folder_name(folder) for folder in kept_folders]
+        real = {label: os.path.realpath(label) for label in labels}
     names: dict[str, str] = {}
-    for folder in sorted(kept_folders):
-        names.setdefault(os.path.realpath(folder), folder)
+    for label in sorted(real):
+        names.setdefault(real[label], label)
     folders = sorted(names.values())
-    index = {real: folders.index(name) for real, name in names.items()}
+    index = {name: n for n, name in enumerate(folders)}
     groups: list[list[int]] = [[] for _ in folders]
-    for i, folder in enumerate(kept_folders):
-        groups[index[os.path.realpath(folder)]].append(i)
+    for i, label in enumerate(labels):
+        groups[index[names[real[label]]]].append(i)
     return folders, groups
 
 
@@ -288,6 +405,8 @@ def search(
     processes: int | None = None,
     chunksize: int | None = None,
     scheduler=None,
+    reference: Repository | None = None,
+    within_new: bool = True,
     **kwargs,
 ) -> SearchResult:
     """Find duplicate and similar images in a repository made by :func:`build`.
@@ -314,6 +433,18 @@ def search(
         Run the search as Dask tasks on this client's cluster (needs the
         ``dask`` extra); the result is the same as without. See
         :mod:`fastdif.backends.dask`.
+    reference : Repository, optional
+        A library to check ``dif``'s images against (default
+        ``dif.reference``, set by ``build(..., reference=...)``): only
+        matches that involve an image of ``dif`` are reported, and pairs of
+        library images are never compared (an exact search, pruned by the
+        mean window and block bounds, so a large library costs little). A
+        library image is always the key of its group and never in
+        ``lower_quality``. Not with ``scheduler``, nor with a ``dif`` built
+        with ``in_folder``.
+    within_new : bool, default True
+        With a library: also match ``dif``'s images with each other. False
+        reports only matches with the library.
 
     Returns
     -------
@@ -326,12 +457,7 @@ def search(
     ImportError
         ``scheduler`` is given but Dask is not installed.
     """
-    if "lazy" in kwargs:
-        raise ValueError(
-            'Parameter "lazy" was renamed to "same_dim" in difPy v4.2.0: use same_dim=True/False.'
-        )
-    if kwargs:
-        raise TypeError(f"search() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    _no_unknown_keywords("search", kwargs)
     if not isinstance(dif, Repository):
         raise TypeError(
             f'Invalid value for "dif" parameter: must be the object returned by fastdif.build, '
@@ -344,10 +470,20 @@ def search(
         same_dim=params.check_bool("same_dim", same_dim),
     )
     show_progress = params.check_bool("show_progress", show_progress)
+    within_new = params.check_bool("within_new", within_new)
+    library = dif.reference if reference is None else reference
+    if library is not None:
+        _check_library(library, dif.px_size, dif.thumbnail_version)
+        if scheduler is not None or dif.in_folder:
+            raise ValueError('"reference" cannot be combined with "scheduler" or "in_folder".')
     client = dask.checked_client(scheduler, processes)
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(chunksize, largest)
-    units = list(comparable_units(dif, criteria.same_dim))
+    new = np.arange(len(dif), dtype=np.int64)
+    if library is not None:
+        # A file of the library is a library image only, however it was reached.
+        new = new[~_in_library(dif, library)]
+    units = list(_units(dif, criteria.same_dim, new)) if within_new or library is None else []
     if client is None:
         processes = params.check_processes(processes)
         searcher = LocalSearcher(dif, processes)
@@ -358,7 +494,8 @@ def search(
         searcher = dask.DaskSearcher(client, dif)
         chunked_used = True
     found = []
-    total = sum(len(index) for _, index in units)
+    summed = 0
+    total = sum(len(index) for _, index in units) + (0 if library is None else new.size)
     with (
         searcher,
         progress_bar(total, "Searching", "images", show_progress) as bar,
@@ -370,12 +507,37 @@ def search(
             check()
 
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
-        for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
-            groups = unit_groups(index, i, j, mse, dif.shapes, dif.file_sizes)
-            found += [(folder, key, members, mses) for key, members, mses in groups]
-            check()
+        if library is None:
+            for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
+                groups = unit_groups(index, i, j, mse, dif.shapes, dif.file_sizes)
+                found += [(folder, key, members, mses) for key, members, mses in groups]
+                check()
+        else:
+            pairs = [
+                (index[i], index[j])
+                for (_, index), (i, j, _) in zip(units, found_pairs, strict=True)
+            ]
+            queries = Thumbnails.of_repository(dif)
+            if new.size < len(dif):
+                queries = Thumbnails.of(
+                    np.ascontiguousarray(dif.tensors[new]), dif.shapes[new], queries.means[new]
+                )
+            i, j, summed = find_library_matches(
+                queries, Thumbnails.of_repository(library), criteria, tile_rows, tick
+            )
+            pairs.append((new[i], len(dif) + j))
+            groups = library_groups(
+                len(dif),
+                np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs]),
+                np.concatenate([np.empty(0, np.int64)] + [b for _, b in pairs]),
+                cross_mse(dif.tensors, library.tensors, criteria.rotate),
+                np.concatenate([dif.shapes, library.shapes]),
+                np.concatenate([dif.file_sizes, library.file_sizes]),
+            )
+            found = [(dif.folders[0], key, members, mses) for key, members, mses in groups]
     found.sort(key=lambda g: g[1])
-    result, lower_quality, duplicates, similar = difpy_result(dif, found)
+    paths = dif.paths if library is None else dif.paths + library.paths
+    result, lower_quality, duplicates, similar = difpy_result(paths, dif.in_folder, found)
     end = datetime.now()
     stats = {
         "directory": dif.stats["directory"],
@@ -396,11 +558,37 @@ def search(
                 },
                 "files_searched": len(dif),
                 **searcher.stats(),
-                "pairs_compared_exactly": searcher.summed,
+                "pairs_compared_exactly": searcher.summed + summed,
                 "matches_found": {"duplicates": duplicates, "similar": similar},
             },
         },
         "total_files": dif.stats["total_files"],
         "invalid_files": dif.stats["invalid_files"],
     }
-    return SearchResult(result, lower_quality, stats, dif, criteria)
+    if library is not None:
+        stats["process"]["search"]["reference"] = {
+            "images": len(library),
+            "within_new": within_new,
+            "files_also_in_reference": len(dif) - int(new.size),
+        }
+    # As difPy's search does, the build's stats get the search's entry too
+    # (the latest search's); se.stats stays this search's own dict.
+    dif.stats["process"]["search"] = stats["process"]["search"]
+    return SearchResult(result, lower_quality, stats, dif, criteria, library)
+
+
+def _in_library(dif: Repository, library: Repository) -> np.ndarray:
+    """Which of ``dif``'s images are files of ``library`` (the same ``(st_dev, st_ino)``)."""
+    known = _identities(library)
+    ids = dif.inodes.view(np.uint64).tolist()
+    return np.fromiter(((int(d), int(i)) in known for d, i in ids), dtype=bool, count=len(ids))
+
+
+def _units(dif: Repository, same_dim: bool, images: np.ndarray):
+    """:func:`~fastdif.engine.matching.comparable_units` of ``dif``, of ``images`` only."""
+    keep = np.zeros(len(dif), dtype=bool)
+    keep[images] = True
+    for folder, index in comparable_units(dif, same_dim):
+        index = index[keep[index]]
+        if index.size > 1:
+            yield folder, index

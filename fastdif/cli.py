@@ -14,6 +14,10 @@ from .api import build, search
 from .backends.dask import connect
 from .engine import warmup
 from .io.cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
+from .io.discover import validate_directories
+from .io.store import META_FILE
+from .model import Repository, load
+from .params import LAZY_RENAMED, SIMILARITY_LEVELS_REMOVED
 from .report import check_report_path, listing, printable, to_csv
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -29,6 +33,18 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _in_folder(text: str) -> bool | str:
+    value = text.strip().lower()
+    if value == "subfolders":
+        return value
+    try:
+        return _bool(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected true, false or subfolders, got {text!r}"
+        ) from None
+
+
 def _path(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("expected a path, got an empty string")
@@ -36,6 +52,8 @@ def _path(text: str) -> str:
 
 
 def _similarity(text: str):
+    if text in ("low", "normal", "high"):
+        raise argparse.ArgumentTypeError(SIMILARITY_LEVELS_REMOVED)
     return text if text in ("duplicates", "similar") else _number(text)
 
 
@@ -56,6 +74,18 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {_escaped(message)} (see {self.prog} --help)\n")
+
+
+class _Renamed(argparse.Action):
+    """A difPy flag that was renamed: using it, with or without a value, is an error
+    with difPy's own message."""
+
+    def __init__(self, option_strings, dest, message, **kwargs):
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+        self.message = message
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(self.message)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -100,10 +130,12 @@ def make_parser() -> argparse.ArgumentParser:
     add(
         "-i",
         "--in_folder",
-        type=_bool,
+        type=_in_folder,
         default=False,
-        metavar="BOOL",
-        help="search every folder on its own (default: false)",
+        metavar="MODE",
+        help="true: search each FOLDER given on its own, with its sub-folders (difPy's "
+        "meaning; a file given alone matches nothing); subfolders: each folder on its own; "
+        "false: everything together (default: false)",
     )
     add(
         "-le",
@@ -145,6 +177,32 @@ def make_parser() -> argparse.ArgumentParser:
         default=True,
         metavar="BOOL",
         help="compare only images of the same dimensions (default: true)",
+    )
+    add(
+        "-la",
+        "--lazy",
+        action=_Renamed,
+        message=LAZY_RENAMED,
+        metavar="BOOL",
+        help="renamed to -dim/--same_dim in difPy 4.2: an error that says so",
+    )
+    add(
+        "--reference",
+        type=_path,
+        action="append",
+        default=None,
+        metavar="LIBRARY",
+        help="check the folders against a library: a folder or file (repeatable), or one "
+        "saved repository; only matches with a new image are reported, and library images "
+        "are always kept",
+    )
+    add(
+        "-wn",
+        "--within_new",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="with --reference: also match the new images with each other (default: true)",
     )
     add(
         "-mv",
@@ -293,22 +351,28 @@ def run(args: argparse.Namespace) -> int:
             print(f"  never moved: {printable(path)}: {_escaped(why)}")
         return 0 if not undone["failed"] else 1
     directories = list(args.folders) + list(args.directory) or [os.getcwd()]
+    validate_directories(directories)  # a missing input creates no output folder
     output = args.output_directory or os.getcwd()
-    if not os.path.isdir(output):
-        raise FileNotFoundError(f'Output directory "{output}" does not exist')
     if args.report:
         # Before the build: a photo named by mistake is never replaced, and
         # nothing is searched, moved or deleted.
         check_report_path(args.report)
+    _output_folder(output)
     if args.quiet:
         args.show_progress = False
+    library = _library(args.reference)
     scheduler = None
     if args.scheduler:
         scheduler = connect(args.scheduler)
     # The local search's kernels compile (or load) while the build decodes.
-    warm = warmup.start(args.similarity) if scheduler is None else None
+    warm = None
+    if scheduler is None:
+        library_dtype = None
+        if library is not None:
+            library_dtype = library.tensors.dtype if isinstance(library, Repository) else "f4"
+        warm = warmup.start(args.similarity, library_dtype)
     try:
-        dif, se = _build_and_search(args, directories, cache, scheduler)
+        dif, se = _build_and_search(args, directories, cache, scheduler, library)
     finally:
         if scheduler is not None:
             scheduler.close()
@@ -378,6 +442,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_folder(path: str) -> None:
+    """Create the output folder ``path`` with its parents, as difPy's ``-Z`` does."""
+    if os.path.isdir(path):
+        return
+    if os.path.lexists(path):
+        raise NotADirectoryError(f'Output directory "{path}" is not a directory')
+    os.makedirs(path)
+
+
 def _reason(what: str, path: str, why: str) -> str:
     return f"  {what}: {printable(path)}: {_escaped(why)}"
 
@@ -390,7 +463,19 @@ def _escaped(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _build_and_search(args, directories, cache, scheduler):
+def _library(paths: list[str] | None):
+    """The ``reference`` of ``build`` for ``--reference``: paths, or one saved repository."""
+    if not paths:
+        return None
+    saved = [os.path.isfile(os.path.join(path, META_FILE)) for path in paths]
+    if not any(saved):
+        return paths
+    if len(paths) > 1:
+        raise ValueError("--reference: a saved repository must be the only library given")
+    return load(paths[0])
+
+
+def _build_and_search(args, directories, cache, scheduler, library):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
         dif = build(
@@ -403,6 +488,7 @@ def _build_and_search(args, directories, cache, scheduler):
             processes=args.processes,
             cache=cache,
             scheduler=scheduler,
+            reference=library,
         )
     for warning in caught:
         # One line each, without the source line Python's default format adds.
@@ -416,6 +502,7 @@ def _build_and_search(args, directories, cache, scheduler):
         processes=args.processes,
         chunksize=args.chunksize,
         scheduler=scheduler,
+        within_new=args.within_new,
     )
     return dif, se
 
@@ -424,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m fastdif`` and the ``fastdif`` command."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.move_to and args.delete:
+        parser.error(
+            '"move_to" and "delete" parameter are mutually exclusive. Please select one of them.'
+        )
     if hasattr(sys.stdout, "reconfigure"):
         # Paths with undecodable bytes (non-UTF-8 names) print as \udcXX
         # instead of failing after the work is done.

@@ -40,9 +40,30 @@ class BuildOptions:
     """How :func:`fastdif.build` finds and decodes files (its checked parameters)."""
 
     recursive: bool = True
-    in_folder: bool = False
+    in_folder: bool | str = False  # False, True or "subfolders" (params.check_in_folder)
     limit_extensions: bool = True
     px_size: int = 50
+
+
+@dataclass
+class BlockMeans:
+    """Block means of a repository's thumbnails: what the search's bounds read.
+
+    Attributes
+    ----------
+    grids : float32 array (N, g, g, 3)
+        Means of a g x g grid of blocks per channel
+        (:func:`fastdif.engine.kernels.grid_side` gives g).
+    means : float32 array (N, 1, 1, 3)
+        Channel means.
+    """
+
+    grids: np.ndarray
+    means: np.ndarray
+
+    def __post_init__(self):
+        # Read-only like the thumbnails: the kernels see one type.
+        self.grids.flags.writeable = self.means.flags.writeable = False
 
 
 class Repository:
@@ -68,10 +89,18 @@ class Repository:
         ``delete`` and ``move_to`` check it, the size and the modification
         time before acting on a file (see :mod:`fastdif.verify`).
     groups : tuple of tuple of int
-        Search groups: one group of all images, or one per folder with
-        ``in_folder=True``; each holds image indices in ``paths`` order.
+        Search groups, each holding image indices in ``paths`` order: one
+        group of all images (``in_folder=False``), one per input
+        (``in_folder=True``, difPy's meaning) or one per folder
+        (``in_folder="subfolders"``).
     folders : tuple of str
-        The folder of each group (the common input when not ``in_folder``).
+        The name of each group, which keys the result with ``in_folder``:
+        the input (True), the folder ("subfolders"), the inputs' common
+        folder (False).
+    in_folder : bool or str
+        How the images were grouped: False, True or "subfolders". A
+        repository saved by a fastdif before "subfolders" existed loads with
+        the bool it saved, and its saved groups (one per folder) are searched.
     stats : dict
         difPy's build statistics (JSON-serialisable).
     tensors_file : str or None
@@ -84,6 +113,14 @@ class Repository:
         decoding, for a repository saved before it was recorded); None for
         :func:`from_arrays`. Thumbnails of different versions are not
         comparable.
+    reference : Repository or None
+        The library these images are checked against (``build(...,
+        reference=...)``): a search then reports only matches that involve
+        one of these images, and a library image is always the key of its
+        group. Not saved with the repository.
+    block_means : BlockMeans or None
+        The thumbnails' block means, once a build or a search against this
+        repository as a library computed them; saved with the repository.
     """
 
     def __init__(
@@ -100,6 +137,8 @@ class Repository:
         tensors_file=None,
         thumbnail_version=None,
         inodes=None,
+        reference=None,
+        block_means=None,
     ):
         if mtimes_ns is None:
             mtimes_ns = np.zeros(len(paths), dtype=np.int64)
@@ -119,6 +158,8 @@ class Repository:
         self.stats = stats
         self.tensors_file = tensors_file
         self.thumbnail_version = thumbnail_version
+        self.reference = reference
+        self.block_means = block_means
 
     @property
     def px_size(self) -> int:
@@ -263,4 +304,8 @@ def load(path: str | os.PathLike, verify: bool = True) -> Repository:
         inconsistent file, or one that is not a regular file (a named pipe
         or a device, which would block or never end; the message names it).
     """
-    return Repository(**store.read(path, verify=verify))
+    fields = store.read(path, verify=verify)
+    block_means = fields.pop("block_means")
+    return Repository(
+        **fields, block_means=None if block_means is None else BlockMeans(**block_means)
+    )

@@ -30,6 +30,38 @@ def check_int_range(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
+def check_in_folder(value: object) -> bool | str:
+    """``in_folder``: False (one search), True or "subfolders"; returned as given.
+
+    True is difPy's meaning: each input (a folder with its sub-folders, or a
+    file) is searched on its own. "subfolders": each folder on its own.
+
+    Raises TypeError for a value that is neither a bool nor a string, and
+    ValueError for any other string; both name the parameter and the values
+    allowed.
+    """
+    if isinstance(value, bool) or (isinstance(value, str) and value == "subfolders"):
+        return value
+    error = ValueError if isinstance(value, str) else TypeError
+    raise error(
+        'Invalid value for "in_folder" parameter: must be True, False or "subfolders", '
+        f"got {value!r}."
+    )
+
+
+#: difPy's message for its renamed ``lazy`` parameter (``-la``/``--lazy`` on its command line).
+LAZY_RENAMED = (
+    'Parameter "-la" / "lazy" was renamed to "-dim" / "same_dim" with difPy v4.2. '
+    "Please update your script."
+)
+
+#: difPy's message for the similarity levels it removed in 3.0.8.
+SIMILARITY_LEVELS_REMOVED = (
+    'Since difPy v3.0.8, "similarity" parameter only accepts "duplicates" and "similar" '
+    "as input options."
+)
+
+
 def check_processes(value: object) -> int:
     """``processes``, the CPU cores to use (processes or threads), 1..cores; None: all cores."""
     cores = os.cpu_count() or 1
@@ -44,10 +76,7 @@ def check_similarity(value: object) -> float:
         if value in SIMILARITY_MSE:
             return SIMILARITY_MSE[value]
         if value in ("low", "normal", "high"):
-            raise ValueError(
-                'Since difPy v3.0.8, "similarity" parameter only accepts "duplicates" and '
-                '"similar" as input options, or a number >= 0.'
-            )
+            raise ValueError(f"{SIMILARITY_LEVELS_REMOVED} A number >= 0 is an MSE threshold.")
         try:
             value = float(value)
         except ValueError:

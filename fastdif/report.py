@@ -34,7 +34,7 @@ THUMBNAIL_SIZE = 160
 THUMBNAIL_QUALITY = 75
 
 #: Columns of the CSV export, one row per image.
-CSV_COLUMNS = ("group", "role", "path", "mse", "width", "height", "bytes", "folder")
+CSV_COLUMNS = ("group", "role", "path", "mse", "width", "height", "bytes", "folder", "reference")
 
 #: What every report starts with, and what its first :data:`_REPORT_HEAD`
 #: bytes hold: a file at the report's path is replaced only when it has all
@@ -57,25 +57,27 @@ def groups(se) -> list[dict]:
         One dict per group, in result order: ``{"id": int (from 1), "folder":
         str or None (the search group with ``in_folder``), "images": [...]}``.
         Each image is ``{"path", "role" ("key" or "member"), "mse" (to the
-        key, 0..255 scale; 0 for the key), "width", "height", "bytes"}``;
+        key, 0..255 scale; 0 for the key), "width", "height", "bytes",
+        "reference" (a library image: always a key, never dropped)}``;
         width, height and bytes are None when unknown.
     """
-    repository = getattr(se, "repository", None)
-    index = {path: i for i, path in enumerate(repository.paths)} if repository else {}
+    repositories = [r for r in (se.repository, se.reference) if r is not None]
+    # path -> (repository, index); a file in both is a library image.
+    index = {path: (r, i) for r in repositories for i, path in enumerate(r.paths)}
     in_folder = se.in_folder
     sections = se.result.items() if in_folder else [(None, se.result)]
     out = []
     for folder, result in sections:
         for key, members in result.items():
-            images = [_image(key, "key", 0.0, repository, index)]
-            images += [_image(path, "member", mse, repository, index) for path, mse in members]
+            images = [_image(key, "key", 0.0, index, se.reference)]
+            images += [_image(path, "member", mse, index, se.reference) for path, mse in members]
             out.append({"id": len(out) + 1, "folder": folder, "images": images})
     return out
 
 
-def _image(path, role, mse, repository, index) -> dict:
-    i = index.get(path)
-    if i is None:
+def _image(path, role, mse, index, library) -> dict:
+    repository, i = index.get(path, (None, None))
+    if repository is None:
         size = _file_size(path)
         width = height = None
     else:
@@ -88,6 +90,7 @@ def _image(path, role, mse, repository, index) -> dict:
         "width": width,
         "height": height,
         "bytes": size,
+        "reference": library is not None and repository is library,
     }
 
 
@@ -104,7 +107,9 @@ def to_csv(se) -> str:
     ``group`` numbers groups from 1 in result order; ``role`` is ``key`` or
     ``member``; ``mse`` is the MSE to the key (``repr`` of the float, so it
     reads back exactly; 0 for the key); ``folder`` is the search group with
-    ``in_folder`` and empty otherwise; unknown numbers are empty.
+    ``in_folder`` and empty otherwise; ``reference`` is ``true`` for a library
+    image (``search(..., reference=...)``) and empty otherwise; unknown
+    numbers are empty.
     """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -121,6 +126,7 @@ def to_csv(se) -> str:
                     _blank(image["height"]),
                     _blank(image["bytes"]),
                     _blank(group["folder"]),
+                    "true" if image["reference"] else "",
                 ]
             )
     return text.getvalue()
@@ -549,7 +555,8 @@ function summary() {
   }
   $("about").textContent = "Searched " + s.directories.join(", ") + " · MSE threshold " +
     s.similarity_mse + " · rotate " + s.rotate + " · same dimensions " + s.same_dim +
-    (s.in_folder ? " · each folder on its own" : "") + " · " + DATA.generator + ", " +
+    (s.in_folder === "subfolders" ? " · each folder on its own" :
+     s.in_folder ? " · each input on its own" : "") + " · " + DATA.generator + ", " +
     DATA.generated;
   const invalid = Object.entries(s.invalid);
   $("invalid").querySelector("summary").textContent = "Invalid files (" + invalid.length + ")";
@@ -583,6 +590,11 @@ function visible() {
   return order.sort((a, b) => by(a, b) || a - b);
 }
 
+function badge(im) {
+  if (im.reference) return "library";
+  return im.role === "key" ? "key" : im.mse === 0 ? "duplicate" : "similar";
+}
+
 function imageCard(g, i) {
   const im = GROUPS[g].images[i];
   const thumb = im.thumbnail
@@ -590,14 +602,14 @@ function imageCard(g, i) {
     : el("div", {class: "error"}, "no thumbnail: " + (im.error || "unknown"));
   const box = el("input", {type: "checkbox", "data-group": g, "data-image": i});
   box.checked = keep[g][i];
+  box.disabled = im.reference;  // a library image is always kept
   box.addEventListener("change", () => { keep[g][i] = box.checked; render(false); });
   const dims = im.width ? im.width + " × " + im.height : "? × ?";
   const state = keep[g][i] ? "kept" : "dropped";
   const card = el("div", {class: "image " + state, "data-path": im.path},
     el("div", {class: "thumb"}, thumb),
     el("div", {},
-      el("span", {class: "badge" + (im.role === "key" ? " key" : "")},
-        im.role === "key" ? "key" : im.mse === 0 ? "duplicate" : "similar"), " ",
+      el("span", {class: "badge" + (im.role === "key" ? " key" : "")}, badge(im)), " ",
       el("label", {}, box, " keep")),
     el("div", {class: "path"}, im.path),
     el("div", {class: "meta"}, dims + " · " + (im.format || "?") + " · " + bytes(im.bytes) +
@@ -660,7 +672,7 @@ function plan() {
     kept += keeps.length;
     if (!keeps.length) { skipped++; return; }
     group.images.forEach((im, i) => {
-      if (!keep[g][i]) { remove.push(im.path); guards.push(keeps[0].path); }
+      if (!keep[g][i] && !im.reference) { remove.push(im.path); guards.push(keeps[0].path); }
     });
   });
   return {remove, guards, kept, skipped};

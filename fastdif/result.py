@@ -10,12 +10,15 @@ from .model import Criteria, Repository
 from .report import write_report
 
 
-def difpy_result(dif: Repository, groups):
-    """difPy's ``result`` and ``lower_quality`` from groups of image indices.
+def difpy_result(paths, in_folder, groups):
+    """difPy's ``result`` and ``lower_quality`` from groups of image numbers.
 
     Parameters
     ----------
-    dif : Repository
+    paths : sequence of str
+        The path of each image number.
+    in_folder : bool or str
+        The repository's ``in_folder``: any true value keys the result by folder.
     groups : list of (folder, key, members, mses)
         Sorted by key; ``members`` are the other images of the group and
         ``mses`` their MSEs to the key.
@@ -24,7 +27,7 @@ def difpy_result(dif: Repository, groups):
     -------
     result : dict
         ``{key_path: [[path, mse], ...]}``, or ``{folder: {key_path: ...}}``
-        with ``in_folder``.
+        with ``in_folder`` True or "subfolders" (``folder``: the group's name).
     lower_quality : list of str
     duplicates, similar : int
         Members at MSE 0 and above 0.
@@ -33,9 +36,9 @@ def difpy_result(dif: Repository, groups):
     lower_quality: list[str] = []
     duplicates = similar = 0
     for folder, key, others, mses in groups:
-        entries = [[dif.paths[m], float(e)] for m, e in zip(others, mses, strict=True)]
-        target = result.setdefault(folder, {}) if dif.in_folder else result
-        target[dif.paths[key]] = entries
+        entries = [[paths[m], float(e)] for m, e in zip(others, mses, strict=True)]
+        target = result.setdefault(folder, {}) if in_folder else result
+        target[paths[key]] = entries
         lower_quality.extend(path for path, _ in entries)
         duplicates += sum(1 for e in mses if e == 0)
         similar += sum(1 for e in mses if e != 0)
@@ -49,7 +52,8 @@ class SearchResult:
     ----------
     result : dict
         ``{key_path: [[path, mse], ...]}``, or ``{folder: {key_path: [...]}}``
-        with ``in_folder``; ``mse`` is the MSE to the key (0..255 scale).
+        with ``in_folder`` True or "subfolders"; ``mse`` is the MSE to the key
+        (0..255 scale).
     lower_quality : list of str
         Every group member except the keys.
     stats : dict
@@ -60,16 +64,31 @@ class SearchResult:
     criteria : Criteria
         What the search matched by (threshold, rotations, dimensions).
     in_folder : bool
-        Whether ``result`` is keyed by folder (the repository's ``in_folder``).
+        Whether ``result`` is keyed by folder: True when the repository's
+        ``in_folder`` is True or "subfolders" (its mode is
+        ``repository.in_folder``).
+    reference : Repository or None
+        The library the search checked against (``search(...,
+        reference=...)``); its images are keys only, and never moved or
+        deleted.
     """
 
-    def __init__(self, result, lower_quality, stats, repository: Repository, criteria: Criteria):
+    def __init__(
+        self,
+        result,
+        lower_quality,
+        stats,
+        repository: Repository,
+        criteria: Criteria,
+        reference: Repository | None = None,
+    ):
         self.result = result
         self.lower_quality = lower_quality
         self.stats = stats
         self.repository = repository
         self.criteria = criteria
-        self.in_folder = bool(repository.in_folder)
+        self.reference = reference
+        self.in_folder = bool(repository.in_folder)  # "subfolders" is true
         # Files move_to moved: {new path: (member path in result, identity after the move)}.
         self._moved: dict[str, tuple[str, verify.Identity]] = {}
 
@@ -195,14 +214,18 @@ class SearchResult:
         """
         dif = self.repository
         records: dict[str, verify.Identity] = {}
-        # Only a built repository recorded the files it decoded (from_arrays did not).
-        if dif.thumbnail_version is not None:
-            wanted = set(keys) | set(keys.values())
-            for i, path in enumerate(dif.paths):
+        wanted = set(keys) | set(keys.values())
+        library = () if self.reference is None else (self.reference,)
+        for repository in (*library, dif):
+            # Only a built repository recorded the files it decoded (from_arrays did not).
+            if repository.thumbnail_version is None:
+                continue
+            for i, path in enumerate(repository.paths):
                 if path in wanted:
                     records[path] = verify.Identity.recorded(
-                        dif.file_sizes[i], dif.mtimes_ns[i], *dif.inodes[i]
+                        repository.file_sizes[i], repository.mtimes_ns[i], *repository.inodes[i]
                     )
+        protected = set(self.reference.paths) if self.reference is not None else set()
         key_thumbnails: dict = {}
 
         def refusal(path: str) -> str | None:
@@ -210,6 +233,8 @@ class SearchResult:
             key = keys.get(origin)
             if key is None:
                 return "not a member of a group in this result"
+            if origin in protected:
+                return "a reference (library) image is never moved or deleted"
             found = verify.check_pair(
                 key, path, records.get(key), record, self.criteria, dif.px_size, key_thumbnails
             )

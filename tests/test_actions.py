@@ -248,7 +248,7 @@ def test_delete_with_in_folder_results(tmp_path, find):
     x1 = images.copy_bytes(x, tmp_path / "x" / "b.png")
     y = images.copy_bytes(x, tmp_path / "y" / "a.png")
     y1 = images.copy_bytes(x, tmp_path / "y" / "b.png")
-    se = find(tmp_path, in_folder=True)
+    se = find(tmp_path, in_folder="subfolders")
     assert se.result == {
         str(tmp_path / "x"): {x: [[x1, 0.0]]},
         str(tmp_path / "y"): {y: [[y1, 0.0]]},

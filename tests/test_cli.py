@@ -149,7 +149,8 @@ def test_cli_delete_asks_and_no_answer_keeps_files(folder, tmp_path):
         (["-s", "-3", "."], "argument -s/--similarity"),
         (["-r", "maybe", "."], "argument -r/--recursive: expected true or false"),
         (["-ch", "0", "."], '"chunksize" parameter: must be >= 1'),
-        ([".", "-Z", "no-such-output"], 'Output directory "no-such-output" does not exist'),
+        ([".", "-Z", "img0.png"], 'Output directory "img0.png" is not a directory'),
+        (["-mv", "dupes", "-d", "true", "."], '"move_to" and "delete" parameter are mutually'),
         ([".", "."], "invalid attempt to compare a directory with itself"),
     ],
 )
@@ -182,6 +183,8 @@ def test_help_documents_every_difpy_flag(capsys):
         "-p",
         "-proc",
         "-ch",
+        "-la",
+        "--lazy",
         "--report",
         "--format",
         "-q",
@@ -200,3 +203,79 @@ def test_main_in_process_returns_status(folder, tmp_path, capsys):
     assert main([str(folder), "-Z", str(tmp_path), "-p", "false", "-proc", "1"]) == 0
     assert main([str(folder / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_output_directory_is_created_with_its_parents(folder, tmp_path):
+    out = tmp_path / "new" / "results"
+    proc = run_cli(str(folder), "-Z", str(out), "-p", "false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert set(outputs(out)) == {"results", "lower_quality", "stats"}
+    # A missing input creates nothing.
+    proc = run_cli("missing", "-Z", str(tmp_path / "other"), "-p", "false", cwd=tmp_path)
+    assert proc.returncode == 2 and 'Directory "missing" does not exist' in proc.stderr
+    assert not (tmp_path / "other").exists()
+
+
+# difPy 4.2.1's messages for its renamed and removed flags (dif.py, _validate_param).
+LAZY = (
+    'Parameter "-la" / "lazy" was renamed to "-dim" / "same_dim" with difPy v4.2. '
+    "Please update your script."
+)
+LEVELS = (
+    'Since difPy v3.0.8, "similarity" parameter only accepts "duplicates" and "similar" '
+    "as input options."
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-la", "true"], LAZY),
+        (["-la", "false"], LAZY),
+        (["--lazy", "True"], LAZY),
+        (["-la"], LAZY),
+        (["-s", "low"], LEVELS),
+        (["-s", "normal"], LEVELS),
+        (["--similarity", "high"], LEVELS),
+    ],
+)
+def test_cli_renamed_difpy_flags_get_difpy_message(folder, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), "-Z", str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m fastdif: error: ") and message in line
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("fastdif_")]
+
+
+def test_cli_in_folder_modes(tmp_path):
+    pics = tmp_path / "pics"
+    (pics / "sub").mkdir(parents=True)
+    photo(5).save(pics / "a.png")
+    shutil.copyfile(pics / "a.png", pics / "sub" / "a_copy.png")
+    photo(6).save(pics / "sub" / "b.png")
+    shutil.copyfile(pics / "sub" / "b.png", pics / "sub" / "b_copy.png")
+    keys = {}
+    for mode in ("true", "subfolders", "false", "TRUE"):
+        out = tmp_path / f"out-{mode}"
+        proc = run_cli(str(pics), "-i", mode, "-Z", str(out), "-p", "false", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        data = outputs(out)
+        keys[mode] = sorted(data["results"])
+        assert "2 groups, 2 duplicates" in proc.stdout or mode == "subfolders", proc.stdout
+        assert (
+            data["stats"]["process"]["build"]["parameters"]["in_folder"]
+            == {
+                "true": True,
+                "TRUE": True,
+                "subfolders": "subfolders",
+                "false": False,
+            }[mode]
+        )
+    # true: the input with its sub-folders, as difPy; subfolders: each folder on its own.
+    assert keys["true"] == keys["TRUE"] == [str(pics)]
+    assert keys["subfolders"] == [str(pics / "sub")]
+    assert len(keys["false"]) == 2  # keyed by image, not by folder
+    proc = run_cli(str(pics), "-i", "sub", "-p", "false", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "argument -i/--in_folder: expected true, false or subfolders, got 'sub'" in proc.stderr

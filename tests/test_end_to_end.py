@@ -267,7 +267,7 @@ def test_many_copies_form_one_group(tmp_path, find):
 # --------------------------------------------------------------------------- inputs
 
 
-def test_in_folder_never_matches_across_folders(tmp_path, find):
+def test_in_folder_subfolders_never_matches_across_folders(tmp_path, find):
     x, y, z = tmp_path / "x", tmp_path / "y", tmp_path / "z"
     xa = images.save_photo(50, x / "a.png")
     xa2 = images.copy_bytes(xa, x / "a2.png")
@@ -278,7 +278,7 @@ def test_in_folder_never_matches_across_folders(tmp_path, find):
     images.save_photo(52, z / "lonely.png")
     zb = images.copy_bytes(yb, z / "b.png")  # duplicate of y/b.png, other folder
 
-    se = find(tmp_path, similarity="similar", in_folder=True)
+    se = find(tmp_path, similarity="similar", in_folder="subfolders")
 
     assert set(se.result) == {str(x), str(y)}
     assert se.result[str(x)] == {xa: [[xa2, 0.0]]}
@@ -286,6 +286,8 @@ def test_in_folder_never_matches_across_folders(tmp_path, find):
     assert [path for path, _ in se.result[str(y)][yb]] == [yb_jpg, yb_q85]
     assert sorted(se.lower_quality) == sorted([xa2, yb_jpg, yb_q85])
     json.dumps(se.result)
+    # in_folder=True, difPy's: each input on its own; x, y and z given, the same groups.
+    assert find(x, y, z, similarity="similar", in_folder=True).result == se.result
 
     union = find(tmp_path, similarity="duplicates")
     assert union.result == {xa: [[xa2, 0.0], [ya, 0.0]], yb: [[zb, 0.0]]}
@@ -345,14 +347,17 @@ def test_absolute_and_relative_inputs_can_be_mixed(tmp_path, find, monkeypatch):
     assert groups_of_paths(se.result) == {frozenset([os.path.realpath(a), os.path.realpath(b)])}
 
 
-def test_in_folder_groups_by_folder_not_by_how_its_path_is_spelled(tmp_path, find, monkeypatch):
+@pytest.mark.parametrize("in_folder", [True, "subfolders"])
+def test_in_folder_groups_by_folder_not_by_how_its_path_is_spelled(
+    tmp_path, find, monkeypatch, in_folder
+):
     # The folder y given as "y" and one of its files as "./y/b.png": both files
     # are in one folder, so with in_folder they must still be compared.
     a = images.save_photo(59, tmp_path / "y" / "a.png")
     b = images.copy_bytes(a, tmp_path / "y" / "b.png")
     monkeypatch.chdir(tmp_path)
 
-    se = find("y", os.path.join(".", "y", "b.png"), in_folder=True)
+    se = find("y", os.path.join(".", "y", "b.png"), in_folder=in_folder)
 
     assert len(se.result) == 1
     [folder_result] = se.result.values()

@@ -41,13 +41,17 @@ def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capac
     item_row = np.repeat(rows, n_blocks)
     begin = np.maximum(b * block, item_row + 1)
     end = np.minimum((b + 1) * block, n)
-    counts, cols, mses, _ = kernels.match_ranges(
+    images = (
         tensors,
         kernels.block_means(tensors, kernels.grid_side(px)),
         kernels.block_means(tensors, 1),
-        np.arange(n, dtype=np.int64),
         np.ascontiguousarray(shapes, dtype=np.int64),
-        item_row,
+    )
+    counts, cols, mses, _ = kernels.match_ranges(
+        *images,
+        item_row,  # the identity order: positions are image indices
+        *images,
+        np.arange(n, dtype=np.int64),
         begin,
         end,
         bool(rotate),

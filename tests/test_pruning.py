@@ -140,13 +140,17 @@ def test_match_ranges_any_order_and_ranges_match_reference(spec, rotate, same_di
     item_row = np.arange(n, dtype=np.int64)
     item_begin = item_row + 1
     item_end = np.array([rng.integers(r + 1, n + 1) for r in range(n)], dtype=np.int64)
-    counts, cols, mses, exact = kernels.match_ranges(
+    images = (
         tensors,
         kernels.block_means(tensors, kernels.grid_side(px)),
         kernels.block_means(tensors, 1),
-        order,
         shapes,
-        item_row,
+    )
+    counts, cols, mses, exact = kernels.match_ranges(
+        *images,
+        order[item_row],
+        *images,
+        order,
         item_begin,
         item_end,
         rotate,

@@ -438,7 +438,7 @@ def small_result(tmp_path, find):
         ({"px_size": 50.0}, TypeError, "px_size"),
         ({"px_size": None}, TypeError, "px_size"),
         ({"recursive": None}, TypeError, "recursive"),
-        ({"in_folder": "false"}, TypeError, "in_folder"),
+        ({"in_folder": None}, TypeError, "in_folder"),
         ({"limit_extensions": 0}, TypeError, "limit_extensions"),
         ({"show_progress": 1}, TypeError, "show_progress"),
     ],

@@ -75,8 +75,9 @@ def test_csv_round_trips_the_result_exactly(se, pics):
     assert ids == sorted(ids) and ids[0] == 1 and ids[-1] == len(se.result)
 
 
-def test_csv_round_trips_an_in_folder_result(pics, find):
-    se = find(pics, similarity="similar", same_dim=False, in_folder=True)
+@pytest.mark.parametrize("in_folder", [True, "subfolders"])
+def test_csv_round_trips_an_in_folder_result(pics, find, in_folder):
+    se = find(pics, similarity="similar", same_dim=False, in_folder=in_folder)
     assert se.result, "expected matches inside folders"
     text = report.to_csv(se)
     assert rows_to_result(text, in_folder=True) == se.result

@@ -102,7 +102,7 @@ def _spy_match_ranges(mp):
     real = search_module.match_ranges
 
     def spy(*args):
-        item_begin, item_end, capacity = args[6], args[7], args[-1]
+        item_begin, item_end, capacity = args[10], args[11], args[-1]
         calls.append((int((item_end - item_begin).max(initial=0)), capacity))
         return real(*args)
 

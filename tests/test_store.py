@@ -80,7 +80,9 @@ def test_on_disk_format_is_documented_json_and_npy(photos, tmp_path):
     target = dif.save(tmp_path / "r")
     assert sorted(os.listdir(target)) == [
         "file_sizes.npy",
+        "grids.npy",
         "inodes.npy",
+        "means.npy",
         "mtimes_ns.npy",
         "repository.json",
         "shapes.npy",
@@ -95,6 +97,22 @@ def test_on_disk_format_is_documented_json_and_npy(photos, tmp_path):
     assert meta["arrays"]["tensors"]["shape"] == [7, 20, 20, 3]
     tensors = np.load(os.path.join(target, "tensors.npy"), allow_pickle=False)
     np.testing.assert_array_equal(tensors, dif.tensors)
+    # The block means a library search reads, as the build computed them.
+    loaded = fastdif.load(target)
+    for name in ("grids", "means"):
+        saved = np.load(os.path.join(target, f"{name}.npy"), allow_pickle=False)
+        np.testing.assert_array_equal(saved, getattr(dif.block_means, name))
+        np.testing.assert_array_equal(getattr(loaded.block_means, name), saved)
+    assert meta["arrays"]["grids"]["shape"] == [7, 10, 10, 3]
+    assert meta["arrays"]["means"]["shape"] == [7, 1, 1, 3]
+
+
+def test_a_repository_without_block_means_saves_and_loads_without_them(tmp_path):
+    dif = fastdif.from_arrays(np.zeros((3, 20, 20, 3), dtype=np.uint8))
+    assert dif.block_means is None
+    loaded = fastdif.load(dif.save(tmp_path / "r"))
+    assert loaded.block_means is None
+    assert not os.path.exists(tmp_path / "r" / "grids.npy")
 
 
 def test_empty_repository_round_trip(tmp_path):

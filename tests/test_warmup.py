@@ -16,6 +16,7 @@ import images
 import numpy as np
 import pytest
 
+import fastdif
 from fastdif.cli import main
 from fastdif.engine import warmup
 
@@ -89,6 +90,35 @@ def test_the_cli_compiles_each_kernel_once_for_the_types_the_warmup_uses(
     assert {name: report[name]["signatures"] for name in KERNELS} == want
 
 
+@pytest.mark.parametrize("library", ["folder", "saved"])
+def test_a_search_against_a_library_compiles_only_what_the_warmup_compiles(
+    pics, tmp_path, numba_cache, library
+):
+    folder = tmp_path / "library"
+    images.copy_bytes(pics / "a0.png", folder / "same.png")
+    images.save_photo(9, folder / "other.png", 64, 48)
+    reference = str(folder)
+    if library == "saved":
+        reference = fastdif.build(reference, show_progress=False, processes=1).save(
+            tmp_path / "library.fastdif"
+        )
+    args = [str(pics), "--reference", reference, "-s", "similar", "-Z", str(tmp_path), "-q"]
+    code = f"""
+        from fastdif.cli import main
+        assert main({args + ["-p", "false"]!r}) == 0
+    """
+
+    report = run_python(code, numba_cache)
+
+    types = warmup.argument_types(np.float32, True, np.float32)
+    assert set(report["match_ranges"]["signatures"]) == {
+        str(types["match_ranges"]),
+        str(types["match_library"]),
+    }
+    for name in ("block_means", "pair_mse"):
+        assert report[name]["signatures"] == [str(types[name])]
+
+
 def test_a_later_process_loads_the_kernels_the_warmup_compiled(pics, tmp_path):
     fresh = tmp_path / "numba-cache"
     warmed = run_python(
@@ -134,7 +164,7 @@ def test_the_dask_tasks_find_their_kernels_loaded(numba_cache, dtype):
         images = Thumbnails.of(tensors, shapes, kernels.block_means(tensors, 1))
         local = np.arange(ids.size, dtype=np.int64)
         rows, begins, stops = local[:2], local[:2] + 1, np.full(2, ids.size, dtype=np.int64)
-        match_items(images, local, rows, begins, stops, Criteria(5.0, True, True))
+        match_items(images, rows, images, local, begins, stops, Criteria(5.0, True, True))
     """
 
     report = run_python(code, numba_cache)

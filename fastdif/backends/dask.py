@@ -293,7 +293,7 @@ def _match_tiles(source, ids, shapes, means, rows, begins, stops, criteria, thre
     with _numba_threads(threads):
         images = Thumbnails.of(_rows(source, ids), shapes, means)
         local = np.arange(ids.size, dtype=np.int64)
-        i, j, summed = match_items(images, local, rows, begins, stops, criteria)
+        i, j, summed = match_items(images, rows, images, local, begins, stops, criteria)
     a, b = ids[i], ids[j]
     return np.minimum(a, b), np.maximum(a, b), summed
 

@@ -68,3 +68,45 @@ def unit_groups(index, i, j, mse, shapes, file_sizes):
         (int(index[key]), index[members].tolist(), [next(mses) for _ in members])
         for key, members in zip(keys, others, strict=True)
     ]
+
+
+def library_groups(n_new, i, j, mse, shapes, file_sizes):
+    """Groups of new images and the library images they match, keyed by a library image.
+
+    Images are numbered as in :func:`fastdif.engine.matching.cross_mse`: new
+    images ``0 .. n_new - 1``, then the library's. A group with a library
+    image is keyed by its best library image (:func:`choose_key` among them)
+    and lists only its new images: library images are never members, and
+    other library images the group links are left out (pairs among library
+    images are never compared). A group of new images alone is keyed as
+    :func:`unit_groups` keys it.
+
+    Parameters
+    ----------
+    n_new : int
+    i, j : int64 arrays
+        Matching pairs of image numbers.
+    mse : callable
+        ``mse(left, right)`` of image numbers; called once for all groups.
+    shapes, file_sizes : arrays
+        Of the new images, then the library's.
+
+    Returns
+    -------
+    list of (key, members, mses)
+        As :func:`unit_groups`, in image numbers.
+    """
+    keys, others = [], []
+    for members in connected_groups(len(shapes), i, j):
+        library = [m for m in members if m >= n_new]
+        new = [m for m in members if m < n_new]
+        key = choose_key(library or new, shapes, file_sizes)
+        keys.append(key)
+        others.append([m for m in new if m != key])
+    left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
+    right = np.asarray([m for o in others for m in o], dtype=np.int64)
+    mses = iter(mse(left, right).tolist()) if left.size else iter(())
+    return [
+        (int(key), members, [next(mses) for _ in members])
+        for key, members in zip(keys, others, strict=True)
+    ]

@@ -77,12 +77,12 @@ def bounded_sse(a, b, row_len, limit):
 
 
 @njit(cache=True)
-def comparable(shapes, i, j, same_dim):
-    """True when image ``i`` and ``j`` may be compared under ``same_dim``."""
+def comparable(shapes, i, other_shapes, j, same_dim):
+    """True when image ``i`` (of ``shapes``) and ``j`` (of ``other_shapes``) may be compared."""
     if not same_dim:
         return True
     wi, hi = shapes[i, 0], shapes[i, 1]
-    wj, hj = shapes[j, 0], shapes[j, 1]
+    wj, hj = other_shapes[j, 0], other_shapes[j, 1]
     return (wi == wj and hi == hj) or (wi == hj and hi == wj)
 
 
@@ -112,9 +112,13 @@ def match_ranges(
     tensors,
     grids,
     means,
-    order,
     shapes,
-    item_row,
+    item_image,
+    others,
+    other_grids,
+    other_means,
+    other_shapes,
+    order,
     item_begin,
     item_end,
     rotate,
@@ -122,12 +126,15 @@ def match_ranges(
     max_mse,
     capacity,
 ):
-    """Compare images in ranges of an ordering; keep the pairs within ``max_mse``.
+    """Compare images with ranges of other images in an order; keep pairs within ``max_mse``.
 
-    Work item ``w`` compares image ``order[item_row[w]]`` with each image
-    ``order[t]`` for ``t`` in ``item_begin[w]:item_end[w]``. The classic path
-    passes the identity order and every later image; the chunked path passes
-    images sorted by overall mean and only the window the mean bound allows.
+    Work item ``w`` compares image ``item_image[w]`` of ``tensors`` with each
+    image ``order[t]`` of ``others`` for ``t`` in ``item_begin[w]:item_end[w]``.
+    A search within one set passes the same arrays twice: the classic path
+    the identity order and every later image, the chunked path images sorted
+    by overall mean and only the window the mean bound allows. A search of
+    new images against a library passes the new images first and the library
+    second, with the window on both sides of each new image.
     Before each exact sum the channel-mean and block-mean bounds are checked.
 
     Parameters
@@ -137,12 +144,17 @@ def match_ranges(
         ``block_means(tensors, g)`` with ``g = grid_side(px)``.
     means : float32 array (N, 1, 1, 3)
         ``block_means(tensors, 1)``.
-    order : int64 array (N,)
-        Image index at each position.
     shapes : int64 array (N, 2)
         Images' (width, height).
-    item_row, item_begin, item_end : int64 arrays (W,)
-        Work items, as positions in ``order``.
+    item_image : int64 array (W,)
+        The image of ``tensors`` each work item compares.
+    others, other_grids, other_means, other_shapes : arrays (M, ...)
+        The images compared with, as the four above (same px); may be the
+        same arrays.
+    order : int64 array (M,)
+        Image index of ``others`` at each position.
+    item_begin, item_end : int64 arrays (W,)
+        Each work item's range, as positions in ``order``.
     rotate : bool
         Also compare the four rotations; the smallest MSE counts.
     same_dim : bool
@@ -158,43 +170,45 @@ def match_ranges(
         Matches of each item; may exceed ``capacity``, in which case only the
         first ``capacity`` are stored.
     cols : int64 array (W, capacity)
-        Image indices matching ``order[item_row[w]]``, in position order.
+        Indices of the images of ``others`` matching ``item_image[w]``, in
+        position order.
     mses : float32 array (W, capacity)
         Their MSE.
     exact : int64 array (W,)
         Pairs of each item that no bound skipped (an exact sum was started).
     """
-    n, p = tensors.shape[0], tensors.shape[1]
+    n, m, p = tensors.shape[0], others.shape[0], tensors.shape[1]
     size = p * p * 3
     g = grids.shape[1]
     grid_len = g * g * 3
     scale = size / grid_len
-    flat = tensors.reshape(n, size)
-    flat_grids = grids.reshape(n, grid_len)
     flat_means = means.reshape(n, 3)
+    other_flat = others.reshape(m, size)
+    other_flat_grids = other_grids.reshape(m, grid_len)
+    other_flat_means = other_means.reshape(m, 3)
     n_rot = 4 if rotate else 1
     # A pair matches when sse / size <= max_mse. Sums stop early only above
     # ``limit``, a little above max_mse * size, so rounding in that product
     # never drops a pair exactly at the threshold.
     limit = max_mse * size * (1.0 + 1e-9) + 1e-9
-    n_items = item_row.shape[0]
+    n_items = item_image.shape[0]
     counts = np.empty(n_items, dtype=np.int64)
     cols = np.empty((n_items, capacity), dtype=np.int64)
     mses = np.empty((n_items, capacity), dtype=np.float32)
     exact = np.empty(n_items, dtype=np.int64)
     for w in prange(n_items):
-        i = order[item_row[w]]
+        i = item_image[w]
         rot_grid_i = rotations(grids[i])
         rot_i = np.empty((0, size), dtype=tensors.dtype)
         found = 0
         summed = 0
         for t in range(item_begin[w], item_end[w]):
             j = order[t]
-            if not comparable(shapes, i, j, same_dim):
+            if not comparable(shapes, i, other_shapes, j, same_dim):
                 continue
             channel = 0.0
             for c in range(3):
-                d = np.float64(flat_means[i, c]) - np.float64(flat_means[j, c])
+                d = np.float64(flat_means[i, c]) - np.float64(other_flat_means[j, c])
                 channel += d * d
             if channel * (size / 3.0) > limit * (1.0 + BOUND_SLACK) + BOUND_SLACK * size:
                 continue
@@ -202,12 +216,12 @@ def match_ranges(
             started = False
             for k in range(n_rot):
                 bound = (best * (1.0 + BOUND_SLACK) + BOUND_SLACK * size) / scale
-                if bounded_sse(rot_grid_i[k], flat_grids[j], g * 3, bound) > bound:
+                if bounded_sse(rot_grid_i[k], other_flat_grids[j], g * 3, bound) > bound:
                     continue
                 if rot_i.shape[0] == 0:
                     rot_i = rotations(tensors[i])
                 started = True
-                sse = bounded_sse(rot_i[k], flat[j], p * 3, best)
+                sse = bounded_sse(rot_i[k], other_flat[j], p * 3, best)
                 if sse <= best:
                     best = sse
             summed += started

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..model import Criteria
+from ..model import BlockMeans, Criteria
 from .kernels import (
     BOUND_SLACK,
     block_means,
@@ -71,6 +71,40 @@ class Thumbnails:
         if means is None:
             means = block_means(tensors, 1)
         return cls(tensors, shapes, grids, means)
+
+    @classmethod
+    def of_repository(cls, dif) -> Thumbnails:
+        """All of a repository's thumbnails, with its :class:`~fastdif.model.BlockMeans`.
+
+        Block means a repository does not hold yet (one made by
+        :func:`fastdif.from_arrays`, or saved before they were) are computed
+        once and kept on it, so they are saved with it.
+        """
+        if dif.block_means is None:
+            found = cls.of(dif.tensors, dif.shapes)
+            dif.block_means = BlockMeans(found.grids, found.means)
+        return cls(dif.tensors, dif.shapes, dif.block_means.grids, dif.block_means.means)
+
+
+def repository_block_means(tensors, chunk: int = 1024) -> BlockMeans:
+    """The block means :func:`~fastdif.engine.kernels.block_means` gives, in NumPy, one thread.
+
+    For ``build``: a build starts no Numba thread, so a program that forks
+    after it (``multiprocessing``'s default on Linux) can still use Numba in
+    the child, which it cannot after OpenMP threads ran. Sums are float64:
+    for integer-valued thumbnails (every build's) they are exact, and the
+    result is the kernel's bit for bit (the tests compare them).
+    """
+    n, p = tensors.shape[0], tensors.shape[1]
+    g = grid_side(p)
+    grids = np.empty((n, g, g, 3), dtype=np.float32)
+    means = np.empty((n, 1, 1, 3), dtype=np.float32)
+    for a in range(0, n, chunk):
+        rows = np.asarray(tensors[a : a + chunk], dtype=np.float64)
+        blocks = rows.reshape(len(rows), g, p // g, g, p // g, 3).sum(axis=(2, 4))
+        grids[a : a + chunk] = blocks / (p // g) ** 2
+        means[a : a + chunk] = blocks.sum(axis=(1, 2))[:, None, None, :] / (p * p)
+    return BlockMeans(grids, means)
 
 
 def comparable_units(dif, same_dim: bool):
@@ -142,9 +176,9 @@ def find_matches(tensors, shapes, criteria: Criteria, tile_rows=None, progress=N
         )
     found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
     for rows, begins, stops in tiles:
-        i, j, exact = match_items(images, order, rows, begins, stops, criteria)
-        found_i.append(i)
-        found_j.append(j)
+        a, b, exact = match_items(images, order[rows], images, order, begins, stops, criteria)
+        found_i.append(np.minimum(a, b))
+        found_j.append(np.maximum(a, b))
         summed += exact
         if progress:
             progress(len(rows))
@@ -171,51 +205,121 @@ def sorted_windows(means, max_mse):
         among those after it: the overall means differ by more than
         ``sqrt(max_mse)`` beyond (with :data:`~fastdif.engine.kernels.BOUND_SLACK`).
     """
-    n = means.shape[0]
-    overall = means.reshape(n, 3).astype(np.float64).mean(axis=1)
+    overall = overall_means(means)
     order = np.argsort(overall, kind="stable").astype(np.int64)
     ranked = overall[order]
-    radius = np.sqrt(max_mse * (1 + BOUND_SLACK) + BOUND_SLACK)
-    ends = np.searchsorted(ranked, ranked + radius, side="right").astype(np.int64)
-    return order, ends
+    ends = np.searchsorted(ranked, ranked + window_radius(max_mse), side="right")
+    return order, ends.astype(np.int64)
 
 
-def match_items(images: Thumbnails, order, rows, begins, stops, criteria: Criteria):
-    """Compare image ``order[r]`` with images ``order[begins:stops]`` for each row ``r``.
+def overall_means(means) -> np.ndarray:
+    """Each image's mean over all its values (float64), from its channel means."""
+    return means.reshape(means.shape[0], 3).astype(np.float64).mean(axis=1)
 
-    Rows are split into kernel work items of at most :data:`BLOCK` positions.
+
+def window_radius(max_mse) -> float:
+    """How far apart two images' overall means can be and the images still match.
+
+    ``(Δ overall mean)^2 <= MSE`` (see :mod:`fastdif.engine.kernels`), with
+    :data:`~fastdif.engine.kernels.BOUND_SLACK` added.
+    """
+    return float(np.sqrt(max_mse * (1 + BOUND_SLACK) + BOUND_SLACK))
+
+
+def find_library_matches(
+    queries: Thumbnails, library: Thumbnails, criteria, tile_rows, progress=None
+):
+    """Every pair (q, l) of a new image q and a library image l within ``criteria.max_mse``.
+
+    Library images are sorted by overall mean; each new image is compared
+    only with the window of library images whose overall mean is within
+    :func:`window_radius` of its own, on both sides, ``tile_rows`` new
+    images at a time. The bounds of :func:`match_items` then skip most of
+    the window, so the cost grows with the new images, not with the library.
+    Pairs among library images are never compared.
+
+    Parameters
+    ----------
+    queries, library : Thumbnails
+        The new images and the library (same px; the dtypes may differ).
+    criteria : Criteria
+    tile_rows : int
+        New images per kernel call.
+    progress : callable, optional
+        Called with the number of new images finished after each call.
 
     Returns
     -------
     i, j : int64 arrays
-        Matching pairs of image indices, ``i < j``, in no particular order.
+        Matching pairs, ``i`` indexing ``queries`` and ``j`` ``library``, in
+        ascending (i, j) order.
+    summed : int
+        Pairs that no bound skipped.
+    """
+    overall = overall_means(library.means)
+    order = np.argsort(overall, kind="stable").astype(np.int64)
+    ranked = overall[order]
+    centres = overall_means(queries.means)
+    radius = window_radius(criteria.max_mse)
+    begins = np.searchsorted(ranked, centres - radius, side="left").astype(np.int64)
+    stops = np.searchsorted(ranked, centres + radius, side="right").astype(np.int64)
+    found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
+    for s in range(0, centres.size, tile_rows):
+        rows = np.arange(s, min(s + tile_rows, centres.size), dtype=np.int64)
+        i, j, exact = match_items(
+            queries, rows, library, order, begins[rows], stops[rows], criteria
+        )
+        found_i.append(i)
+        found_j.append(j)
+        summed += exact
+        if progress:
+            progress(rows.size)
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    first = np.lexsort((j, i))
+    return i[first], j[first], summed
+
+
+def match_items(images: Thumbnails, image_ids, others: Thumbnails, order, begins, stops, criteria):
+    """Compare image ``image_ids[k]`` with images ``order[begins[k]:stops[k]]`` of ``others``.
+
+    ``others`` may be ``images`` itself (a search within one set). Each range
+    is split into kernel work items of at most :data:`BLOCK` positions.
+
+    Returns
+    -------
+    i, j : int64 arrays
+        Matching pairs: ``i`` indexes ``images``, ``j`` indexes ``others``;
+        in no particular order.
     summed : int
         Pairs that no bound skipped.
     """
     per_row = np.maximum(stops - begins, 0)
     blocks = -(-per_row // BLOCK)
-    item_row = np.repeat(rows, blocks)
+    item_image = np.repeat(image_ids, blocks)
     first = np.repeat(np.cumsum(blocks) - blocks, blocks)
-    item_begin = np.repeat(begins, blocks) + (np.arange(item_row.size) - first) * BLOCK
+    item_begin = np.repeat(begins, blocks) + (np.arange(item_image.size) - first) * BLOCK
     item_end = np.minimum(item_begin + BLOCK, np.repeat(stops, blocks))
-    args = (images.tensors, images.grids, images.means, order, images.shapes)
+    sets = (
+        images.tensors, images.grids, images.means, images.shapes, None,
+        others.tensors, others.grids, others.means, others.shapes, order,
+    )  # fmt: skip
     flags = (criteria.rotate, criteria.same_dim, criteria.max_mse)
+
+    def run(items, capacity):
+        arrays = sets[:4] + (item_image[items],) + sets[5:]
+        return match_ranges(*arrays, item_begin[items], item_end[items], *flags, capacity)
+
     with numba.parallel_chunksize(1):
-        counts, cols, _, exact = match_ranges(
-            *args, item_row, item_begin, item_end, *flags, CAPACITY
-        )
+        counts, cols, _, exact = run(slice(None), CAPACITY)
         over = np.flatnonzero(counts > CAPACITY)
         if over.size:
             wide = int(counts[over].max())
-            redo = match_ranges(
-                *args, item_row[over], item_begin[over], item_end[over], *flags, wide
-            )[1]
+            redo = run(over, wide)[1]
             cols = np.concatenate([cols, np.zeros((cols.shape[0], wide - CAPACITY), np.int64)], 1)
             cols[over] = redo
     stored = np.arange(cols.shape[1]) < counts[:, None]
     w, _ = np.nonzero(stored)
-    a, b = order[item_row[w]], cols[stored]
-    return np.minimum(a, b), np.maximum(a, b), int(exact.sum())
+    return item_image[w], cols[stored], int(exact.sum())
 
 
 def tiles(ends, side):
@@ -341,6 +445,27 @@ def unit_mse(tensors, index, rotate: bool):
         # Read-only like a repository's arrays: the kernel sees one type,
         # the one fastdif.engine.warmup compiles it for.
         rows.flags.writeable = False
+        return pair_mse(rows, inverse[: left.size], inverse[left.size :], rotate)
+
+    return mse
+
+
+def cross_mse(tensors, library_tensors, rotate: bool):
+    """``mse(left, right)``: exact MSEs of pairs of a repository's images and a library's.
+
+    Ids below ``len(tensors)`` are the repository's images, the others
+    ``len(tensors) + k`` the library's image ``k``; only the rows a call
+    needs are read.
+    """
+    n = tensors.shape[0]
+
+    def mse(left, right):
+        ids, inverse = np.unique(np.concatenate([left, right]), return_inverse=True)
+        rows = np.empty((ids.size, *tensors.shape[1:]), dtype=np.float32)
+        own = ids < n
+        rows[own] = tensors[ids[own]]
+        rows[~own] = library_tensors[ids[~own] - n]
+        rows.flags.writeable = False  # the type fastdif.engine.warmup compiles for
         return pair_mse(rows, inverse[: left.size], inverse[left.size :], rotate)
 
     return mse

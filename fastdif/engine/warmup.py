@@ -41,7 +41,15 @@ def _array(dtype, ndim: int, readonly: bool = False):
     return numba.typeof(example)
 
 
-def argument_types(dtype, readonly: bool) -> dict[str, tuple]:
+#: Kernels of a search of new images against a library (the matching of
+#: new images with each other is the similar search's).
+LIBRARY_KERNELS = ("match_library", "pair_mse")
+
+#: Signatures that are not named after their kernel.
+_KERNEL = {"match_library": "match_ranges"}
+
+
+def argument_types(dtype, readonly: bool, library_dtype=np.float32) -> dict[str, tuple]:
     """The Numba types a search passes to each kernel, by kernel name.
 
     Parameters
@@ -53,6 +61,9 @@ def argument_types(dtype, readonly: bool) -> dict[str, tuple]:
         repository's arrays, or read-only copies of its rows); the Dask
         tasks' copies are writable. Other arrays are always writable, all
         are C-contiguous.
+    library_dtype : numpy dtype
+        Of a library's thumbnails (``"match_library"``: new images against
+        a library, whose arrays and block means are all read-only).
     """
     tensors = _array(dtype, 4, readonly)
     shapes = _array(np.int64, 2, readonly)
@@ -61,15 +72,28 @@ def argument_types(dtype, readonly: bool) -> dict[str, tuple]:
     flag, number, count = numba.typeof(True), numba.typeof(0.0), numba.typeof(1)
     return {
         "block_means": (tensors, count),
-        # tensors, grids, means, order, shapes, item_row, item_begin, item_end, flags, capacity
-        "match_ranges": (tensors, means, means, ints, shapes, ints, ints, ints)
-        + (flag, flag, number, count),
+        # the images (tensors, grids, means, shapes, item_image), the others
+        # (the same four arrays, order), item_begin, item_end, flags, capacity
+        "match_ranges": (tensors, means, means, shapes, ints) * 2
+        + (ints, ints, flag, flag, number, count),
         "rotation_hashes": (tensors,),
         "pair_mse": (tensors, ints, ints, flag),
+        "match_library": (
+            (_array(dtype, 4, True), *(_array(np.float32, 4, True),) * 2)
+            + (_array(np.int64, 2, True), ints, _array(library_dtype, 4, True))
+            + (_array(np.float32, 4, True),) * 2
+            + (_array(np.int64, 2, True), ints, ints, ints, flag, flag, number, count)
+        ),
     }
 
 
-def load_kernels(dtype, names, readonly: bool = False, stop: threading.Event | None = None):
+def load_kernels(
+    dtype,
+    names,
+    readonly: bool = False,
+    stop: threading.Event | None = None,
+    library_dtype=np.float32,
+):
     """Load from Numba's cache, or compile, the kernels ``names`` for thumbnails of ``dtype``.
 
     Nothing runs: each kernel is compiled for :func:`argument_types`. Stops
@@ -77,11 +101,11 @@ def load_kernels(dtype, names, readonly: bool = False, stop: threading.Event | N
     """
     if numba.config.DISABLE_JIT:  # the kernels are plain Python functions
         return
-    types = argument_types(dtype, readonly)
+    types = argument_types(dtype, readonly, library_dtype)
     for name in names:
         if stop is not None and stop.is_set():
             return
-        getattr(kernels, name).compile(types[name])
+        getattr(kernels, _KERNEL.get(name, name)).compile(types[name])
 
 
 class Warmup:
@@ -91,21 +115,21 @@ class Warmup:
     compiling before it exits, rather than tearing LLVM down under it.
     """
 
-    def __init__(self, dtype, names, readonly: bool = True):
+    def __init__(self, dtype, names, readonly: bool = True, library_dtype=np.float32):
         self._stop = threading.Event()
         #: The exception that ended the warm-up early, if any.
         self.error: Exception | None = None
         self._thread = threading.Thread(
-            target=self._run, args=(dtype, names, readonly), name="fastdif-warmup"
+            target=self._run, args=(dtype, names, readonly, library_dtype), name="fastdif-warmup"
         )
         try:
             self._thread.start()
         except RuntimeError as exc:  # no thread to be had: the search compiles
             self.error = exc
 
-    def _run(self, dtype, names, readonly) -> None:
+    def _run(self, dtype, names, readonly, library_dtype) -> None:
         try:
-            load_kernels(dtype, names, readonly, self._stop)
+            load_kernels(dtype, names, readonly, self._stop, library_dtype)
         except Exception as exc:  # noqa: BLE001 - the search then compiles what it needs
             self.error = exc
 
@@ -120,16 +144,21 @@ class Warmup:
         return not self._thread.is_alive()
 
 
-def start(similarity) -> Warmup:
+def start(similarity, library_dtype=None) -> Warmup:
     """Warm up, in the background, the kernels a local search at ``similarity`` calls.
 
     For the repository :func:`fastdif.build` makes (float32 thumbnails);
-    ``similarity`` as :func:`fastdif.search` takes it. Call
-    :meth:`Warmup.stop` when the search is done or failed: a search that
-    finds nothing to compare calls no kernel.
+    ``similarity`` as :func:`fastdif.search` takes it; ``library_dtype``, the
+    dtype of a library's thumbnails when the search has one (float32 for
+    folders, a saved repository's own). Call :meth:`Warmup.stop` when the
+    search is done or failed: a search that finds nothing to compare calls
+    no kernel.
     """
     try:
         threshold = params.check_similarity(similarity)
     except ValueError:  # the search reports it
         return Warmup(np.float32, ())
-    return Warmup(np.float32, DUPLICATES_KERNELS if threshold == 0 else SIMILAR_KERNELS)
+    names = DUPLICATES_KERNELS if threshold == 0 else SIMILAR_KERNELS
+    if library_dtype is not None:
+        names = LIBRARY_KERNELS + names
+    return Warmup(np.float32, names, library_dtype=library_dtype or np.float32)

@@ -61,12 +61,14 @@ class Discovery:
     """Files found by :func:`discover`, in deterministic order.
 
     ``files`` are image candidates; ``folders[i]`` is the folder of ``files[i]``
-    (its search group with ``in_folder``); ``invalid`` maps skipped paths to a
-    one-line reason.
+    (its search group with ``in_folder="subfolders"``) and ``roots[i]`` the
+    input it was found under, one of the paths given (its search group with
+    ``in_folder=True``); ``invalid`` maps skipped paths to a one-line reason.
     """
 
     files: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
     invalid: dict[str, str] = field(default_factory=dict)
 
 
@@ -88,8 +90,9 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
     seen_files: set[tuple] = set()
     seen_dirs: set[tuple[int, int]] = set()
 
-    def add_file(path: str, folder: str, stat) -> None:
-        """Add ``path`` unless its file was found before; ``stat`` gives its status."""
+    def add_file(path: str, folder: str, root: str, stat) -> None:
+        """Add ``path`` (found under the input ``root``) unless its file was found
+        before; ``stat`` gives its status."""
         candidate = extensions is None or os.path.splitext(path)[1].lower() in extensions
         try:
             st = stat()
@@ -109,8 +112,9 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
             return
         found.files.append(path)
         found.folders.append(folder)
+        found.roots.append(root)
 
-    def list_folder(folder: str) -> list[str]:
+    def list_folder(folder: str, root: str) -> list[str]:
         """Record ``folder``'s files; return its sub-folders in sorted order."""
         try:
             st = os.stat(folder)
@@ -137,7 +141,7 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
             if is_dir:
                 subfolders.append(entry.path)
             elif is_file:
-                add_file(entry.path, folder, entry.stat)
+                add_file(entry.path, folder, root, entry.stat)
             elif entry.is_symlink() and not os.path.exists(entry.path):
                 # A link to a device or a pipe resolves: it is not a regular file.
                 found.invalid[entry.path] = "Dangling symbolic link"
@@ -152,7 +156,7 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
         # them; a folder is checked against seen_dirs when it is reached.
         pending = [top]
         while pending:
-            subfolders = list_folder(pending.pop())
+            subfolders = list_folder(pending.pop(), top)
             if recursive:
                 pending.extend(reversed(subfolders))
 
@@ -160,8 +164,52 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
         if os.path.isdir(path):
             walk(path)
         elif os.path.isfile(path):
-            add_file(path, os.path.dirname(path) or ".", partial(os.stat, path))
+            add_file(path, os.path.dirname(path) or ".", path, partial(os.stat, path))
         else:
             # Opening a named pipe would block until a writer comes.
             found.invalid[path] = NOT_A_FILE
     return found
+
+
+def owning_inputs(paths, recursive: bool) -> dict[str, str]:
+    """``{input: the input whose search group it joins}`` for ``in_folder=True``.
+
+    An input joins the outermost folder input it lies in: anywhere below it
+    when ``recursive``, else only a file directly in it. "Lies in" by the
+    path as given (made absolute) or by the resolved one.
+    """
+    spelled = {p: (os.path.abspath(p), os.path.realpath(p)) for p in paths}
+    is_file = {p: os.path.isfile(p) for p in paths}
+    folders = [p for p in paths if os.path.isdir(p)]
+
+    def inside(path, folder) -> bool:
+        return path != folder and any(
+            (recursive and _is_below(mine, theirs))
+            or (is_file[path] and os.path.dirname(mine) == theirs)
+            for mine, theirs in zip(spelled[path], spelled[folder], strict=True)
+        )
+
+    owner = {}
+    for path in paths:
+        holders = [d for d in folders if inside(path, d)]
+        outer = [d for d in holders if not any(inside(d, e) for e in holders)]
+        owner[path] = min(outer or holders, default=path)
+    for path in paths:  # links can make "lies in" intransitive: follow it to the end
+        seen = {path}
+        while owner[owner[path]] not in seen:
+            seen.add(owner[path])
+            owner[path] = owner[owner[path]]
+    return owner
+
+
+def _is_below(path: str, folder: str) -> bool:
+    try:
+        return path != folder and os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives
+        return False
+
+
+def folder_name(path: str) -> str:
+    """``path`` without trailing separators (a root such as ``/`` stays as it is)."""
+    drive, rest = os.path.splitdrive(path)
+    return drive + (rest.rstrip(os.sep + (os.altsep or "")) or rest[:1])

@@ -7,10 +7,12 @@ On-disk format (format version 1): a folder holding
     ``fastdif_version``, ``saved`` (ISO time), ``count`` (N), ``px_size``,
     ``thumbnail_version`` (see :attr:`Repository.thumbnail_version`; absent
     in repositories saved before it was recorded, whose thumbnails are
-    version 1), ``in_folder``, ``paths`` (N strings), ``folders`` and ``groups`` (search
-    groups as lists of indices into ``paths``), ``stats`` (the build stats,
-    with the build parameters) and ``arrays``: for each array below its file
-    name, dtype, shape and the CRC-32 of its data.
+    version 1), ``in_folder`` (true, false or "subfolders"; a fastdif that
+    knows only true and false reads "subfolders" as true and searches the
+    saved groups all the same), ``paths`` (N strings), ``folders`` and
+    ``groups`` (search groups as lists of indices into ``paths``), ``stats``
+    (the build stats, with the build parameters) and ``arrays``: for each
+    array below its file name, dtype, shape and the CRC-32 of its data.
 ``tensors.npy``
     float32 or uint8 (N, px, px, 3): the thumbnails on the 0..255 scale, in
     the repository's own dtype (``build`` makes float32; ``from_arrays`` may
@@ -19,6 +21,10 @@ On-disk format (format version 1): a folder holding
     int64 (N, 2): displayed (width, height) of each image.
 ``file_sizes.npy``, ``mtimes_ns.npy``
     int64 (N,): file size in bytes and modification time in ns.
+``grids.npy``, ``means.npy``
+    float32 (N, g, g, 3) and (N, 1, 1, 3): the thumbnails' block means
+    (see ``Repository.block_means``), when the repository held them; absent
+    otherwise, and in repositories saved before they were recorded.
 ``inodes.npy``
     int64 (N, 2): each file's ``(st_dev, st_ino)`` (unsigned values stored
     bit for bit). Absent in repositories saved before it was recorded:
@@ -57,10 +63,15 @@ _ARRAYS = {
     "file_sizes": ("<i8", ()),
     "mtimes_ns": ("<i8", ()),
     "inodes": ("<i8", (2,)),
+    "grids": ("<f4", "grid"),  # (g, g, 3), g dividing px
+    "means": ("<f4", (1, 1, 3)),
 }
 
 #: Arrays a repository saved by an older fastdif may lack; they load as zeros.
 _OPTIONAL = ("inodes",)
+
+#: The block means: saved when the repository holds them, else absent (None).
+_BLOCK_MEANS = ("grids", "means")
 
 _TENSOR_DTYPES = ("<f4", "|u1")
 
@@ -144,7 +155,12 @@ def write(dif, folder: str, tensors_written: bool = False) -> None:
                 "crc32": crc,
             }
             continue
-        data = getattr(dif, name)
+        if name in _BLOCK_MEANS:
+            if dif.block_means is None:
+                continue
+            data = getattr(dif.block_means, name)
+        else:
+            data = getattr(dif, name)
         if dtype is None:
             dtype = data.dtype.str if data.dtype.str in _TENSOR_DTYPES else "<f4"
         data = np.ascontiguousarray(data, dtype=dtype)
@@ -163,7 +179,7 @@ def write(dif, folder: str, tensors_written: bool = False) -> None:
         "count": len(dif),
         "px_size": dif.px_size,
         "thumbnail_version": dif.thumbnail_version,
-        "in_folder": bool(dif.in_folder),
+        "in_folder": dif.in_folder if dif.in_folder == "subfolders" else bool(dif.in_folder),
         "paths": list(dif.paths),
         "folders": list(dif.folders),
         "groups": [[int(i) for i in group] for group in dif.groups],
@@ -236,12 +252,21 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> dict:
         if name in _OPTIONAL and name not in meta["arrays"]:
             arrays[name] = np.zeros((n, *tail), dtype=dtype)
             continue
+        if name in _BLOCK_MEANS and name not in meta["arrays"]:
+            arrays[name] = None
+            continue
         info = meta["arrays"][name]
         if dtype is None:
             if info["dtype"] not in _TENSOR_DTYPES:
                 raise RepositoryFormatError(f'"{folder}" is corrupt: tensors of {info["dtype"]}')
             dtype = info["dtype"]
-        expected = (n, px, px, 3) if tail is None else (n, *tail)
+        if tail is None:
+            expected = (n, px, px, 3)
+        elif tail == "grid":
+            g = info["shape"][1] if len(info["shape"]) == 4 else 0
+            expected = (n, g, g, 3) if g > 0 and px % g == 0 else tuple(info["shape"]) + (-1,)
+        else:
+            expected = (n, *tail)
         file = array_file(folder, name)
         _check_regular(file)
         try:
@@ -269,13 +294,23 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> dict:
         "file_sizes": arrays["file_sizes"],
         "groups": groups,
         "folders": folders,
-        "in_folder": bool(meta["in_folder"]),
+        "in_folder": _in_folder(folder, meta["in_folder"]),
         "stats": meta["stats"],
         "mtimes_ns": arrays["mtimes_ns"],
         "tensors_file": array_file(folder, "tensors"),
         "thumbnail_version": thumbnail_version,
         "inodes": arrays["inodes"],
+        "block_means": None
+        if arrays["grids"] is None or arrays["means"] is None
+        else {"grids": arrays["grids"], "means": arrays["means"]},
     }
+
+
+def _in_folder(folder: str, value) -> bool | str:
+    """The saved ``in_folder``: true, false or "subfolders" (saved before it existed: a bool)."""
+    if isinstance(value, bool) or value == "subfolders":
+        return value
+    raise RepositoryFormatError(f'"{folder}" is corrupt: "in_folder" is {value!r}')
 
 
 def _check_regular(path: str) -> None:
