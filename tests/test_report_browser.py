@@ -264,3 +264,30 @@ def test_delete_script_quotes_paths_and_guards_on_the_kept_file(page, found):
     assert f"[ -e '{key}' ] && rm -- '{quoted}'" in lines
     assert sum(line.startswith("[ -e ") for line in lines) == len(se.lower_quality)
     assert not any(line.startswith(("mv", "mkdir")) for line in lines)
+
+
+def test_library_images_are_marked_kept_and_never_exported(browser, tmp_path):
+    library, new = tmp_path / "library", tmp_path / "new"
+    original = save_photo(5, library / "a.png", 64, 48)
+    copy_bytes(original, new / "a_copy.png")
+    dif = fastdif.build(str(new), reference=str(library), show_progress=False, processes=1)
+    se = fastdif.search(dif, show_progress=False, processes=1)
+    assert se.result == {original: [[str(new / "a_copy.png"), 0.0]]}
+    report = se.report(tmp_path / "report.html")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"file://{report}")
+        library_card = card(page, original)
+        assert library_card.locator(".badge").text_content() == "library"
+        box = library_card.locator("input[type=checkbox]")
+        assert box.is_checked() and box.is_disabled()
+        assert card(page, str(new / "a_copy.png")).locator(".badge").text_content() == "duplicate"
+        _, text = export(page, "#export-json")
+        assert json.loads(text) == [str(new / "a_copy.png")]
+        # Even with its keep flag cleared by a script, a library image is never exported.
+        page.evaluate("() => { keep[0][0] = false; keep[0][1] = true; }")
+        _, text = export(page, "#export-json")
+        assert json.loads(text) == []
+    finally:
+        context.close()
