@@ -18,7 +18,9 @@ import numpy as np
 from . import params
 from .backends import dask
 from .backends.local import LocalDecoder, LocalSearcher
-from .engine.grouping import library_groups, unit_groups
+from .engine.grouping import drop_distinct, library_groups, unit_groups
+from .engine.keep import Facts, folder_parts, reads
+from .engine.keep import choose as choose_kept
 from .engine.matching import (
     CLASSIC_MAX_IMAGES,
     Thumbnails,
@@ -28,8 +30,10 @@ from .engine.matching import (
     repository_block_means,
 )
 from .io.cache import CachedDecoder, resolve_cache
+from .io.decisions import Decisions
 from .io.decode import THUMBNAIL_VERSION
 from .io.discover import discover, folder_name, owning_inputs, validate_directories
+from .io.metadata import Metadata, read_metadata
 from .io.store import create_tensors, publish, staging_folder, write
 from .model import BuildOptions, Criteria, Repository, load
 from .progress import progress_bar
@@ -407,6 +411,9 @@ def search(
     scheduler=None,
     reference: Repository | None = None,
     within_new: bool = True,
+    keep=None,
+    decisions=None,
+    show_done: bool = False,
     **kwargs,
 ) -> SearchResult:
     """Find duplicate and similar images in a repository made by :func:`build`.
@@ -445,6 +452,26 @@ def search(
     within_new : bool, default True
         With a library: also match ``dif``'s images with each other. False
         reports only matches with the library.
+    keep : str or list of str, optional
+        The keep-best rule that chooses each group's key (the file kept):
+        criteria in order, each breaking the ties left by those before it,
+        then path order: "resolution", "size", "newest", "oldest",
+        "format:raw>png>heif>jpeg>webp", "prefer:PATH[|PATH...]",
+        "avoid:PATH[|PATH...]" (see docs/curate.md). Default (None)
+        ``["resolution", "size"]``. Dates and formats are read from the
+        headers of group members only. A library image stays its
+        group's key; the rule chooses among several. Why each key was kept
+        is in ``stats["process"]["search"]["keep"]``.
+    decisions : str, os.PathLike or dict, optional
+        A decision file (see :mod:`fastdif.io.decisions` and docs/curate.md),
+        or a document as :func:`fastdif.io.decisions.read` returns it. Two
+        files marked "not a duplicate" are never in one group (see
+        :func:`fastdif.engine.grouping.drop_distinct`); a group marked done
+        is left out. Group members are identified by the SHA-256 of their
+        bytes, read for this. ``stats["process"]["search"]["decisions"]``
+        says what the decisions did.
+    show_done : bool, default False
+        With ``decisions``: keep the groups marked done in the result.
 
     Returns
     -------
@@ -471,6 +498,9 @@ def search(
     )
     show_progress = params.check_bool("show_progress", show_progress)
     within_new = params.check_bool("within_new", within_new)
+    rule = params.check_keep(keep)
+    show_done = params.check_bool("show_done", show_done)
+    marks = None if decisions is None else Decisions.of(decisions)
     library = dif.reference if reference is None else reference
     if library is not None:
         _check_library(library, dif.px_size, dif.thumbnail_version)
@@ -493,6 +523,8 @@ def search(
             tile_rows = max(tile_rows, dask.MIN_TILE_SIDE)
         searcher = dask.DaskSearcher(client, dif)
         chunked_used = True
+    reasons: dict[int, str] = {}
+    chooser = _keeper(rule, dif, library, reasons)
     found = []
     summed = 0
     total = sum(len(index) for _, index in units) + (0 if library is None else new.size)
@@ -509,7 +541,8 @@ def search(
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
             for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
-                groups = unit_groups(index, i, j, mse, dif.shapes, dif.file_sizes)
+                i, j = _without_distinct(marks, dif.paths, index, i, j, mse)
+                groups = unit_groups(index, i, j, mse, dif.shapes, dif.file_sizes, chooser)
                 found += [(folder, key, members, mses) for key, members, mses in groups]
                 check()
         else:
@@ -526,6 +559,7 @@ def search(
                 queries, Thumbnails.of_repository(library), criteria, tile_rows, tick
             )
             pairs.append((new[i], len(dif) + j))
+            pairs = _library_pairs_without_distinct(marks, dif, library, pairs, criteria.rotate)
             groups = library_groups(
                 len(dif),
                 np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs]),
@@ -533,10 +567,12 @@ def search(
                 cross_mse(dif.tensors, library.tensors, criteria.rotate),
                 np.concatenate([dif.shapes, library.shapes]),
                 np.concatenate([dif.file_sizes, library.file_sizes]),
+                chooser,
             )
             found = [(dif.folders[0], key, members, mses) for key, members, mses in groups]
     found.sort(key=lambda g: g[1])
     paths = dif.paths if library is None else dif.paths + library.paths
+    found = _without_done(marks, paths, found, show_done)
     result, lower_quality, duplicates, similar = difpy_result(paths, dif.in_folder, found)
     end = datetime.now()
     stats = {
@@ -571,10 +607,52 @@ def search(
             "within_new": within_new,
             "files_also_in_reference": len(dif) - int(new.size),
         }
+    stats["process"]["search"]["keep"] = {
+        "rule": [criterion.text for criterion in rule],
+        "reasons": {paths[key]: reasons[key] for _, key, _, _ in found},
+    }
+    if marks is not None:
+        stats["process"]["search"]["decisions"] = marks.stats(show_done)
     # As difPy's search does, the build's stats get the search's entry too
     # (the latest search's); se.stats stays this search's own dict.
     dif.stats["process"]["search"] = stats["process"]["search"]
-    return SearchResult(result, lower_quality, stats, dif, criteria, library)
+    return SearchResult(result, lower_quality, stats, dif, criteria, library, decisions=marks)
+
+
+def _keeper(rule, dif: Repository, library: Repository | None, reasons: dict):
+    """``choose(images) -> key`` for the grouping functions: the image ``rule`` keeps.
+
+    Image numbers are ``dif``'s, then ``library``'s. The reason of each key
+    goes into ``reasons`` by image number. Dimensions, sizes and modification
+    times come from the repositories; dates and formats are read from the
+    candidates' headers (:func:`~fastdif.io.metadata.read_metadata`), and only
+    when the rule compares them.
+    """
+    fields = reads(rule)
+
+    def facts(k: int) -> Facts:
+        repository, i = (dif, k) if k < len(dif) else (library, k - len(dif))
+        path = repository.paths[i]
+        meta = Metadata()
+        if fields & {"format", "taken"}:
+            meta = read_metadata(path, "format" in fields, "taken" in fields)
+        return Facts(
+            width=int(repository.shapes[i, 0]),
+            height=int(repository.shapes[i, 1]),
+            size=int(repository.file_sizes[i]),
+            taken=meta.taken,
+            mtime_ns=int(repository.mtimes_ns[i]) if "mtime_ns" in fields else 0,
+            format=meta.format,
+            folders=folder_parts(path) if "folders" in fields else (),
+        )
+
+    def choose(images) -> int:
+        images = sorted(int(k) for k in images)  # path order
+        position, why = choose_kept(rule, [facts(k) for k in images], library=images[0] >= len(dif))
+        reasons[images[position]] = why
+        return images[position]
+
+    return choose
 
 
 def _in_library(dif: Repository, library: Repository) -> np.ndarray:
@@ -582,6 +660,49 @@ def _in_library(dif: Repository, library: Repository) -> np.ndarray:
     known = _identities(library)
     ids = dif.inodes.view(np.uint64).tolist()
     return np.fromiter(((int(d), int(i)) in known for d, i in ids), dtype=bool, count=len(ids))
+
+
+def _without_distinct(marks, paths, index, i, j, mse):
+    """``(i, j)``, matching pairs of positions in ``index``, less those ``marks`` drop.
+
+    Only the images of pairs (group members) are hashed; see
+    :func:`~fastdif.engine.grouping.drop_distinct` for which pairs go.
+    """
+    if marks is None or not marks.conflicts or not i.size:
+        return i, j
+    labels = np.full(index.size, -1, dtype=np.int64)
+    members = np.union1d(i, j)
+    labels[members] = [marks.label(paths[index[m]]) for m in members.tolist()]
+    keep = drop_distinct(index.size, i, j, labels, marks.conflicts, mse)
+    marks.pairs_dropped += int(keep.size - np.count_nonzero(keep))
+    return i[keep], j[keep]
+
+
+def _library_pairs_without_distinct(marks, dif, library, pairs, rotate):
+    """:func:`_without_distinct` of a library search's pairs of image numbers, as one pair."""
+    if marks is None:
+        return pairs
+    i = np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs])
+    j = np.concatenate([np.empty(0, np.int64)] + [b for _, b in pairs])
+    everyone = dif.paths + library.paths
+    mse = cross_mse(dif.tensors, library.tensors, rotate)
+    return [_without_distinct(marks, everyone, np.arange(len(everyone)), i, j, mse)]
+
+
+def _without_done(marks, paths, found, show_done):
+    """``found`` less the groups ``marks`` has as done (all kept with ``show_done``)."""
+    if marks is None:
+        return found
+    kept = []
+    for group in found:
+        _, key, members, _ = group
+        if marks.is_done([paths[key]] + [paths[m] for m in members]):
+            if not show_done:
+                marks.groups_hidden += 1
+                continue
+            marks.done_keys.append(paths[key])
+        kept.append(group)
+    return kept
 
 
 def _units(dif: Repository, same_dim: bool, images: np.ndarray):

@@ -14,10 +14,11 @@ from .api import build, search
 from .backends.dask import connect
 from .engine import warmup
 from .io.cache import CACHE_FILE, CacheWarning, clear_cache, default_cache_path
+from .io.decisions import read as read_decisions
 from .io.discover import validate_directories
 from .io.store import META_FILE
 from .model import Repository, load
-from .params import LAZY_RENAMED, SIMILARITY_LEVELS_REMOVED
+from .params import LAZY_RENAMED, SIMILARITY_LEVELS_REMOVED, check_keep
 from .report import check_report_path, listing, printable, to_csv
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -205,6 +206,31 @@ def make_parser() -> argparse.ArgumentParser:
         help="with --reference: also match the new images with each other (default: true)",
     )
     add(
+        "--decisions",
+        type=_path,
+        default=None,
+        metavar="FILE",
+        help="a decision file (downloaded from the report): files marked 'not a duplicate' "
+        "are never grouped together, groups marked done are hidden (docs/curate.md)",
+    )
+    add(
+        "--show_done",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="with --decisions: also show the groups marked done (default: false)",
+    )
+    add(
+        "--keep",
+        action="append",
+        default=None,
+        metavar="CRITERION",
+        help="keep-best rule, one criterion per flag (repeat it; each breaks the ties left "
+        "by those before, then path order): resolution, size, newest, oldest, "
+        "format:raw>png>heif>jpeg>webp, prefer:PATH[|PATH...], avoid:PATH[|PATH...] "
+        "(default: resolution, then size); see docs/curate.md",
+    )
+    add(
         "-mv",
         "--move_to",
         type=_path,
@@ -218,7 +244,9 @@ def make_parser() -> argparse.ArgumentParser:
         type=_bool,
         default=False,
         metavar="BOOL",
-        help="delete the lower quality files, asking first (default: false)",
+        help="move the lower quality files to the trash (the system's; where it has none for "
+        "a file, .fastdif-trash in the search root, with an undo manifest), asking first; "
+        "with --permanent, delete them (default: false)",
     )
     add(
         "-sd",
@@ -226,14 +254,20 @@ def make_parser() -> argparse.ArgumentParser:
         type=_bool,
         default=False,
         metavar="BOOL",
-        help="delete without asking (default: false)",
+        help="with -d: do not ask first (default: false)",
     )
     add(
         "--dry_run",
         type=_bool,
         default=False,
         metavar="BOOL",
-        help="with -d: list the files that would be deleted, delete nothing (default: false)",
+        help="with -d: list the files that would be trashed (deleted with --permanent), "
+        "act on none (default: false)",
+    )
+    add(
+        "--permanent",
+        action="store_true",
+        help="with -d: delete the files for good instead of moving them to the trash",
     )
     add(
         "--undo_move",
@@ -311,7 +345,8 @@ def make_parser() -> argparse.ArgumentParser:
         default="json",
         help="format of the results file: json (_results.json, difPy's dict) or csv "
         "(_results.csv, one row per image: group, role, path, mse, width, height, bytes, "
-        "folder); _lower_quality.json and _stats.json are always written (default: json)",
+        "folder, reference, kept_because); _lower_quality.json and _stats.json are always "
+        "written (default: json)",
     )
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument(
@@ -352,6 +387,9 @@ def run(args: argparse.Namespace) -> int:
         return 0 if not undone["failed"] else 1
     directories = list(args.folders) + list(args.directory) or [os.getcwd()]
     validate_directories(directories)  # a missing input creates no output folder
+    check_keep(args.keep)  # a bad rule stops before the build
+    if args.decisions:
+        read_decisions(args.decisions)  # a bad file stops before the build
     output = args.output_directory or os.getcwd()
     if args.report:
         # Before the build: a photo named by mistake is never replaced, and
@@ -396,11 +434,21 @@ def run(args: argparse.Namespace) -> int:
             lines.append(
                 f"  undo with: python -m fastdif --undo_move {printable(report['manifest'])}"
             )
+    elif args.delete and args.dry_run and not args.permanent:
+        report = se.delete(dry_run=True, trash=True)
+        lines.append(f"dry run: would trash {len(report['would_trash'])} files")
+        lines += [
+            f"  would trash: {printable(path)} -> {printable(where)}"
+            for path, where in report["would_trash"].items()
+        ]
+        lines += [_reason("would keep", path, why) for path, why in report["failed"].items()]
     elif args.delete and args.dry_run:
         report = se.delete(dry_run=True)
         lines.append(f"dry run: would delete {len(report['would_delete'])} files")
         lines += [f"  would delete: {printable(path)}" for path in report["would_delete"]]
         lines += [_reason("would keep", path, why) for path, why in report["failed"].items()]
+    elif args.delete and not args.permanent:
+        lines += _trashed_lines(se.delete(silent_del=args.silent_del, trash=True))
     elif args.delete:
         report = se.delete(silent_del=args.silent_del)
         lines.append(f"deleted {len(report['deleted'])} files, {len(report['failed'])} kept")
@@ -432,6 +480,12 @@ def run(args: argparse.Namespace) -> int:
         f"build {stats['process']['build']['duration']['seconds_elapsed']:.2f} s, "
         f"search {stats['process']['search']['duration']['seconds_elapsed']:.2f} s"
     )
+    marked = stats["process"]["search"].get("decisions")
+    if marked:
+        print(
+            f"decisions: {marked['pairs_dropped']} pairs dropped, "
+            f"{marked['groups_hidden']} done groups hidden"
+        )
     used = stats["process"]["build"].get("cache")
     if used:
         print(f"cache {printable(used['path'])}: {used['hits']} reused, {used['decoded']} decoded")
@@ -449,6 +503,24 @@ def _output_folder(path: str) -> None:
     if os.path.lexists(path):
         raise NotADirectoryError(f'Output directory "{path}" is not a directory')
     os.makedirs(path)
+
+
+def _trashed_lines(report: dict) -> list[str]:
+    """The summary of ``delete(trash=True)``: how many files went to which trash, how to undo."""
+    lines = [f"trashed {len(report['trashed'])} files, {len(report['failed'])} kept"]
+    counts: dict[tuple[bool, str], int] = {}
+    for path, where in report["trashed"].items():
+        place = (path in report["moved"], where)
+        counts[place] = counts.get(place, 0) + 1
+    for (fallback, where), count in counts.items():
+        place = printable(where) if fallback else f"the system trash ({printable(where)})"
+        lines.append(f"  {count} to {place}")
+    lines += [
+        f"  undo with: python -m fastdif --undo_move {printable(manifest)}"
+        for manifest in report["manifests"]
+    ]
+    lines += [_reason("not trashed", path, why) for path, why in report["failed"].items()]
+    return lines
 
 
 def _reason(what: str, path: str, why: str) -> str:
@@ -503,6 +575,9 @@ def _build_and_search(args, directories, cache, scheduler, library):
         chunksize=args.chunksize,
         scheduler=scheduler,
         within_new=args.within_new,
+        keep=args.keep,
+        decisions=args.decisions,
+        show_done=args.show_done,
     )
     return dif, se
 
@@ -515,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             '"move_to" and "delete" parameter are mutually exclusive. Please select one of them.'
         )
+    if args.permanent and not args.delete:
+        parser.error('"--permanent" only goes with "-d true"')
     if hasattr(sys.stdout, "reconfigure"):
         # Paths with undecodable bytes (non-UTF-8 names) print as \udcXX
         # instead of failing after the work is done.

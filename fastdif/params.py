@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from numbers import Real
+
+from PIL import Image
 
 SIMILARITY_MSE = {"duplicates": 0.0, "similar": 5.0}
 
@@ -106,3 +110,169 @@ def check_chunksize(value: object, n_images: int) -> int:
     if value < 1:
         raise ValueError(f'Invalid value for "chunksize" parameter: must be >= 1, got {value}.')
     return value
+
+
+#: How ``keep`` spells a rule: one criterion per list item (per ``--keep`` flag).
+KEEP_SYNTAX = (
+    "resolution, size, newest, oldest, format:A>B>... (e.g. format:raw>png>heif>jpeg>webp), "
+    "prefer:PATH[|PATH...], avoid:PATH[|PATH...]"
+)
+
+#: The default keep-best rule: largest width x height, then file size (then path order).
+DEFAULT_KEEP = ("resolution", "size")
+
+#: Other names of a format, to its canonical name (Pillow's format name, lower case).
+FORMAT_ALIASES = {"jpg": "jpeg", "mpo": "jpeg", "heic": "heif", "tif": "tiff"}
+
+
+def canonical_format(name: str) -> str:
+    """A format name as keep rules compare it: lower case, aliases resolved (``jpg``: ``jpeg``)."""
+    name = name.strip().lower()
+    return FORMAT_ALIASES.get(name, name)
+
+
+@dataclass(frozen=True)
+class PathPattern:
+    """A folder named by ``prefer:`` or ``avoid:`` (see :func:`check_keep`).
+
+    Attributes
+    ----------
+    text : str
+        As written, less trailing separators.
+    absolute : bool
+        An absolute path matches the start of a file's absolute folder; a
+        relative one matches whole consecutive folder names anywhere in it.
+    parts : tuple of str
+        Its folder names, case-folded.
+    """
+
+    text: str
+    absolute: bool
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KeepCriterion:
+    """One criterion of a keep-best rule.
+
+    Attributes
+    ----------
+    kind : str
+        "resolution", "size", "newest", "oldest", "format", "prefer" or "avoid".
+    values : tuple
+        "format": canonical format names, best first; "prefer", "avoid":
+        :class:`PathPattern`; else empty.
+    text : str
+        The criterion as :func:`check_keep` spells it back (format aliases resolved).
+    """
+
+    kind: str
+    values: tuple = ()
+    text: str = ""
+
+
+def path_parts(path: str) -> list[str]:
+    """The names of ``path`` split at every separator (``/``; on Windows also ``\\``)."""
+    separators = "".join(re.escape(s) for s in {os.sep, os.altsep or os.sep})
+    return re.split(f"[{separators}]", path)
+
+
+def check_keep(value: object) -> tuple[KeepCriterion, ...]:
+    """``keep``, a keep-best rule: criteria in order, each breaking the ties left before it.
+
+    None is :data:`DEFAULT_KEEP`. A string is one criterion; a list or tuple
+    of strings is the rule. Criteria (see docs/curate.md): ``resolution``
+    (larger width x height), ``size`` (larger file), ``newest``/``oldest``
+    (EXIF DateTimeOriginal, then the modification time), ``format:A>B>...``
+    (formats best first: ``raw`` or a format Pillow reads; aliases ``jpg``,
+    ``heic``, ``tif``, ``mpo``), ``prefer:PATH[|PATH...]`` and
+    ``avoid:PATH[|PATH...]`` (folders; ``|`` separates several, which count
+    as one). Names and formats are case-insensitive.
+
+    Raises TypeError for a value that is not a string or a list of strings,
+    and ValueError for an unknown criterion or format, an empty rule, a
+    criterion that could never break a tie (``size`` twice, ``newest`` with
+    ``oldest``, ``format:`` twice) and an empty or ``..`` path; the message
+    names the parameter and lists what is allowed.
+    """
+    if value is None:
+        value = DEFAULT_KEEP
+    elif isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(
+            'Invalid value for "keep" parameter: must be a list of criteria (strings): '
+            f"{KEEP_SYNTAX}; got {value!r}."
+        )
+    if not value:
+        raise ValueError(
+            'Invalid value for "keep" parameter: must name at least one criterion '
+            f"(None for the default, {', '.join(DEFAULT_KEEP)}): {KEEP_SYNTAX}."
+        )
+    rule = [_keep_criterion(text) for text in value]
+    seen: dict[str, str] = {}
+    for criterion in rule:
+        once = "date" if criterion.kind in ("newest", "oldest") else criterion.kind
+        if once in ("prefer", "avoid"):
+            continue  # a second folder preference breaks the ties the first leaves
+        if once in seen:
+            raise ValueError(
+                f'Invalid value for "keep" parameter: "{criterion.text}" after '
+                f'"{seen[once]}" can never break a tie; give each of resolution, size, '
+                "newest or oldest, and format: once."
+            )
+        seen[once] = criterion.text
+    return tuple(rule)
+
+
+def _keep_criterion(text: str) -> KeepCriterion:
+    name, colon, argument = text.partition(":")
+    name = name.strip().lower()
+    if not colon and name in ("resolution", "size", "newest", "oldest"):
+        return KeepCriterion(name, (), name)
+    if colon and name == "format":
+        formats = tuple(canonical_format(f) for f in argument.split(">"))
+        known = _known_formats()
+        for fmt in formats:
+            if fmt not in known:
+                raise ValueError(
+                    f'Invalid value for "keep" parameter: "{text}" names an unknown format '
+                    f'"{fmt}"; formats are separated by ">" and may be raw or one Pillow reads: '
+                    f"{', '.join(sorted(known))} (also {', '.join(sorted(FORMAT_ALIASES))})."
+                )
+        if len(set(formats)) < len(formats):
+            raise ValueError(f'Invalid value for "keep" parameter: "{text}" names a format twice.')
+        return KeepCriterion("format", formats, "format:" + ">".join(formats))
+    if colon and name in ("prefer", "avoid"):
+        patterns = tuple(_path_pattern(text, p) for p in argument.split("|"))
+        return KeepCriterion(name, patterns, f"{name}:" + "|".join(p.text for p in patterns))
+    raise ValueError(
+        f'Invalid value for "keep" parameter: unknown criterion "{text}"; allowed: '
+        f"{KEEP_SYNTAX}. Give one criterion per list item (per --keep flag)."
+    )
+
+
+def _path_pattern(criterion: str, text: str) -> PathPattern:
+    path = os.path.expanduser(text) if text.startswith("~") else text
+    absolute = os.path.isabs(path)
+    if absolute:
+        path = os.path.abspath(path)  # "." and ".." resolved by name, as for the files
+    parts = [p for p in path_parts(path) if p not in ("", ".")]
+    if not absolute and ".." in parts:
+        raise ValueError(
+            f'Invalid value for "keep" parameter: "{criterion}": a relative folder may not '
+            'hold "..": use an absolute path.'
+        )
+    if not parts or (absolute and len(parts) == 1 and re.fullmatch(r"[A-Za-z]:", parts[0])):
+        raise ValueError(
+            f'Invalid value for "keep" parameter: "{criterion}" holds an empty path or one '
+            'that names no folder; separate several folders with "|".'
+        )
+    shown = text.rstrip("/" + (os.altsep or "") + os.sep) or text
+    return PathPattern(shown, absolute, tuple(p.casefold() for p in parts))
+
+
+def _known_formats() -> set[str]:
+    """``raw``, ``heif`` (pillow-heif) and every format Pillow opens, in lower case."""
+    Image.init()
+    return {"raw", "heif"} | {name.lower() for name in Image.ID}

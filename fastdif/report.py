@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 
 from ._version import __version__
 from .actions import create_temp
+from .io import decisions
 from .io.decode import to_rgb
 from .progress import progress_bar
 
@@ -34,7 +35,18 @@ THUMBNAIL_SIZE = 160
 THUMBNAIL_QUALITY = 75
 
 #: Columns of the CSV export, one row per image.
-CSV_COLUMNS = ("group", "role", "path", "mse", "width", "height", "bytes", "folder", "reference")
+CSV_COLUMNS = (
+    "group",
+    "role",
+    "path",
+    "mse",
+    "width",
+    "height",
+    "bytes",
+    "folder",
+    "reference",
+    "kept_because",
+)
 
 #: What every report starts with, and what its first :data:`_REPORT_HEAD`
 #: bytes hold: a file at the report's path is replaced only when it has all
@@ -55,7 +67,9 @@ def groups(se) -> list[dict]:
     -------
     list of dict
         One dict per group, in result order: ``{"id": int (from 1), "folder":
-        str or None (the search group with ``in_folder``), "images": [...]}``.
+        str or None (the search group with ``in_folder``), "kept_because":
+        why the key was kept (``stats["process"]["search"]["keep"]``, None
+        when the stats hold no reason), "images": [...]}``.
         Each image is ``{"path", "role" ("key" or "member"), "mse" (to the
         key, 0..255 scale; 0 for the key), "width", "height", "bytes",
         "reference" (a library image: always a key, never dropped)}``;
@@ -66,12 +80,20 @@ def groups(se) -> list[dict]:
     index = {path: (r, i) for r in repositories for i, path in enumerate(r.paths)}
     in_folder = se.in_folder
     sections = se.result.items() if in_folder else [(None, se.result)]
+    reasons = se.stats.get("process", {}).get("search", {}).get("keep", {}).get("reasons", {})
     out = []
     for folder, result in sections:
         for key, members in result.items():
             images = [_image(key, "key", 0.0, index, se.reference)]
             images += [_image(path, "member", mse, index, se.reference) for path, mse in members]
-            out.append({"id": len(out) + 1, "folder": folder, "images": images})
+            out.append(
+                {
+                    "id": len(out) + 1,
+                    "folder": folder,
+                    "kept_because": reasons.get(key),
+                    "images": images,
+                }
+            )
     return out
 
 
@@ -108,8 +130,10 @@ def to_csv(se) -> str:
     ``member``; ``mse`` is the MSE to the key (``repr`` of the float, so it
     reads back exactly; 0 for the key); ``folder`` is the search group with
     ``in_folder`` and empty otherwise; ``reference`` is ``true`` for a library
-    image (``search(..., reference=...)``) and empty otherwise; unknown
-    numbers are empty.
+    image (``search(..., reference=...)``) and empty otherwise;
+    ``kept_because`` is, on the key's row, why the key was kept (the
+    search's ``keep`` rule, e.g. ``kept: larger (4032 x 3024 vs 2016 x
+    1512)``) and empty on the others; unknown numbers are empty.
     """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -127,6 +151,7 @@ def to_csv(se) -> str:
                     _blank(image["bytes"]),
                     _blank(group["folder"]),
                     "true" if image["reference"] else "",
+                    (group["kept_because"] or "") if image["role"] == "key" else "",
                 ]
             )
     return text.getvalue()
@@ -294,7 +319,9 @@ def report_data(
         ``{"generator", "generated", "cwd", "summary": {...}, "groups": [...]}``
         where each image of :func:`groups` also has ``"format"`` (Pillow's
         name, e.g. ``"JPEG"``), ``"thumbnail"`` (a ``data:image/jpeg`` URI)
-        and ``"error"`` (why it could not be read, else None).
+        and ``"error"`` (why it could not be read, else None); for decisions
+        (see :func:`_decision_data`) each image has ``"sha256"``, each group
+        ``"done"``, and ``"decisions"`` holds the decision file the search read.
     """
     found = groups(se)
     paths = [image["path"] for group in found for image in group["images"]]
@@ -308,12 +335,14 @@ def report_data(
         for path, thumb in zip(paths, made, strict=True):
             thumbs[path] = thumb
             bar.update()
+        identities = dict(zip(paths, pool.map(decisions.content_hash, paths), strict=True))
     for group in found:
         for image in group["images"]:
             uri, fmt, width, height, error = thumbs[image["path"]]
             image.update(thumbnail=uri, format=fmt, error=error)
             if image["width"] is None:
                 image["width"], image["height"] = width, height
+    marked = _decision_data(se, found, identities)
     stats = se.stats
     build = stats["process"]["build"]
     search = stats["process"]["search"]
@@ -338,7 +367,27 @@ def report_data(
         "cwd": os.getcwd(),
         "summary": summary,
         "groups": found,
+        "decisions": marked,
     }
+
+
+def _decision_data(se, found, identities: dict) -> dict:
+    """Identities and done marks of ``found`` (set in place), and the decision file read.
+
+    Each image gets ``"sha256"`` (of its bytes, None when unreadable), each
+    group ``"done"`` (shown with ``show_done`` although marked done). Returns
+    ``{"source": path or None, "document": the decision document the search
+    read, or an empty one}``: the page adds its marks to that document.
+    """
+    applied = se.decisions
+    done = set() if applied is None else set(applied.done_keys)
+    for group in found:
+        group["done"] = group["images"][0]["path"] in done
+        for image in group["images"]:
+            image["sha256"] = identities[image["path"]]
+    if applied is None:
+        return {"source": None, "document": decisions.empty()}
+    return {"source": applied.source, "document": applied.document}
 
 
 def _thumbnail(path: str, size: int):
@@ -440,6 +489,8 @@ main { padding: 12px 20px; }
   margin-bottom: 14px; padding: 10px 12px; }
 .group h2 { font-size: 14px; margin: 0 0 8px; font-weight: 600; }
 .group h2 .muted { font-weight: normal; }
+.group h2 .reason { display: block; font-weight: normal; font-size: 12px;
+  color: var(--key); }
 .group.nokeep { border-color: var(--drop); }
 .images { display: flex; flex-wrap: wrap; gap: 10px; }
 .image { width: 200px; border: 2px solid var(--line); border-radius: 6px; padding: 6px;
@@ -461,6 +512,8 @@ main { padding: 12px 20px; }
 .pager { display: flex; gap: 10px; align-items: center; margin: 8px 0 14px; }
 textarea { width: 100%; height: 8em; font-family: ui-monospace, monospace; font-size: 12px; }
 .hidden { display: none; }
+.marks button[aria-pressed="true"] { background: var(--key); color: #fff;
+  border-color: var(--key); }
 </style>
 </head>
 <body>
@@ -499,6 +552,7 @@ textarea { width: 100%; height: 8em; font-family: ui-monospace, monospace; font-
   <input type="text" id="destination" value="fastdif-duplicates" aria-label="destination folder">
   <button id="export-json">Download JSON list</button>
   <button id="export-sh">Download shell script</button>
+  <button id="export-decisions">Download decisions</button>
   <button id="reset">Keep keys only</button>
   <a id="export-link" class="hidden">download</a>
 </div>
@@ -520,6 +574,10 @@ const $ = (id) => document.getElementById(id);
 // keep[g][i]: image i of group g is kept; the key starts kept, the others not.
 const keep = GROUPS.map((g) => g.images.map((im) => im.role === "key"));
 let page = 0;
+// Decisions (docs/curate.md): marks[g] says whether group g is marked "not a
+// duplicate" (then none of its files is exported) or "done"; the download
+// adds the marks to the decision file the search read.
+const marks = GROUPS.map((g) => ({distinct: false, done: Boolean(g.done)}));
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -617,6 +675,38 @@ function imageCard(g, i) {
   return card;
 }
 
+// The "not a duplicate" and "done" buttons of group g.
+function markButtons(g) {
+  const box = el("span", {class: "marks"});
+  for (const [kind, label] of [["distinct", "not a duplicate"], ["done", "done"]]) {
+    const button = el("button", {class: "mark-" + kind, "aria-pressed": String(marks[g][kind])},
+      label);
+    button.addEventListener("click", () => { marks[g][kind] = !marks[g][kind]; render(false); });
+    box.append(" ", button);
+  }
+  return box;
+}
+
+// The decision file: the one the search read plus the marks made here. A
+// group shown as done and unmarked here drops the done entries that hid it.
+function decisionFile() {
+  const doc = JSON.parse(JSON.stringify(DATA.decisions.document));
+  GROUPS.forEach((group, g) => {
+    const files = group.images.filter((im) => im.sha256)
+      .map((im) => ({sha256: im.sha256, path: im.path}));
+    const holds = (entry) => files.every((f) => entry.files.some((e) => e.sha256 === f.sha256));
+    if (group.done && !marks[g].done) doc.done = doc.done.filter((entry) => !holds(entry));
+    if (marks[g].done && !group.done && files.length) doc.done.push({files});
+    if (marks[g].distinct && files.length > 1) doc.distinct.push({files});
+  });
+  return doc;
+}
+
+// Why the key was kept (the search's keep rule), one line of the group's header.
+function keptBecause(group) {
+  return group.kept_because ? el("span", {class: "reason"}, group.kept_because) : "";
+}
+
 function groupCard(g) {
   const group = GROUPS[g];
   const kept = keep[g].filter(Boolean).length;
@@ -624,6 +714,8 @@ function groupCard(g) {
     el("span", {class: "muted"}, "· " + group.images.length + " images · max MSE " +
       maxMse(group).toFixed(2) + (group.folder ? " · " + group.folder : "")));
   if (!kept) title.append(el("span", {class: "warning"}, " · keeps no file: left out of exports"));
+  title.append(markButtons(g));
+  title.append(keptBecause(group));
   const images = el("div", {class: "images"});
   group.images.forEach((im, i) => images.append(imageCard(g, i)));
   const attrs = {class: "group" + (kept ? "" : " nokeep"), "data-group": group.id};
@@ -668,6 +760,7 @@ function plan() {
   const remove = [], guards = [];
   let kept = 0, skipped = 0;
   GROUPS.forEach((group, g) => {
+    if (marks[g].distinct) { kept += group.images.length; return; }  // not duplicates
     const keeps = group.images.filter((im, i) => keep[g][i]);
     kept += keeps.length;
     if (!keeps.length) { skipped++; return; }
@@ -765,6 +858,10 @@ function download(name, type, text) {
 $("export-json").addEventListener("click", () => {
   const text = JSON.stringify(plan().remove, null, 2) + "\n";
   download("fastdif-remove.json", "application/json", text);
+});
+$("export-decisions").addEventListener("click", () => {
+  const text = JSON.stringify(decisionFile(), null, 2) + "\n";
+  download("fastdif-decisions.json", "application/json", text);
 });
 $("export-sh").addEventListener("click", () => {
   download("fastdif-remove.sh", "text/x-shellscript", script(plan()));

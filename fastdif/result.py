@@ -8,6 +8,7 @@ from . import params, verify
 from .actions import delete_files, move_files
 from .model import Criteria, Repository
 from .report import write_report
+from .trash import FASTDIF_TRASH, SystemTrash
 
 
 def difpy_result(paths, in_folder, groups):
@@ -71,6 +72,10 @@ class SearchResult:
         The library the search checked against (``search(...,
         reference=...)``); its images are keys only, and never moved or
         deleted.
+    decisions : fastdif.io.decisions.Decisions or None
+        The decisions the search applied (``search(..., decisions=...)``):
+        the document read, and which groups shown are marked done; the
+        report embeds them.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class SearchResult:
         repository: Repository,
         criteria: Criteria,
         reference: Repository | None = None,
+        decisions=None,
     ):
         self.result = result
         self.lower_quality = lower_quality
@@ -88,6 +94,7 @@ class SearchResult:
         self.repository = repository
         self.criteria = criteria
         self.reference = reference
+        self.decisions = decisions
         self.in_folder = bool(repository.in_folder)  # "subfolders" is true
         # Files move_to moved: {new path: (member path in result, identity after the move)}.
         self._moved: dict[str, tuple[str, verify.Identity]] = {}
@@ -159,38 +166,70 @@ class SearchResult:
         self.lower_quality = [moved.get(path, path) for path in self.lower_quality]
         return {"moved": moved, "failed": failed, "manifest": manifest}
 
-    def delete(self, silent_del: bool = False, dry_run: bool = False) -> dict:
-        """Delete the ``lower_quality`` files (never a group's key).
+    def delete(self, silent_del: bool = False, dry_run: bool = False, trash: bool = False) -> dict:
+        """Delete the ``lower_quality`` files (never a group's key), or move them to a trash.
+
+        As in difPy, ``delete()`` removes the files for good. With ``trash``
+        each goes to the system's trash instead (through send2trash) where
+        one takes it: on Linux and the BSDs the home trash
+        (``$XDG_DATA_HOME/Trash``, else ``~/.local/share/Trash``) for a file
+        on the home folder's device, when its folders exist or can be
+        created and are writable, and the trash at the top of the file's
+        volume (``.Trash/<uid>`` or ``.Trash-<uid>``) for a file on another
+        device, when the user can write there; see
+        :meth:`fastdif.trash.SystemTrash.folder_for` for the whole rule. A file
+        no system trash takes (or that it refuses when sent) is moved into
+        the folder ``.fastdif-trash`` of its search root (the inputs' common
+        folder; with ``in_folder``, its group's folder) as :meth:`move_to`
+        moves files: never overwriting, with a manifest there that
+        :func:`fastdif.undo_move` reverses. The command line trashes by
+        default (``-d true``; ``--permanent`` deletes).
 
         Asks for confirmation on standard input unless ``silent_del``. Just
-        before each file is deleted it is checked against its group's key
-        (see :mod:`fastdif.verify`): both must still be the files decoded at
-        build (size, modification time, inode), two different files, and
-        decoded again now they must still match within the search's
-        threshold (identical for "duplicates"). A file failing a check is
-        kept and reported in ``"failed"`` with the check named. This costs
-        one decode per file deleted (and one per key). With ``dry_run``
-        nothing is deleted and nothing asked: ``"would_delete"`` lists the
-        files a real run would remove, after the same checks.
+        before each file is deleted or trashed it is checked against its
+        group's key (see :mod:`fastdif.verify`): both must still be the files
+        decoded at build (size, modification time, inode), two different
+        files, and decoded again now they must still match within the
+        search's threshold (identical for "duplicates"). A file failing a
+        check is kept and reported in ``"failed"`` with the check named. This
+        costs one decode per file deleted (and one per key). A library
+        (``reference``) image is never deleted nor trashed. With ``dry_run``
+        nothing is deleted or moved and nothing asked: ``"would_delete"``
+        (``"would_trash"``) lists the files a real run would act on, after
+        the same checks.
 
         Returns
         -------
         dict
             ``{"deleted": [paths], "failed": {path: reason}}``, plus
-            ``"would_delete": [paths]`` with ``dry_run``.
+            ``"would_delete": [paths]`` with ``dry_run``. With ``trash``:
+            ``{"trashed": {path: trash}, "moved": {path: new_path},
+            "manifests": [paths], "failed": {path: reason}}``, where ``trash``
+            is the system trash folder that took the file (on macOS and
+            Windows the name "Trash" or "Recycle Bin") or the
+            ``.fastdif-trash`` folder it was moved into, ``"moved"`` gives
+            the new path of each file moved there and ``"manifests"`` the
+            manifest of each ``.fastdif-trash`` folder used; plus
+            ``"would_trash": {path: trash}`` with ``dry_run``.
         """
         params.check_bool("silent_del", silent_del)
         params.check_bool("dry_run", dry_run)
+        params.check_bool("trash", trash)
         keep = _key_of(self.result, self.in_folder)
         targets = [path for path in self.lower_quality if path in keep]
         if not dry_run and not silent_del and targets:
+            verb, where = ("Move", " to the trash") if trash else ("Delete", "")
             try:
-                answer = input(f"Delete {len(targets)} lower quality files? (y/n) ")
+                answer = input(f"{verb} {len(targets)} lower quality files{where}? (y/n) ")
             except EOFError:
                 answer = "n"
             if answer.strip().lower() not in ("y", "yes"):
+                if trash:
+                    return {"trashed": {}, "moved": {}, "manifests": [], "failed": {}}
                 return {"deleted": [], "failed": {}}
         refusal = self._refusal_checker(keep)
+        if trash:
+            return self._trash(targets, refusal, dry_run)
         deleted, failed = [], {}
         for path in targets:
             reason = refusal(path)
@@ -205,6 +244,85 @@ class SearchResult:
         gone = set(deleted)
         self.lower_quality = [path for path in self.lower_quality if path not in gone]
         return {"deleted": deleted, "failed": failed}
+
+    def _trash(self, targets: list[str], refusal, dry_run: bool) -> dict:
+        """``delete(trash=True)``: each file checked, then to a trash (system or fastdif's)."""
+        system = SystemTrash()
+        trashed: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        moved: dict[str, str] = {}
+        manifests: list[str] = []
+        by_folder: dict[str, list[str]] = {}
+        roots = self._trash_roots()
+        for path in targets:
+            by_folder.setdefault(_fallback_trash(roots.get(path, ""), path), []).append(path)
+
+        def checked(paths, folder):
+            # Consumed by move_files one path at a time: each check, and each
+            # send to the system trash, happens right before that file's turn.
+            for path in paths:
+                reason = refusal(path)
+                if reason is not None:
+                    failed[path] = reason
+                    continue
+                where = system.folder_for(path)
+                if dry_run:
+                    trashed[path] = where or folder
+                    continue
+                if where is not None:
+                    try:
+                        system.send(path)
+                    except OSError as exc:
+                        if not os.path.lexists(path):
+                            failed[path] = f"the system trash failed: {exc.strerror or exc}"
+                            continue
+                        # Still in place: the system trash refused it.
+                    else:
+                        trashed[path] = where
+                        continue
+                yield path
+
+        for folder, paths in by_folder.items():
+            pending = checked(paths, folder)
+            if dry_run:
+                list(pending)
+                continue
+            existed = os.path.isdir(folder)
+            try:
+                done, not_done, manifest = move_files(pending, folder)
+            except OSError as exc:  # the folder cannot be made: nothing was moved
+                why = f"no system trash takes it, and {folder!r} fails: {exc.strerror or exc}"
+                failed.update((path, why) for path in pending)
+                continue
+            failed.update(not_done)
+            moved.update(done)
+            trashed.update((path, folder) for path in done)
+            if manifest is not None:
+                manifests.append(manifest)
+            elif not existed:
+                try:
+                    os.rmdir(folder)  # made for nothing
+                except OSError:
+                    pass
+        order = {path: n for n, path in enumerate(targets)}
+        trashed = dict(sorted(trashed.items(), key=lambda item: order[item[0]]))
+        if dry_run:
+            empty = {"trashed": {}, "moved": {}, "manifests": []}
+            return {**empty, "failed": failed, "would_trash": trashed}
+        self.lower_quality = [path for path in self.lower_quality if path not in trashed]
+        return {"trashed": trashed, "moved": moved, "manifests": manifests, "failed": failed}
+
+    def _trash_roots(self) -> dict[str, str]:
+        """``{member: search root}``: its group's folder with ``in_folder``, else the inputs'."""
+        if self.in_folder:
+            return {
+                path: folder
+                for folder, groups in self.result.items()
+                for members in groups.values()
+                for path, _ in members
+            }
+        root = self.repository.folders[0] if self.repository.folders else ""
+        return dict.fromkeys(self.lower_quality, root)
 
     def _refusal_checker(self, keys: dict[str, str]):
         """A function of a ``lower_quality`` path: None if it may be acted on now, else why not.
@@ -249,3 +367,11 @@ def _key_of(result, in_folder: bool) -> dict[str, str]:
         (g for folder in result.values() for g in folder.items()) if in_folder else result.items()
     )
     return {path: key for key, members in groups for path, _ in members}
+
+
+def _fallback_trash(root: str, member: str) -> str:
+    """The ``.fastdif-trash`` folder of ``member``: in ``root``, or beside a file given as root."""
+    if not os.path.isdir(root):
+        # A file given alone, or inputs with no common folder (two drives).
+        root = os.path.dirname(os.path.abspath(root or member))
+    return os.path.join(root, FASTDIF_TRASH)

@@ -1,5 +1,6 @@
 """Shared fixtures: build + search with progress off, and result helpers."""
 
+import images
 import pytest
 
 import fastdif
@@ -11,6 +12,17 @@ def user_cache_folder(tmp_path_factory, monkeypatch):
     which caches by default) reads or writes the real user cache."""
     folder = tmp_path_factory.mktemp("xdg-cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def user_data_folder(tmp_path_factory, monkeypatch):
+    """Point XDG_DATA_HOME at a fresh folder, so no command line a test runs
+    (``-d true`` trashes by default) reaches the real user's trash. In this
+    process send2trash read it at import: fastdif.trash then uses no system
+    trash (see tests/test_trash.py)."""
+    folder = tmp_path_factory.mktemp("xdg-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
     return folder
 
 
@@ -79,3 +91,17 @@ def groups_of(result) -> set:
 def groups():
     """``groups(result)``: the match groups as a set of frozensets of paths."""
     return groups_of
+
+
+@pytest.fixture
+def dup_set(tmp_path):
+    """Two groups in ``src``: a.png + two copies (one in a sub-folder), b.png + one copy."""
+    src = tmp_path / "src"
+    p = {}
+    p["a"] = images.save_photo(1, src / "a.png")
+    p["a1"] = images.copy_bytes(p["a"], src / "a_copy.png")
+    p["a2"] = images.copy_bytes(p["a"], src / "sub" / "a_copy.png")  # same name as a1
+    p["b"] = images.save_photo(2, src / "b.png")
+    p["b1"] = images.copy_bytes(p["b"], src / "b_copy.png")
+    p["c"] = images.save_photo(3, src / "c.png")
+    return src, p

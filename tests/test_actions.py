@@ -22,20 +22,6 @@ def pictures(folder):
     return [n for n in names if n not in manifests]
 
 
-@pytest.fixture
-def dup_set(tmp_path):
-    """Two groups in ``src``: a.png + two copies (one in a sub-folder), b.png + one copy."""
-    src = tmp_path / "src"
-    p = {}
-    p["a"] = images.save_photo(1, src / "a.png")
-    p["a1"] = images.copy_bytes(p["a"], src / "a_copy.png")
-    p["a2"] = images.copy_bytes(p["a"], src / "sub" / "a_copy.png")  # same name as a1
-    p["b"] = images.save_photo(2, src / "b.png")
-    p["b1"] = images.copy_bytes(p["b"], src / "b_copy.png")
-    p["c"] = images.save_photo(3, src / "c.png")
-    return src, p
-
-
 def test_move_to_moves_lower_quality_and_keeps_keys(tmp_path, dup_set, find):
     src, p = dup_set
     se = find(src)

@@ -127,12 +127,11 @@ def test_cli_move_to_never_overwrites(folder, tmp_path):
 
 
 def test_cli_delete_asks_and_no_answer_keeps_files(folder, tmp_path):
-    proc = run_cli(str(folder), "-Z", str(tmp_path), "-d", "true", "-p", "false", cwd=tmp_path)
+    common = [str(folder), "-Z", str(tmp_path), "-d", "true", "--permanent", "-p", "false"]
+    proc = run_cli(*common, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (folder / "img0.png").exists()
-    proc = run_cli(
-        str(folder), "-Z", str(tmp_path), "-d", "true", "-sd", "true", "-p", "false", cwd=tmp_path
-    )
+    proc = run_cli(*common, "-sd", "true", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not (folder / "img0.png").exists()
     assert (folder / "copy0.png").exists()

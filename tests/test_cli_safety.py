@@ -372,7 +372,8 @@ def test_console_lines_escape_file_names(tmp_path, out, capsys):
     images.copy_bytes(folder / "a.png", weird)
     images.copy_bytes(folder / "a.png", os.path.join(os.fsencode(folder), b"z\xff\r.png"))
 
-    status, printed = cli(folder, "-Z", out, "-d", "true", "--dry_run", "true", capsys=capsys)
+    args = ("-d", "true", "--permanent", "--dry_run", "true")
+    status, printed = cli(folder, "-Z", out, *args, capsys=capsys)
 
     assert status == 0
     assert "\x1b" not in printed.out and "\r" not in printed.out

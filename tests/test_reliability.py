@@ -1027,7 +1027,7 @@ def test_cli_dry_run_and_undo_move(tmp_path, dupes, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     common = [src, "-Z", str(out), "-p", "false", "-proc", "1"]
 
-    assert main([*common, "-d", "true", "--dry_run", "true"]) == 0
+    assert main([*common, "-d", "true", "--permanent", "--dry_run", "true"]) == 0
     text = capsys.readouterr().out
     assert "would delete 2 files" in text
     assert all(f"would delete: {path}" in text for path in lower)

@@ -220,7 +220,7 @@ def test_forged_cache_row_cannot_make_the_cli_delete_a_unique_photo(tmp_path, ca
     forge_cache_row(cache_file, y, x)
     capsys.readouterr()
 
-    main([*common, "-d", "true", "-sd", "true"])
+    main([*common, "-d", "true", "--permanent", "-sd", "true"])
 
     printed = capsys.readouterr().out
     assert "deleted 0 files, 1 kept" in printed

@@ -35,7 +35,7 @@ def choose_key(indices, shapes, file_sizes):
     )
 
 
-def unit_groups(index, i, j, mse, shapes, file_sizes):
+def unit_groups(index, i, j, mse, shapes, file_sizes, choose=None):
     """The groups of one comparable unit, each with its key and its members' MSEs to the key.
 
     Parameters
@@ -49,6 +49,10 @@ def unit_groups(index, i, j, mse, shapes, file_sizes):
         (:func:`fastdif.engine.matching.unit_mse`); called once for all groups.
     shapes, file_sizes : arrays
         Of every image, for :func:`choose_key`.
+    choose : callable, optional
+        ``choose(images) -> image``: the key among a group's image indices
+        (in path order), for a keep-best rule (:mod:`fastdif.engine.keep`);
+        default :func:`choose_key`.
 
     Returns
     -------
@@ -58,7 +62,10 @@ def unit_groups(index, i, j, mse, shapes, file_sizes):
     """
     keys, others = [], []
     for members in connected_groups(len(index), i, j):
-        key = choose_key(index[members], shapes, file_sizes)
+        if choose is None:
+            key = choose_key(index[members], shapes, file_sizes)
+        else:
+            key = choose(index[members].tolist())
         keys.append(members[index[members].tolist().index(key)])
         others.append([m for m in members if index[m] != key])
     left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
@@ -70,7 +77,7 @@ def unit_groups(index, i, j, mse, shapes, file_sizes):
     ]
 
 
-def library_groups(n_new, i, j, mse, shapes, file_sizes):
+def library_groups(n_new, i, j, mse, shapes, file_sizes, choose=None):
     """Groups of new images and the library images they match, keyed by a library image.
 
     Images are numbered as in :func:`fastdif.engine.matching.cross_mse`: new
@@ -90,6 +97,9 @@ def library_groups(n_new, i, j, mse, shapes, file_sizes):
         ``mse(left, right)`` of image numbers; called once for all groups.
     shapes, file_sizes : arrays
         Of the new images, then the library's.
+    choose : callable, optional
+        ``choose(images) -> image``, as in :func:`unit_groups`: the key among
+        the group's library images, or among its new images when it has none.
 
     Returns
     -------
@@ -100,7 +110,8 @@ def library_groups(n_new, i, j, mse, shapes, file_sizes):
     for members in connected_groups(len(shapes), i, j):
         library = [m for m in members if m >= n_new]
         new = [m for m in members if m < n_new]
-        key = choose_key(library or new, shapes, file_sizes)
+        candidates = library or new
+        key = choose_key(candidates, shapes, file_sizes) if choose is None else choose(candidates)
         keys.append(key)
         others.append([m for m in new if m != key])
     left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
@@ -110,3 +121,83 @@ def library_groups(n_new, i, j, mse, shapes, file_sizes):
         (int(key), members, [next(mses) for _ in members])
         for key, members in zip(keys, others, strict=True)
     ]
+
+
+def drop_distinct(n, i, j, labels, conflicts, mse):
+    """Which matching pairs to keep so that no group holds two images marked distinct.
+
+    A component of the match graph with no two images marked distinct keeps
+    every pair, so its group is the one formed without marks. In a component
+    that has such images, even linked only through others, pairs are joined
+    in order of their MSE, smallest first (ties: by image numbers), and a
+    pair that would put two images marked distinct into one group is dropped
+    (Kruskal's order with cannot-link marks): each image stays with its
+    closest matches, and the result does not depend on the order pairs came in.
+
+    Parameters
+    ----------
+    n : int
+        Images are numbered ``0 .. n - 1``.
+    i, j : int64 arrays
+        Matching pairs of image numbers.
+    labels : int64 array of n
+        Each image's identity number, -1 for none (it is marked distinct from nothing).
+    conflicts : dict of int to set of int
+        For an identity number, the numbers marked distinct from it
+        (symmetric); a number may be marked distinct from itself (copies of
+        one content are never grouped together).
+    mse : callable
+        ``mse(left, right)`` of image numbers; called at most once, for the
+        pairs of components that hold two images marked distinct.
+
+    Returns
+    -------
+    bool array
+        One per pair: True to keep it.
+    """
+    keep = np.ones(i.size, dtype=bool)
+    if not conflicts or not i.size:
+        return keep
+    component = np.full(n, -1, dtype=np.int64)
+    marked = []
+    for c, members in enumerate(connected_groups(n, i, j)):
+        component[members] = c
+        if _holds_marked(labels[members].tolist(), conflicts):
+            marked.append(c)
+    if not marked:
+        return keep
+    edges = np.flatnonzero(np.isin(component[i], marked))
+    left, right = i[edges], j[edges]
+    order = np.lexsort((np.maximum(left, right), np.minimum(left, right), mse(left, right)))
+    parent: dict[int, int] = {}
+    ids: dict[int, set[int]] = {}
+
+    def root(a):
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for e in order.tolist():
+        a, b = root(int(left[e])), root(int(right[e]))
+        if a == b:
+            continue
+        ids_a = ids.setdefault(a, {int(labels[a])} - {-1})
+        ids_b = ids.setdefault(b, {int(labels[b])} - {-1})
+        if any(conflicts.get(x, set()) & ids_b for x in ids_a):
+            keep[edges[e]] = False
+            continue
+        low, high = min(a, b), max(a, b)
+        parent[high] = low
+        ids[low] = ids_a | ids_b
+    return keep
+
+
+def _holds_marked(labels, conflicts) -> bool:
+    """Whether two of the images with identity numbers ``labels`` are marked distinct."""
+    seen: set[int] = set()
+    for x in labels:
+        if x >= 0 and conflicts.get(x, set()) & seen:
+            return True
+        seen.add(x)
+    return False

@@ -8,6 +8,8 @@ from functools import partial
 
 from PIL import Image
 
+from ..trash import is_trash_folder
+
 UNSUPPORTED = "Unsupported file type"
 NOT_A_FILE = "Not a regular file (named pipe, socket or device)"
 
@@ -80,10 +82,15 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
     (through overlapping inputs, links, hard links or a bind mount: any two
     paths with one device and inode) is kept once, under the first path found,
     so a picture is never its own duplicate. Hidden files and folders are
-    included. Named pipes, sockets and devices are reported as invalid, never
-    opened. Order is sorted by path within each folder, inputs in sorted order;
-    a folder's files come before its sub-folders, each walked depth first. The
-    walk keeps its own stack, so a tree of any depth is walked.
+    included, but not trash folders below an input
+    (:func:`fastdif.trash.is_trash_folder`: ``.fastdif-trash``, ``.Trash``,
+    ``.Trash-<uid>``, ``.Trashes``, ``$RECYCLE.BIN`` and the home trash): a
+    file thrown away, found again, could become a group's key and its
+    original be thrown away in turn. Named pipes, sockets and devices are
+    reported as invalid, never opened. Order is sorted by path within each
+    folder, inputs in sorted order; a folder's files come before its
+    sub-folders, each walked depth first. The walk keeps its own stack, so a
+    tree of any depth is walked.
     """
     extensions = image_extensions() if limit_extensions else None
     found = Discovery()
@@ -139,7 +146,8 @@ def discover(paths: list[str], recursive: bool, limit_extensions: bool) -> Disco
                 found.invalid[entry.path] = f"Cannot read: {exc.strerror or exc}"
                 continue
             if is_dir:
-                subfolders.append(entry.path)
+                if not is_trash_folder(entry.path):
+                    subfolders.append(entry.path)
             elif is_file:
                 add_file(entry.path, folder, root, entry.stat)
             elif entry.is_symlink() and not os.path.exists(entry.path):
