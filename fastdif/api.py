@@ -23,12 +23,14 @@ from .engine.keep import Facts, folder_parts, reads
 from .engine.keep import choose as choose_kept
 from .engine.matching import (
     CLASSIC_MAX_IMAGES,
+    SYMMETRY_NAMES,
     Thumbnails,
     comparable_units,
     cross_mse,
     find_library_matches,
     repository_block_means,
 )
+from .engine.transforms import compared
 from .io.cache import CachedDecoder, resolve_cache
 from .io.decisions import Decisions
 from .io.decode import THUMBNAIL_VERSION
@@ -414,6 +416,9 @@ def search(
     keep=None,
     decisions=None,
     show_done: bool = False,
+    flip: bool = False,
+    color: bool = True,
+    normalize: bool = False,
     **kwargs,
 ) -> SearchResult:
     """Find duplicate and similar images in a repository made by :func:`build`.
@@ -472,6 +477,23 @@ def search(
         says what the decisions did.
     show_done : bool, default False
         With ``decisions``: keep the groups marked done in the result.
+    flip : bool, default False
+        Also compare the mirror image (the horizontal flip): with ``rotate``
+        the smallest MSE over the eight symmetries of the square, without it
+        over the image and its mirror image. How each member matched its
+        key, where rotated or mirrored (e.g. "flipped horizontally"), is in
+        ``stats["process"]["search"]["transforms"]`` (with ``rotate`` too).
+    color : bool, default True
+        False: compare the luma of the thumbnails (ITU-R BT.601, Pillow's
+        "L"), so greyscale and sepia copies match; MSE on the 0..255 scale.
+    normalize : bool, default False
+        True: compare thumbnails normalised to zero mean and a contrast of 50
+        (per channel, or the luma with ``color=False``), so brightness and
+        contrast edits match; the threshold is an MSE between pictures of
+        that contrast. With either option an image whose luma standard
+        deviation is below 10 (flat: a wall, a sky) is compared as plain
+        MSE compares it; see docs/modes.md. Each option makes a float32
+        copy of the thumbnails (px * px * 12 bytes per image) for the search.
 
     Returns
     -------
@@ -495,6 +517,9 @@ def search(
         max_mse=params.check_similarity(similarity),
         rotate=params.check_bool("rotate", rotate),
         same_dim=params.check_bool("same_dim", same_dim),
+        flip=params.check_bool("flip", flip),
+        color=params.check_bool("color", color),
+        normalize=params.check_bool("normalize", normalize),
     )
     show_progress = params.check_bool("show_progress", show_progress)
     within_new = params.check_bool("within_new", within_new)
@@ -506,6 +531,10 @@ def search(
         _check_library(library, dif.px_size, dif.thumbnail_version)
         if scheduler is not None or dif.in_folder:
             raise ValueError('"reference" cannot be combined with "scheduler" or "in_folder".')
+    # What the kernels compare: the thumbnails, or their transform (never
+    # the saved block means of untransformed thumbnails).
+    searched = compared(dif, criteria)
+    searched_library = None if library is None else compared(library, criteria)
     client = dask.checked_client(scheduler, processes)
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(chunksize, largest)
@@ -516,15 +545,16 @@ def search(
     units = list(_units(dif, criteria.same_dim, new)) if within_new or library is None else []
     if client is None:
         processes = params.check_processes(processes)
-        searcher = LocalSearcher(dif, processes)
+        searcher = LocalSearcher(searched, processes)
         chunked_used = any(len(index) > CLASSIC_MAX_IMAGES for _, index in units)
     else:
         if chunksize is None:
             tile_rows = max(tile_rows, dask.MIN_TILE_SIDE)
-        searcher = dask.DaskSearcher(client, dif)
+        searcher = dask.DaskSearcher(client, searched)
         chunked_used = True
     reasons: dict[int, str] = {}
     chooser = _keeper(rule, dif, library, reasons)
+    symmetries: dict[int, int] = {}  # member -> symmetry of the key it matched by
     found = []
     summed = 0
     total = sum(len(index) for _, index in units) + (0 if library is None else new.size)
@@ -542,7 +572,9 @@ def search(
         if library is None:
             for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
                 i, j = _without_distinct(marks, dif.paths, index, i, j, mse)
-                groups = unit_groups(index, i, j, mse, dif.shapes, dif.file_sizes, chooser)
+                groups = unit_groups(
+                    index, i, j, mse, dif.shapes, dif.file_sizes, chooser, symmetries
+                )
                 found += [(folder, key, members, mses) for key, members, mses in groups]
                 check()
         else:
@@ -550,24 +582,29 @@ def search(
                 (index[i], index[j])
                 for (_, index), (i, j, _) in zip(units, found_pairs, strict=True)
             ]
-            queries = Thumbnails.of_repository(dif)
+            queries = Thumbnails.of_repository(searched)
             if new.size < len(dif):
                 queries = Thumbnails.of(
-                    np.ascontiguousarray(dif.tensors[new]), dif.shapes[new], queries.means[new]
+                    np.ascontiguousarray(searched.tensors[new]),
+                    dif.shapes[new],
+                    queries.means[new],
                 )
             i, j, summed = find_library_matches(
-                queries, Thumbnails.of_repository(library), criteria, tile_rows, tick
+                queries, Thumbnails.of_repository(searched_library), criteria, tile_rows, tick
             )
             pairs.append((new[i], len(dif) + j))
-            pairs = _library_pairs_without_distinct(marks, dif, library, pairs, criteria.rotate)
+            pairs = _library_pairs_without_distinct(
+                marks, searched, searched_library, pairs, criteria
+            )
             groups = library_groups(
                 len(dif),
                 np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs]),
                 np.concatenate([np.empty(0, np.int64)] + [b for _, b in pairs]),
-                cross_mse(dif.tensors, library.tensors, criteria.rotate),
+                cross_mse(searched.tensors, searched_library.tensors, criteria),
                 np.concatenate([dif.shapes, library.shapes]),
                 np.concatenate([dif.file_sizes, library.file_sizes]),
                 chooser,
+                symmetries,
             )
             found = [(dif.folders[0], key, members, mses) for key, members, mses in groups]
     found.sort(key=lambda g: g[1])
@@ -589,6 +626,9 @@ def search(
                     "similarity_mse": criteria.max_mse,
                     "rotate": criteria.rotate,
                     "same_dim": criteria.same_dim,
+                    "flip": criteria.flip,
+                    "color": criteria.color,
+                    "normalize": criteria.normalize,
                     "processes": processes if client is None else None,
                     "chunksize": tile_rows if chunked_used else chunksize,
                 },
@@ -610,6 +650,13 @@ def search(
     stats["process"]["search"]["keep"] = {
         "rule": [criterion.text for criterion in rule],
         "reasons": {paths[key]: reasons[key] for _, key, _, _ in found},
+    }
+    # How each member matched its key, where not unchanged (a rotation or a flip).
+    stats["process"]["search"]["transforms"] = {
+        paths[m]: SYMMETRY_NAMES[symmetries[m]]
+        for _, _, members, _ in found
+        for m in members
+        if m in symmetries
     }
     if marks is not None:
         stats["process"]["search"]["decisions"] = marks.stats(show_done)
@@ -678,14 +725,14 @@ def _without_distinct(marks, paths, index, i, j, mse):
     return i[keep], j[keep]
 
 
-def _library_pairs_without_distinct(marks, dif, library, pairs, rotate):
+def _library_pairs_without_distinct(marks, dif, library, pairs, criteria):
     """:func:`_without_distinct` of a library search's pairs of image numbers, as one pair."""
     if marks is None:
         return pairs
     i = np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs])
     j = np.concatenate([np.empty(0, np.int64)] + [b for _, b in pairs])
     everyone = dif.paths + library.paths
-    mse = cross_mse(dif.tensors, library.tensors, rotate)
+    mse = cross_mse(dif.tensors, library.tensors, criteria)
     return [_without_distinct(marks, everyone, np.arange(len(everyone)), i, j, mse)]
 
 

@@ -172,6 +172,31 @@ def make_parser() -> argparse.ArgumentParser:
         help="also compare rotations by 90, 180 and 270 degrees (default: true)",
     )
     add(
+        "-fl",
+        "--flip",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="also compare mirror images (horizontal flips, of each rotation with -ro true) "
+        "(default: false)",
+    )
+    add(
+        "--color",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="false: compare the luma only, so greyscale and sepia copies match; flat "
+        "images are compared in colour (default: true)",
+    )
+    add(
+        "--normalize",
+        type=_bool,
+        default=False,
+        metavar="BOOL",
+        help="compare thumbnails normalised to zero mean and one contrast, so brightness "
+        "and contrast edits match; flat images are compared as they are (default: false)",
+    )
+    add(
         "-dim",
         "--same_dim",
         type=_bool,
@@ -407,7 +432,9 @@ def run(args: argparse.Namespace) -> int:
     if scheduler is None:
         library_dtype = None
         if library is not None:
-            library_dtype = library.tensors.dtype if isinstance(library, Repository) else "f4"
+            saved = isinstance(library, Repository) and args.color and not args.normalize
+            # A transformed search compares float32 copies of the thumbnails.
+            library_dtype = library.tensors.dtype if saved else "f4"
         warm = warmup.start(args.similarity, library_dtype)
     try:
         dif, se = _build_and_search(args, directories, cache, scheduler, library)
@@ -578,6 +605,9 @@ def _build_and_search(args, directories, cache, scheduler, library):
         keep=args.keep,
         decisions=args.decisions,
         show_done=args.show_done,
+        flip=args.flip,
+        color=args.color,
+        normalize=args.normalize,
     )
     return dif, se
 

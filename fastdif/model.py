@@ -28,11 +28,26 @@ class Criteria:
         The smallest MSE over rotations by 0, 90, 180 and 270 degrees counts.
     same_dim : bool
         Only images of equal (width, height), in either orientation, are compared.
+    flip : bool
+        The horizontal flip counts too: with ``rotate`` the smallest MSE over
+        the eight symmetries of the square (each rotation, with and without
+        the flip), without it over the image and its mirror image.
+    color : bool
+        True (difPy's): compare the thumbnails in colour. False: compare
+        their luma, so a greyscale or sepia copy matches its original.
+    normalize : bool
+        Compare thumbnails normalised to zero mean and a fixed contrast, so
+        brightness and contrast edits match. Images without contrast (flat)
+        are compared as plain MSE does in every mode; see
+        :mod:`fastdif.engine.transforms`.
     """
 
     max_mse: float
     rotate: bool = True
     same_dim: bool = True
+    flip: bool = False
+    color: bool = True
+    normalize: bool = False
 
 
 @dataclass(frozen=True)

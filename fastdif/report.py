@@ -46,6 +46,7 @@ CSV_COLUMNS = (
     "folder",
     "reference",
     "kept_because",
+    "transform",
 )
 
 #: What every report starts with, and what its first :data:`_REPORT_HEAD`
@@ -72,8 +73,11 @@ def groups(se) -> list[dict]:
         when the stats hold no reason), "images": [...]}``.
         Each image is ``{"path", "role" ("key" or "member"), "mse" (to the
         key, 0..255 scale; 0 for the key), "width", "height", "bytes",
-        "reference" (a library image: always a key, never dropped)}``;
-        width, height and bytes are None when unknown.
+        "reference" (a library image: always a key, never dropped),
+        "transform" (how a member matched its key where rotated or mirrored,
+        e.g. "flipped horizontally", from ``stats["process"]["search"]
+        ["transforms"]``; "" otherwise)}``; width, height and bytes are None
+        when unknown.
     """
     repositories = [r for r in (se.repository, se.reference) if r is not None]
     # path -> (repository, index); a file in both is a library image.
@@ -81,11 +85,14 @@ def groups(se) -> list[dict]:
     in_folder = se.in_folder
     sections = se.result.items() if in_folder else [(None, se.result)]
     reasons = se.stats.get("process", {}).get("search", {}).get("keep", {}).get("reasons", {})
+    transforms = se.stats.get("process", {}).get("search", {}).get("transforms", {})
     out = []
     for folder, result in sections:
         for key, members in result.items():
             images = [_image(key, "key", 0.0, index, se.reference)]
             images += [_image(path, "member", mse, index, se.reference) for path, mse in members]
+            for image in images[1:]:
+                image["transform"] = transforms.get(image["path"], "")
             out.append(
                 {
                     "id": len(out) + 1,
@@ -113,6 +120,7 @@ def _image(path, role, mse, index, library) -> dict:
         "height": height,
         "bytes": size,
         "reference": library is not None and repository is library,
+        "transform": "",
     }
 
 
@@ -133,7 +141,9 @@ def to_csv(se) -> str:
     image (``search(..., reference=...)``) and empty otherwise;
     ``kept_because`` is, on the key's row, why the key was kept (the
     search's ``keep`` rule, e.g. ``kept: larger (4032 x 3024 vs 2016 x
-    1512)``) and empty on the others; unknown numbers are empty.
+    1512)``) and empty on the others; ``transform`` is, on a member's row,
+    how it matched its key where rotated or mirrored (e.g. ``flipped
+    horizontally``) and empty otherwise; unknown numbers are empty.
     """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -152,6 +162,7 @@ def to_csv(se) -> str:
                     _blank(group["folder"]),
                     "true" if image["reference"] else "",
                     (group["kept_because"] or "") if image["role"] == "key" else "",
+                    image["transform"],
                 ]
             )
     return text.getvalue()
@@ -671,7 +682,8 @@ function imageCard(g, i) {
       el("label", {}, box, " keep")),
     el("div", {class: "path"}, im.path),
     el("div", {class: "meta"}, dims + " · " + (im.format || "?") + " · " + bytes(im.bytes) +
-      (im.role === "key" ? " · best copy" : " · MSE to key " + im.mse.toFixed(2))));
+      (im.role === "key" ? " · best copy" : " · MSE to key " + im.mse.toFixed(2)) +
+      (im.transform ? " · " + im.transform : "")));
   return card;
 }
 

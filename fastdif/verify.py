@@ -16,7 +16,9 @@ deleted or moved, three checks run on the disk as it is now:
    itself; where a file system reports no inode numbers, the resolved paths).
 3. **content**: both are decoded again from disk and the member's MSE to
    the key (float64, the smallest over the four rotations when the search
-   used ``rotate``) is within the search's threshold.
+   used ``rotate``, and over their mirror images with ``flip``) is within
+   the search's threshold; with ``color=False`` or ``normalize`` the MSE of
+   their luma or normalised thumbnails, as the search compared them.
 
 A check that fails gives a :class:`Refusal`; the file is then left alone.
 """
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engine.transforms import transform
 from .io.decode import FILE_TIME_LIMIT, decode_file
 from .model import Criteria
 
@@ -88,11 +91,29 @@ class Identity:
         return None
 
 
-def min_mse(a: np.ndarray, b: np.ndarray, rotate: bool) -> float:
-    """MSE of two (px, px, 3) thumbnails in float64; with ``rotate`` the least of four rotations."""
+def min_mse(
+    a: np.ndarray,
+    b: np.ndarray,
+    rotate: bool,
+    flip: bool = False,
+    *,
+    color: bool = True,
+    normalize: bool = False,
+) -> float:
+    """MSE of two (px, px, 3) thumbnails in float64; with ``rotate`` the least of four rotations.
+
+    With ``flip`` the horizontal flip of ``a`` (and of each rotation) counts too.
+    With ``color=False`` or ``normalize`` both are first transformed as the
+    search compares them (:func:`fastdif.engine.transforms.transform`, the
+    guard for flat images included).
+    """
+    if not color or normalize:
+        a, b = transform(np.stack([np.asarray(a), np.asarray(b)]), color, normalize)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    return min(float(np.mean((np.rot90(a, k) - b) ** 2)) for k in range(4 if rotate else 1))
+    faces = (a, a[:, ::-1]) if flip else (a,)
+    turns = range(4 if rotate else 1)
+    return min(float(np.mean((np.rot90(f, k) - b) ** 2)) for f in faces for k in turns)
 
 
 def _same_file(a: str, a_stat: os.stat_result, b: str, b_stat: os.stat_result) -> bool:
@@ -170,7 +191,14 @@ def check_pair(
     member_thumb = thumbnail(member, px_size)
     if isinstance(member_thumb, str):
         return Refusal(Check.CONTENT, f"cannot be decoded: {member_thumb}")
-    mse = min_mse(key_thumb, member_thumb, criteria.rotate)
+    mse = min_mse(
+        key_thumb,
+        member_thumb,
+        criteria.rotate,
+        criteria.flip,
+        color=criteria.color,
+        normalize=criteria.normalize,
+    )
     if not mse <= criteria.max_mse:
         return Refusal(
             Check.CONTENT,

@@ -23,6 +23,7 @@ from fastdif.cli import main
 from fastdif.engine.grouping import connected_groups, drop_distinct
 from fastdif.engine.matching import unit_mse
 from fastdif.io import decisions
+from fastdif.model import Criteria
 from fastdif.report import report_data
 
 
@@ -198,7 +199,7 @@ def test_a_pair_marked_distinct_is_never_grouped(pics, tmp_path):
 def test_files_linked_through_a_third_are_separated_by_the_closest_match(pics, tmp_path):
     dif = _build(pics)
     z, b, x = (dif.paths.index(str(pics / n)) for n in ("trio_z.png", "trio_b.jpg", "trio_x.jpg"))
-    mse = unit_mse(dif.tensors, np.arange(len(dif)), True)
+    mse = unit_mse(dif.tensors, np.arange(len(dif)), Criteria(5.0))
     to_z, to_b = mse(np.array([x, x]), np.array([z, b])).tolist()
     assert 0 < to_z < to_b  # x (quality 95) is closer to z than b (quality 70) is
     path = _write(tmp_path, ("distinct", [pics / "trio_z.png", pics / "trio_b.jpg"]))

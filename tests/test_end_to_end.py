@@ -184,6 +184,9 @@ def test_result_lower_quality_and_stats_have_difpy_shapes(tmp_path, find):
         "similarity_mse": 5.0,
         "rotate": True,
         "same_dim": False,
+        "flip": False,
+        "color": True,
+        "normalize": False,
         "processes": 1,
         "chunksize": None,
     }

@@ -257,7 +257,7 @@ def test_the_rule_sets_keys_lower_quality_csv_and_report(originals):
         "rule": ["prefer:Originals"],
         "reasons": {paths["original"]: "kept: under Originals/"},
     }
-    assert report.CSV_COLUMNS[-1] == "kept_because"
+    assert "kept_because" in report.CSV_COLUMNS
     rows = list(csv.DictReader(io.StringIO(report.to_csv(se))))
     assert {row["path"]: row["kept_because"] for row in rows} == {
         paths["original"]: "kept: under Originals/",

@@ -12,6 +12,7 @@ from reference import (
     planted_images,
     reference_matches,
     reference_mse_matrix,
+    symmetry,
 )
 
 from fastdif.engine import kernels
@@ -20,17 +21,18 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 MANY = settings(SETTINGS, max_examples=300)
 
 
-def mse_to_key(tensors, key, members, rotate):
-    """``kernels.pair_mse`` of one key against each member."""
+def mse_to_key(tensors, key, members, rotate, flip=False):
+    """``kernels.pair_mse`` of one key against each member (the MSEs only)."""
     members = np.asarray(members, dtype=np.int64)
-    return kernels.pair_mse(tensors, np.full(len(members), key, np.int64), members, rotate)
+    keys = np.full(len(members), key, np.int64)
+    return kernels.pair_mse(tensors, keys, members, rotate, flip)[0]
 
 
 def _square_shapes(n, px):
     return np.full((n, 2), px, dtype=np.int64)
 
 
-def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity):
+def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, flip=False):
     """Run ``match_ranges`` as the classic path does: each row against later images,
     one work item per (row, block of ``block`` images); outputs shaped (R, B, ...)."""
     tensors = np.ascontiguousarray(tensors, dtype=np.float32)
@@ -55,6 +57,7 @@ def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capac
         begin,
         end,
         bool(rotate),
+        bool(flip),
         bool(same_dim),
         float(max_mse),
         int(capacity),
@@ -77,16 +80,18 @@ def _gather(rows, counts, cols, mses, capacity):
     return found
 
 
-def _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse=None):
+def _check_tile(
+    tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse=None, flip=False
+):
     """Run the classic tile and check every (row, block) cell against the reference.
 
     Returns the gathered {(i, j): mse} of the stored entries.
     """
     n = tensors.shape[0]
     if mse is None:
-        mse = reference_mse_matrix(tensors, rotate)
+        mse = reference_mse_matrix(tensors, rotate, flip)
     counts, cols, mses = _classic_tile(
-        tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity
+        tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, flip
     )
     n_blocks = -(-n // block)
     assert counts.shape == (len(rows), n_blocks)
@@ -109,7 +114,7 @@ def _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacit
         wanted = set(rows.tolist())
         expected_pairs = [
             p
-            for p in reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse)
+            for p in reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse, flip)
             if p[0] in wanted
         ]
         assert sorted(found) == expected_pairs
@@ -120,14 +125,20 @@ def _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacit
 
 
 @SETTINGS
-@given(px=st.integers(10, 20), seed=st.integers(0, 2**32 - 1))
-def test_rotations_rows_are_numpy_rot90(px, seed):
+@given(px=st.integers(1, 20), seed=st.integers(0, 2**32 - 1), flip=st.booleans())
+def test_rotations_rows_are_numpy_rot90_and_flip(px, seed, flip):
     image = np.random.default_rng(seed).uniform(0, 255, (px, px, 3)).astype(np.float32)
-    out = kernels.rotations(image)
-    assert out.shape == (4, px * px * 3)
+    out = kernels.rotations(image, flip)
+    assert out.shape == (8 if flip else 4, px * px * 3)
     assert out.dtype == np.float32
-    for k in range(4):
-        np.testing.assert_array_equal(out[k], np.rot90(image, k).ravel())
+    for k in range(out.shape[0]):
+        np.testing.assert_array_equal(out[k], symmetry(image, k).ravel())
+        # rotation_offsets reads symmetry k in place, as pair_mse and the hashes do.
+        start, dy, dx = kernels.rotation_offsets(px, k)
+        at = start + dy * np.arange(px)[:, None] + dx * np.arange(px)[None, :]
+        np.testing.assert_array_equal(
+            image.ravel()[at[..., None] + np.arange(3)], symmetry(image, k)
+        )
 
 
 # --------------------------------------------------------------------------- bounded_sse
@@ -227,20 +238,21 @@ def test_bounded_sse_adversarial_values(a_value, b_value, expected_per_value, ro
     which=st.integers(0, 100),
     rows_seed=st.integers(0, 2**32 - 1),
     all_rows=st.booleans(),
+    flip=st.booleans(),
 )
 def test_match_ranges_classic_matches_reference(
-    spec, rotate, same_dim, choice, random_value, which, block, capacity, rows_seed, all_rows
+    spec, rotate, same_dim, choice, random_value, which, block, capacity, rows_seed, all_rows, flip
 ):
     tensors, shapes, planted = planted_images(*spec)
     n = tensors.shape[0]
-    mse = reference_mse_matrix(tensors, rotate)
+    mse = reference_mse_matrix(tensors, rotate, flip)
     max_mse = pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which)
     if all_rows:
         rows = np.arange(n, dtype=np.int64)
     else:
         rng = np.random.default_rng(rows_seed)
         rows = rng.permutation(n)[: rng.integers(1, n + 1)].astype(np.int64)
-    _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse)
+    _check_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capacity, mse, flip)
 
 
 @pytest.mark.parametrize("block, capacity", [(3, 1), (7, 2), (1, 1), (1024, 64)])
@@ -368,8 +380,9 @@ def test_match_ranges_classic_threshold_equal_to_pair_mse_is_inclusive(rotate, c
     rotate=st.booleans(),
     fractional=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
+    flip=st.booleans(),
 )
-def test_mse_to_key_matches_reference_row(spec, rotate, fractional, seed):
+def test_mse_to_key_matches_reference_row(spec, rotate, fractional, seed, flip):
     tensors, _, _ = planted_images(*spec)
     n = tensors.shape[0]
     rng = np.random.default_rng(seed)
@@ -380,18 +393,18 @@ def test_mse_to_key_matches_reference_row(spec, rotate, fractional, seed):
     key = int(rng.integers(0, n))
     # Any members, the key itself and repeats included.
     members = rng.integers(0, n, size=int(rng.integers(1, 2 * n))).astype(np.int64)
-    got = mse_to_key(tensors, key, members, rotate)
+    got = mse_to_key(tensors, key, members, rotate, flip)
     assert got.dtype == np.float64
-    expected = reference_mse_matrix(tensors, rotate)[key, members]
+    expected = reference_mse_matrix(tensors, rotate, flip)[key, members]
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)
     assert np.all(got[members == key] == 0.0)
 
 
 @SETTINGS
-@given(spec=image_specs(max_n=10), rotate=st.booleans())
-def test_reference_mse_matrix_is_symmetric(spec, rotate):
-    """Sanity check of the reference: rotating i or j gives the same minimum."""
+@given(spec=image_specs(max_n=10), rotate=st.booleans(), flip=st.booleans())
+def test_reference_mse_matrix_is_symmetric(spec, rotate, flip):
+    """Sanity check of the reference: transforming i or j gives the same minimum."""
     tensors, _, _ = planted_images(*spec)
-    mse = reference_mse_matrix(tensors, rotate)
+    mse = reference_mse_matrix(tensors, rotate, flip)
     np.testing.assert_array_equal(mse, mse.T)
     assert np.all(np.diag(mse) == 0.0)

@@ -11,7 +11,7 @@ from reference import (
     pick_threshold,
     planted_images,
     reference_key,
-    reference_mse_matrix,
+    reference_mse_and_symmetry,
 )
 
 from fastdif.engine import matching
@@ -38,6 +38,7 @@ cases = st.fixed_dictionaries(
         "new": st.lists(st.booleans(), min_size=24, max_size=24),
         "tile_rows": st.integers(1, 30),
         "uint8_library": st.booleans(),
+        "flip": st.booleans(),
     }
 )
 
@@ -48,7 +49,7 @@ def _split(case):
     is_new = np.asarray(case["new"][:n])
     is_new[0], is_new[-1] = True, False  # at least one new image and one library image
     rotate, same_dim = case["rotate"], case["same_dim"]
-    mse = reference_mse_matrix(tensors, rotate)
+    mse = reference_mse_and_symmetry(tensors, rotate, case["flip"])[0]
     max_mse = pick_threshold(
         case["choice"], case["random_value"], mse, planted, shapes, same_dim, case["which"]
     )
@@ -67,7 +68,7 @@ def test_library_matches_equal_the_reference_pairs(case):
     rotate, same_dim = case["rotate"], case["same_dim"]
     integers = np.array_equal(tensors, np.round(tensors))
     dtype = np.uint8 if case["uint8_library"] and integers else np.float32
-    criteria = Criteria(max_mse, rotate, same_dim)
+    criteria = Criteria(max_mse, rotate, same_dim, case["flip"])
     seen = []
     i, j, _ = find_library_matches(
         _images(tensors, shapes, new),
@@ -126,6 +127,7 @@ def test_a_library_search_skips_most_of_a_large_library():
 def test_library_groups_are_keyed_by_a_library_image(case):
     tensors, shapes, mse, new, library, max_mse = _split(case)
     rotate, same_dim = case["rotate"], case["same_dim"]
+    _, which = reference_mse_and_symmetry(tensors, rotate, case["flip"])
     sizes = np.random.default_rng(0).integers(1, 4, len(tensors)).astype(np.int64)
     numbers = np.concatenate([new, library])  # image number -> index in tensors
     pairs = [
@@ -139,9 +141,12 @@ def test_library_groups_are_keyed_by_a_library_image(case):
     i = np.asarray([a for a, _ in pairs], dtype=np.int64)
     j = np.asarray([b for _, b in pairs], dtype=np.int64)
     mses = cross_mse(
-        np.ascontiguousarray(tensors[new]), np.ascontiguousarray(tensors[library]), rotate
+        np.ascontiguousarray(tensors[new]),
+        np.ascontiguousarray(tensors[library]),
+        Criteria(max_mse, rotate, same_dim, case["flip"]),
     )
-    found = library_groups(len(new), i, j, mses, shapes[numbers], sizes[numbers])
+    symmetries = {}
+    found = library_groups(len(new), i, j, mses, shapes[numbers], sizes[numbers], None, symmetries)
     n_new = len(new)
     for key, members, member_mses in found:
         assert members and all(m < n_new for m in members)  # library images are never members
@@ -155,6 +160,8 @@ def test_library_groups_are_keyed_by_a_library_image(case):
         for m, value in zip(members, member_mses, strict=True):
             expected = mse[numbers[key], numbers[m]]
             assert value == pytest.approx(expected, rel=1e-6, abs=1e-6)
+            # The symmetry of the key that gave the MSE (only k != 0 are noted).
+            assert symmetries.get(m, 0) == which[numbers[key], numbers[m]]
     # A group of new images alone is keyed as a search within one set keys it.
     for key, members, _ in found:
         if key < n_new:

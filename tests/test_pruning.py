@@ -9,6 +9,7 @@ from reference import (
     reference_groups,
     reference_matches,
     reference_mse_matrix,
+    symmetry,
 )
 
 from fastdif.engine import kernels
@@ -47,26 +48,27 @@ def true_mse(a, b):
 
 
 @SETTINGS
-@given(image_pairs(), st.integers(0, 3))
-def test_block_mean_bound_never_exceeds_mse_for_every_grid_and_rotation(pair, k):
+@given(image_pairs(), st.integers(0, 7))
+def test_block_mean_bound_never_exceeds_mse_for_every_grid_and_symmetry(pair, k):
+    """Symmetries 0..3 rotate, 4..7 flip horizontally first (see fastdif.engine.kernels)."""
     a, b = pair
     px = a.shape[0]
-    rotated = np.ascontiguousarray(np.rot90(b, k))
-    exact = true_mse(a, rotated)
+    moved = np.ascontiguousarray(symmetry(b, k))
+    exact = true_mse(a, moved)
     for g in (d for d in range(1, px + 1) if px % d == 0):
         grid_a, grid_b = kernels.block_means(np.stack([a, b]), g)
-        # The grid of the rotated image is the rotated grid, so one grid serves all rotations.
-        grid_rot = kernels.block_means(rotated[None], g)[0]
-        np.testing.assert_allclose(np.rot90(grid_b, k), grid_rot, atol=1e-3)
-        bound = true_mse(grid_a, np.rot90(grid_b, k))
+        # The grid of the moved image is the moved grid, so one grid serves all symmetries.
+        grid_moved = kernels.block_means(moved[None], g)[0]
+        np.testing.assert_allclose(symmetry(grid_b, k), grid_moved, atol=1e-3)
+        bound = true_mse(grid_a, symmetry(grid_b, k))
         assert bound <= exact * (1 + kernels.BOUND_SLACK) + kernels.BOUND_SLACK, (g, bound, exact)
 
 
 @SETTINGS
-@given(image_pairs(), st.integers(0, 3))
+@given(image_pairs(), st.integers(0, 7))
 def test_overall_mean_bound_never_exceeds_mse(pair, k):
     a, b = pair
-    exact = true_mse(a, np.rot90(b, k))
+    exact = true_mse(a, symmetry(b, k))
     mean_a, mean_b = kernels.block_means(np.stack([a, b]), 1).reshape(2, 3).mean(axis=1)
     assert (float(mean_a) - float(mean_b)) ** 2 <= exact * (1 + 1e-6) + 1e-6
 
@@ -83,14 +85,15 @@ def test_grid_side_is_the_largest_divisor_up_to_ten():
 
 
 @SETTINGS
-@given(image_specs(min_n=1, max_px=14), st.booleans(), st.booleans(), st.booleans())
-def test_find_identical_gives_the_groups_of_all_pairs_at_zero(spec, rotate, same_dim, uint8):
+@given(image_specs(min_n=1, max_px=14), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_find_identical_gives_the_groups_of_all_pairs_at_zero(spec, rotate, same_dim, uint8, flip):
     tensors, shapes, _ = planted_images(*spec)
     if uint8:
         tensors = tensors.astype(np.uint8)
-    i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, rotate, same_dim))
+    criteria = Criteria(0.0, rotate, same_dim, flip)
+    i, j = search_module.find_identical(tensors, shapes, criteria)
     assert np.all(i < j)
-    expected = reference_matches(tensors, shapes, 0.0, rotate, same_dim)
+    expected = reference_matches(tensors, shapes, 0.0, rotate, same_dim, flip=flip)
     exp_i, exp_j = (
         (np.array(v, dtype=np.int64) for v in zip(*expected, strict=True))
         if expected
@@ -105,23 +108,42 @@ def test_find_identical_confirms_hash_collisions_exactly(monkeypatch):
     tensors = rng.integers(0, 256, (6, 10, 10, 3)).astype(np.float32)
     tensors[3] = tensors[1]
     tensors[5] = np.rot90(tensors[1], 3)
+    tensors[4] = np.rot90(np.fliplr(tensors[1]), 1)
     shapes = np.full((6, 2), 10, np.int64)
     monkeypatch.setattr(
-        search_module, "rotation_hashes", lambda t: np.zeros((len(t), 4), np.uint64)
+        search_module,
+        "rotation_hashes",
+        lambda t, flip: np.zeros((len(t), 8 if flip else 4), np.uint64),
     )
     i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, True, True))
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3), (1, 5)]
     i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, False, True))
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3)]
+    i, j = search_module.find_identical(tensors, shapes, Criteria(0.0, True, True, True))
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 3), (1, 4), (1, 5)]
 
 
 def test_rotation_hashes_agree_for_rotated_copies():
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (12, 12, 3)).astype(np.float32)
     stack = np.stack([np.rot90(image, k) for k in range(4)])
-    hashes = kernels.rotation_hashes(np.ascontiguousarray(stack))
+    hashes = kernels.rotation_hashes(np.ascontiguousarray(stack), False)
+    assert hashes.shape == (4, 4)
     assert len(set(hashes.min(axis=1).tolist())) == 1
     assert len(set(hashes[:, 0].tolist())) == 4
+
+
+def test_rotation_hashes_with_flip_agree_for_every_symmetry():
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (12, 12, 3)).astype(np.float32)
+    stack = np.ascontiguousarray(np.stack([symmetry(image, k) for k in range(8)]))
+    hashes = kernels.rotation_hashes(stack, True)
+    assert hashes.shape == (8, 8)
+    # Column k hashes symmetry k: the first image's row holds every copy's own hash.
+    np.testing.assert_array_equal(hashes[0], hashes[:, 0])
+    np.testing.assert_array_equal(hashes[:, :4], kernels.rotation_hashes(stack, False))
+    assert len(set(hashes.min(axis=1).tolist())) == 1
+    assert len(set(hashes[:, 0].tolist())) == 8
 
 
 @SETTINGS
@@ -131,8 +153,11 @@ def test_rotation_hashes_agree_for_rotated_copies():
     st.booleans(),
     st.integers(0, 2**32 - 1),
     st.sampled_from([0.0, 5.0, 50.0, 1000.0]),
+    st.booleans(),
 )
-def test_match_ranges_any_order_and_ranges_match_reference(spec, rotate, same_dim, seed, max_mse):
+def test_match_ranges_any_order_and_ranges_match_reference(
+    spec, rotate, same_dim, seed, max_mse, flip
+):
     tensors, shapes, _ = planted_images(*spec)
     n, px = tensors.shape[0], tensors.shape[1]
     rng = np.random.default_rng(seed)
@@ -154,11 +179,12 @@ def test_match_ranges_any_order_and_ranges_match_reference(spec, rotate, same_di
         item_begin,
         item_end,
         rotate,
+        flip,
         same_dim,
         max_mse,
         n,
     )
-    mse = reference_mse_matrix(tensors, rotate)
+    mse = reference_mse_matrix(tensors, rotate, flip)
     for w in range(n):
         i = order[w]
         expected = [

@@ -353,15 +353,22 @@ def test_min_mse_matches_the_search_kernel():
     rng = np.random.default_rng(0)
     tensors = rng.integers(0, 256, (6, 7, 7, 3)).astype(np.float32)
     left, right = np.array([0, 1, 2, 3, 4]), np.array([5, 4, 3, 2, 1])
+    tensors[5] = np.fliplr(tensors[0])
     for rotate in (False, True):
-        expected = kernels.pair_mse(tensors, left, right, rotate)
-        got = [
-            verify.min_mse(tensors[i], tensors[j], rotate) for i, j in zip(left, right, strict=True)
-        ]
-        assert got == expected.tolist()
+        for flip in (False, True):
+            expected = kernels.pair_mse(tensors, left, right, rotate, flip)[0]
+            got = [
+                verify.min_mse(tensors[i], tensors[j], rotate, flip)
+                for i, j in zip(left, right, strict=True)
+            ]
+            assert got == expected.tolist()
     turned = np.rot90(tensors[0], 3)
     assert verify.min_mse(tensors[0], turned, True) == 0.0
     assert verify.min_mse(tensors[0], turned, False) > 0
+    mirrored = np.rot90(np.fliplr(tensors[0]), 1)
+    assert verify.min_mse(tensors[0], mirrored, True, True) == 0.0
+    assert verify.min_mse(tensors[0], mirrored, True, False) > 0
+    assert verify.min_mse(tensors[0], np.fliplr(tensors[0]), False, True) == 0.0
 
 
 def test_recorded_inodes_keep_unsigned_64_bit_values():

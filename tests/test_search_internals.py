@@ -20,9 +20,11 @@ from fastdif.engine.grouping import choose_key, connected_groups
 from fastdif.model import Criteria
 
 
-def find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, progress=None):
+def find_matches(
+    tensors, shapes, max_mse, rotate, same_dim, tile_rows=None, progress=None, flip=False
+):
     """:func:`fastdif.engine.matching.find_matches` with the criteria as flat arguments."""
-    criteria = Criteria(max_mse, rotate, same_dim)
+    criteria = Criteria(max_mse, rotate, same_dim, flip)
     return search_module.find_matches(tensors, shapes, criteria, tile_rows, progress)
 
 
@@ -37,19 +39,20 @@ searches = st.fixed_dictionaries(
         "choice": st.sampled_from(THRESHOLDS),
         "random_value": st.floats(0, 200),
         "which": st.integers(0, 100),
+        "flip": st.booleans(),
     }
 )
 
 
 def _setup(case):
     tensors, shapes, planted = planted_images(*case["spec"])
-    rotate, same_dim = case["rotate"], case["same_dim"]
-    mse = reference_mse_matrix(tensors, rotate)
+    rotate, same_dim, flip = case["rotate"], case["same_dim"], case["flip"]
+    mse = reference_mse_matrix(tensors, rotate, flip)
     max_mse = pick_threshold(
         case["choice"], case["random_value"], mse, planted, shapes, same_dim, case["which"]
     )
     expected = reference_matches(tensors, shapes, max_mse, rotate, same_dim, mse)
-    return tensors, shapes, max_mse, rotate, same_dim, expected
+    return tensors, shapes, max_mse, rotate, same_dim, expected, flip
 
 
 def _pairs(i, j):
@@ -58,17 +61,18 @@ def _pairs(i, j):
     return list(zip(i.tolist(), j.tolist(), strict=True))
 
 
-def _all_paths(tensors, shapes, max_mse, rotate, same_dim):
+def _all_paths(tensors, shapes, max_mse, rotate, same_dim, flip=False):
     """{tile_rows: (i, j)} for the classic path (None) and several chunked tilings."""
     n = tensors.shape[0]
-    return {
-        tile_rows: find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows)[:2]
-        for tile_rows in (None, 1, 2, 5, n)
-    }
+
+    def pairs(tile_rows):
+        return find_matches(tensors, shapes, max_mse, rotate, same_dim, tile_rows, flip=flip)[:2]
+
+    return {tile_rows: pairs(tile_rows) for tile_rows in (None, 1, 2, 5, n)}
 
 
-def _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected):
-    results = _all_paths(tensors, shapes, max_mse, rotate, same_dim)
+def _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected, flip=False):
+    results = _all_paths(tensors, shapes, max_mse, rotate, same_dim, flip)
     classic_i, classic_j = results[None]
     for tile_rows, (i, j) in results.items():
         np.testing.assert_array_equal(i, classic_i, err_msg=f"tile_rows={tile_rows}")
@@ -90,11 +94,11 @@ def test_find_matches_classic_and_chunked_equal_reference(case):
 @given(searches, st.sampled_from([(4, 1), (1, 1), (3, 2)]))
 def test_find_matches_small_block_and_capacity_force_recompute(case, block_capacity):
     block, capacity = block_capacity
-    tensors, shapes, max_mse, rotate, same_dim, expected = _setup(case)
+    tensors, shapes, max_mse, rotate, same_dim, expected, flip = _setup(case)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(search_module, "BLOCK", block)
         mp.setattr(search_module, "CAPACITY", capacity)
-        _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected)
+        _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected, flip)
 
 
 def _spy_match_ranges(mp):

@@ -160,7 +160,7 @@ def test_the_dask_tasks_find_their_kernels_loaded(numba_cache, dtype):
         ids = np.array([0, 2, 3, 5])
         shapes = np.full((6, 2), 20, dtype=np.int64)[ids]
         tensors = np.ascontiguousarray(whole[ids])
-        kernels.rotation_hashes(tensors)
+        kernels.rotation_hashes(tensors, False)
         images = Thumbnails.of(tensors, shapes, kernels.block_means(tensors, 1))
         local = np.arange(ids.size, dtype=np.int64)
         rows, begins, stops = local[:2], local[:2] + 1, np.full(2, ids.size, dtype=np.int64)

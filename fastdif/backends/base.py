@@ -13,7 +13,7 @@ every backend gives the same repository and the same result.
     (hashing at threshold 0, bounded matching above it), the exact MSEs and
     the count of pairs summed are made here, once; a backend supplies the
     two pieces of work that run on its workers: the rotation hashes of
-    units, and the matches of units.
+    units (and of their mirror images with ``flip``), and the matches of units.
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ class Searcher(ABC):
         """
         indexes = [index for _, index in units]
         if criteria.max_mse == 0:
-            for index, hashes in zip(indexes, self.rotation_hashes(indexes), strict=True):
-                mse = unit_mse(self.dif.tensors, index, criteria.rotate)
+            hashed = self.rotation_hashes(indexes, criteria.flip)
+            for index, hashes in zip(indexes, hashed, strict=True):
+                mse = unit_mse(self.dif.tensors, index, criteria)
                 i, j = identical_pairs(
                     hashes,
                     self.dif.shapes[index],
@@ -100,10 +101,10 @@ class Searcher(ABC):
         matches = self.matches(indexes, criteria, tile_rows, progress)
         for index, (i, j, summed) in zip(indexes, matches, strict=True):
             self.summed += summed
-            yield i, j, unit_mse(self.dif.tensors, index, criteria.rotate)
+            yield i, j, unit_mse(self.dif.tensors, index, criteria)
 
     @abstractmethod
-    def rotation_hashes(self, indexes: list[np.ndarray]) -> Iterator[np.ndarray]:
+    def rotation_hashes(self, indexes: list[np.ndarray], flip: bool) -> Iterator[np.ndarray]:
         """Per unit: :func:`~fastdif.engine.kernels.rotation_hashes` of its images."""
 
     @abstractmethod

@@ -279,9 +279,9 @@ def _channel_means(source, ids, threads):
         return block_means(_rows(source, ids), 1)
 
 
-def _rotation_hashes(source, ids, threads):
+def _rotation_hashes(source, ids, threads, flip):
     with _numba_threads(threads):
-        return rotation_hashes(_rows(source, ids))
+        return rotation_hashes(_rows(source, ids), flip)
 
 
 def _match_tiles(source, ids, shapes, means, rows, begins, stops, criteria, threads):
@@ -326,16 +326,20 @@ class DaskSearcher(Searcher):
     def stats(self) -> dict:
         return {"dask": {**self.tasks.stats(), "thumbnails": self.file or "scattered"}}
 
-    def _per_block(self, function, ids):
-        """``function`` over ``ids`` in tasks of :data:`MAP_IMAGES` images, concatenated."""
+    def _per_block(self, function, ids, *more):
+        """``function(source, ids, threads, *more)`` over ``ids`` in tasks of
+        :data:`MAP_IMAGES` images, concatenated."""
         source, threads = self.thumbnails(), self.tasks.host_threads
-        calls = [(source, ids[a : a + MAP_IMAGES], threads) for a in range(0, ids.size, MAP_IMAGES)]
+        calls = [
+            (source, ids[a : a + MAP_IMAGES], threads, *more)
+            for a in range(0, ids.size, MAP_IMAGES)
+        ]
         return np.concatenate(self.tasks.run(function, calls))
 
-    def rotation_hashes(self, indexes):
+    def rotation_hashes(self, indexes, flip):
         if not indexes:
             return
-        hashes = self._per_block(_rotation_hashes, np.concatenate(indexes))
+        hashes = self._per_block(_rotation_hashes, np.concatenate(indexes), flip)
         starts = np.cumsum([0] + [index.size for index in indexes])
         for k in range(len(indexes)):
             yield hashes[starts[k] : starts[k + 1]]

@@ -56,9 +56,9 @@ class LocalSearcher(Searcher):
         tensors.flags.writeable = shapes.flags.writeable = False
         return tensors, shapes
 
-    def rotation_hashes(self, indexes):
+    def rotation_hashes(self, indexes, flip):
         for index in indexes:
-            yield rotation_hashes(self._rows(index)[0])
+            yield rotation_hashes(self._rows(index)[0], flip)
 
     def matches(self, indexes, criteria: Criteria, tile_rows, progress):
         for index in indexes:

@@ -35,7 +35,7 @@ def choose_key(indices, shapes, file_sizes):
     )
 
 
-def unit_groups(index, i, j, mse, shapes, file_sizes, choose=None):
+def unit_groups(index, i, j, mse, shapes, file_sizes, choose=None, symmetries=None):
     """The groups of one comparable unit, each with its key and its members' MSEs to the key.
 
     Parameters
@@ -53,6 +53,10 @@ def unit_groups(index, i, j, mse, shapes, file_sizes, choose=None):
         ``choose(images) -> image``: the key among a group's image indices
         (in path order), for a keep-best rule (:mod:`fastdif.engine.keep`);
         default :func:`choose_key`.
+    symmetries : dict, optional
+        Filled with ``{member: k}``, by image index, for each member whose
+        MSE to its key came from a symmetry k other than 0 of the key (a
+        rotation or a flip; ``mse(left, right, symmetry=True)`` gives it).
 
     Returns
     -------
@@ -70,14 +74,14 @@ def unit_groups(index, i, j, mse, shapes, file_sizes, choose=None):
         others.append([m for m in members if index[m] != key])
     left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
     right = np.asarray([m for o in others for m in o], dtype=np.int64)
-    mses = iter(mse(left, right).tolist()) if left.size else iter(())
+    mses = iter(_measure(mse, left, right, index, symmetries))
     return [
         (int(index[key]), index[members].tolist(), [next(mses) for _ in members])
         for key, members in zip(keys, others, strict=True)
     ]
 
 
-def library_groups(n_new, i, j, mse, shapes, file_sizes, choose=None):
+def library_groups(n_new, i, j, mse, shapes, file_sizes, choose=None, symmetries=None):
     """Groups of new images and the library images they match, keyed by a library image.
 
     Images are numbered as in :func:`fastdif.engine.matching.cross_mse`: new
@@ -100,6 +104,8 @@ def library_groups(n_new, i, j, mse, shapes, file_sizes, choose=None):
     choose : callable, optional
         ``choose(images) -> image``, as in :func:`unit_groups`: the key among
         the group's library images, or among its new images when it has none.
+    symmetries : dict, optional
+        As in :func:`unit_groups`, by image number.
 
     Returns
     -------
@@ -116,11 +122,27 @@ def library_groups(n_new, i, j, mse, shapes, file_sizes, choose=None):
         others.append([m for m in new if m != key])
     left = np.repeat(np.asarray(keys, dtype=np.int64), [len(o) for o in others])
     right = np.asarray([m for o in others for m in o], dtype=np.int64)
-    mses = iter(mse(left, right).tolist()) if left.size else iter(())
+    mses = iter(_measure(mse, left, right, np.arange(len(shapes)), symmetries))
     return [
         (int(key), members, [next(mses) for _ in members])
         for key, members in zip(keys, others, strict=True)
     ]
+
+
+def _measure(mse, left, right, index, symmetries) -> list[float]:
+    """``mse(left, right)`` as floats; any symmetry k but 0 goes into ``symmetries``.
+
+    ``symmetries`` is keyed by ``index[right]`` (the members' image numbers).
+    """
+    if not left.size:
+        return []
+    if symmetries is None:
+        return mse(left, right).tolist()
+    values, which = mse(left, right, symmetry=True)
+    for member, k in zip(index[right].tolist(), which.tolist(), strict=True):
+        if k:
+            symmetries[member] = k
+    return values.tolist()
 
 
 def drop_distinct(n, i, j, labels, conflicts, mse):

@@ -1,22 +1,41 @@
-"""Numba kernels: pairwise MSE between thumbnails, with rotations and exact bounds.
+"""Numba kernels: pairwise MSE between thumbnails, with symmetries and exact bounds.
 
 Kernels take and return arrays only. Thumbnails are arrays of shape
 (N, px, px, 3), float32 or uint8, holding values on the 0..255 scale. Sums of
 squares are accumulated in float64, so for integer-valued thumbnails every MSE
-is exact and an MSE of 0 means identical thumbnails. ``reassoc`` lets LLVM
-vectorise the float64 reduction; for integer-valued inputs order does not matter.
+is exact and an MSE of 0 means identical thumbnails (up to the symmetry that
+gave it). ``reassoc`` lets LLVM vectorise the float64 reduction; for
+integer-valued inputs order does not matter.
+
+Symmetries. A pair's MSE is the smallest over the symmetries compared, each
+applied to the first image of the pair. Symmetry k (0..7) of a (p, p, c)
+image is ``np.rot90(image, k)`` for k < 4 (turns counter-clockwise) and
+``np.rot90(np.fliplr(image), k - 4)`` for k >= 4 (a horizontal flip, then
+the turns): 6 is the vertical flip, 5 and 7 the flips about the diagonals.
+``rotate`` compares 0..3, ``flip`` 0 and 4, both all eight, neither only 0
+(:func:`symmetry_range`). Each symmetry only moves pixels, so the three
+channel means and the overall mean do not change under it.
 
 Lower bounds used to skip pairs (each never exceeds the true MSE):
 
 * Block means. Split both images into the same g x g grid of equal blocks.
   Within a block of n values, the mean of the squared differences is at least
   the square of the mean difference (the variance is >= 0), so
-  ``MSE(a, b) >= MSE(block_means(a), block_means(b))``. Rotating an image
-  rotates its grid of block means, so the bound holds for every rotation when
-  the grid is rotated the same way. g = 1 gives the three channel means.
+  ``MSE(a, b) >= MSE(block_means(a), block_means(b))``. The bound holds for
+  every symmetry S when the grid is transformed the same way, because
+  ``block_means(S(a)) = S(block_means(a))``: with side s = p / g (g divides
+  p), write a column x = bx * s + r, 0 <= r < s; its mirror p - 1 - x =
+  (g - 1 - bx) * s + (s - 1 - r) lies in block column g - 1 - bx, so the
+  horizontal flip maps each block, whole, onto the mirrored block (the same
+  for rows, and a transpose swaps rows and columns, blocks to blocks). Every
+  symmetry is a product of these, so it moves each block's pixels, all
+  together, to the block where the symmetry moves the block: the block means
+  of S(a) are S of the grid of block means. So ``MSE(S(a), b) >=
+  MSE(S(block_means(a)), block_means(b))``, one grid per image serving all
+  eight symmetries. g = 1 gives the three channel means, unchanged by S.
 * Overall mean. With m the mean over all values, (Δm)^2 = (mean of Δμ_c)^2
   <= mean of (Δμ_c)^2 <= MSE (Cauchy-Schwarz, then the g = 1 bound). It does
-  not change under rotation, so images sorted by m need only be compared
+  not change under any symmetry, so images sorted by m need only be compared
   within a window of ``sqrt(max_mse)``.
 
 Bounds are computed from float32/float64 means with rounding errors far
@@ -37,22 +56,41 @@ BOUND_SLACK = 1e-3
 
 
 @njit(cache=True)
-def rotations(image):
-    """The four rotations of a (p, p, c) image, flattened: shape (4, p*p*c).
+def symmetry_range(rotate, flip):
+    """The symmetries compared: ``range(0, stop, step)`` gives their indices k.
 
-    Row k is ``np.rot90(image, k)`` (counter-clockwise) raveled.
+    Neither: 0; ``rotate``: 0..3; ``flip``: 0 and 4; both: 0..7.
+    """
+    stop = 8 if flip else (4 if rotate else 1)
+    step = 1 if rotate else 4
+    return stop, step
+
+
+@njit(cache=True)
+def rotations(image, flip):
+    """The symmetries 0..3 (0..7 with ``flip``) of a (p, p, c) image, flattened.
+
+    Shape (4, p*p*c), or (8, p*p*c) with ``flip``: row k is ``np.rot90(image,
+    k)`` raveled, and row 4 + k is ``np.rot90(np.fliplr(image), k)`` raveled.
     """
     p = image.shape[0]
     ch = image.shape[2]
-    out = np.empty((4, p, p, ch), dtype=image.dtype)
+    count = 8 if flip else 4
+    out = np.empty((count, p, p, ch), dtype=image.dtype)
+    last = p - 1
     for y in range(p):
         for x in range(p):
             for c in range(ch):
                 out[0, y, x, c] = image[y, x, c]
-                out[1, y, x, c] = image[x, p - 1 - y, c]
-                out[2, y, x, c] = image[p - 1 - y, p - 1 - x, c]
-                out[3, y, x, c] = image[p - 1 - x, y, c]
-    return out.reshape(4, p * p * ch)
+                out[1, y, x, c] = image[x, last - y, c]
+                out[2, y, x, c] = image[last - y, last - x, c]
+                out[3, y, x, c] = image[last - x, y, c]
+                if flip:
+                    out[4, y, x, c] = image[y, last - x, c]
+                    out[5, y, x, c] = image[x, y, c]
+                    out[6, y, x, c] = image[last - y, x, c]
+                    out[7, y, x, c] = image[last - x, last - y, c]
+    return out.reshape(count, p * p * ch)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -122,6 +160,7 @@ def match_ranges(
     item_begin,
     item_end,
     rotate,
+    flip,
     same_dim,
     max_mse,
     capacity,
@@ -135,7 +174,8 @@ def match_ranges(
     by overall mean and only the window the mean bound allows. A search of
     new images against a library passes the new images first and the library
     second, with the window on both sides of each new image.
-    Before each exact sum the channel-mean and block-mean bounds are checked.
+    Before each exact sum the channel-mean and block-mean bounds are checked,
+    the block means under each symmetry compared.
 
     Parameters
     ----------
@@ -157,6 +197,9 @@ def match_ranges(
         Each work item's range, as positions in ``order``.
     rotate : bool
         Also compare the four rotations; the smallest MSE counts.
+    flip : bool
+        Also compare the horizontal flip (of each rotation, with ``rotate``);
+        see :func:`symmetry_range`.
     same_dim : bool
         Compare only images of equal (width, height) in either orientation.
     max_mse : float
@@ -186,7 +229,7 @@ def match_ranges(
     other_flat = others.reshape(m, size)
     other_flat_grids = other_grids.reshape(m, grid_len)
     other_flat_means = other_means.reshape(m, 3)
-    n_rot = 4 if rotate else 1
+    stop, step = symmetry_range(rotate, flip)
     # A pair matches when sse / size <= max_mse. Sums stop early only above
     # ``limit``, a little above max_mse * size, so rounding in that product
     # never drops a pair exactly at the threshold.
@@ -198,7 +241,7 @@ def match_ranges(
     exact = np.empty(n_items, dtype=np.int64)
     for w in prange(n_items):
         i = item_image[w]
-        rot_grid_i = rotations(grids[i])
+        rot_grid_i = rotations(grids[i], flip)
         rot_i = np.empty((0, size), dtype=tensors.dtype)
         found = 0
         summed = 0
@@ -214,12 +257,12 @@ def match_ranges(
                 continue
             best = limit
             started = False
-            for k in range(n_rot):
+            for k in range(0, stop, step):
                 bound = (best * (1.0 + BOUND_SLACK) + BOUND_SLACK * size) / scale
                 if bounded_sse(rot_grid_i[k], other_flat_grids[j], g * 3, bound) > bound:
                     continue
                 if rot_i.shape[0] == 0:
-                    rot_i = rotations(tensors[i])
+                    rot_i = rotations(tensors[i], flip)
                 started = True
                 sse = bounded_sse(rot_i[k], other_flat[j], p * 3, best)
                 if sse <= best:
@@ -237,37 +280,50 @@ def match_ranges(
 
 @njit(cache=True)
 def rotation_offsets(p, k):
-    """Where ``np.rot90(image, k)`` reads a flat (p, p, 3) image: ``(start, dy, dx)``.
+    """Where symmetry ``k`` (0..7) reads a flat (p, p, 3) image: ``(start, dy, dx)``.
 
-    Pixel (y, x) of the rotated image starts at flat index
-    ``start + y * dy + x * dx`` of the image; its 3 values follow. Lets a
-    kernel read a rotation in place, without building it.
+    Symmetry k is ``np.rot90(image, k)`` for k < 4 and
+    ``np.rot90(np.fliplr(image), k - 4)`` for k >= 4. Pixel (y, x) of the
+    transformed image starts at flat index ``start + y * dy + x * dx`` of the
+    image; its 3 values follow. Lets a kernel read a symmetry in place,
+    without building it.
     """
     row = 3 * p
     last = p - 1
-    if k == 0:
+    if k == 0:  # (y, x)
         return 0, row, 3
-    if k == 1:
+    if k == 1:  # (x, last - y)
         return 3 * last, -3, row
-    if k == 2:
+    if k == 2:  # (last - y, last - x)
         return last * row + 3 * last, -row, -3
-    return last * row, 3, -row
+    if k == 3:  # (last - x, y)
+        return last * row, 3, -row
+    if k == 4:  # (y, last - x)
+        return 3 * last, row, -3
+    if k == 5:  # (x, y)
+        return 0, 3, row
+    if k == 6:  # (last - y, x)
+        return last * row, -row, 3
+    return last * row + 3 * last, -3, -row  # k == 7: (last - x, last - y)
 
 
 @njit(parallel=True, cache=True)
-def rotation_hashes(tensors):
-    """A 64-bit hash (FNV-1a over the values) of each of the four rotations: uint64 (N, 4).
+def rotation_hashes(tensors, flip):
+    """A 64-bit hash (FNV-1a over the values) of each symmetry: uint64 (N, 4), (N, 8) with ``flip``.
 
-    Column k hashes ``np.rot90(image, k)``. Equal images give equal hashes, so
-    images equal up to rotation share the smallest of their four hashes.
-    Different images may collide: callers confirm equality exactly.
+    Column k hashes symmetry k (:func:`rotation_offsets`): the four rotations,
+    then with ``flip`` the four rotations of the horizontal flip. Equal
+    images give equal hashes, so images equal up to a symmetry share the
+    smallest of the hashes of the symmetries compared. Different images may
+    collide: callers confirm equality exactly.
     """
     n, p = tensors.shape[0], tensors.shape[1]
     flat = tensors.reshape(n, p * p * 3)
-    out = np.empty((n, 4), dtype=np.uint64)
+    count = 8 if flip else 4
+    out = np.empty((n, count), dtype=np.uint64)
     prime = np.uint64(1099511628211)
     for i in prange(n):
-        for k in range(4):
+        for k in range(count):
             start, dy, dx = rotation_offsets(p, k)
             h = np.uint64(14695981039346656037)
             for y in range(p):
@@ -290,20 +346,30 @@ def grid_side(p: int) -> int:
 
 
 @njit(parallel=True, cache=True)
-def pair_mse(tensors, left, right, rotate):
-    """Exact MSE of each pair (``left[m]``, ``right[m]``): float64 array.
+def pair_mse(tensors, left, right, rotate, flip):
+    """Exact MSE of each pair (``left[m]``, ``right[m]``), and the symmetry that gave it.
 
-    With ``rotate`` the smallest MSE over the four rotations of ``left[m]`` counts.
+    The smallest MSE over the symmetries of ``left[m]`` that ``rotate`` and
+    ``flip`` compare (:func:`symmetry_range`) counts.
+
+    Returns
+    -------
+    mse : float64 array
+    symmetry : int64 array
+        The symmetry k (:func:`rotation_offsets`) of the smallest MSE, the
+        lowest k on a tie: ``right[m]`` is (nearest) ``left[m]`` under it.
     """
     n, p = tensors.shape[0], tensors.shape[1]
     size = p * p * 3
     flat = tensors.reshape(n, size)
-    n_rot = 4 if rotate else 1
+    stop, step = symmetry_range(rotate, flip)
     out = np.empty(left.shape[0], dtype=np.float64)
+    which = np.empty(left.shape[0], dtype=np.int64)
     for m in prange(left.shape[0]):
         a, b = flat[left[m]], flat[right[m]]
         best = np.inf
-        for k in range(n_rot):
+        arg = 0
+        for k in range(0, stop, step):
             start, dy, dx = rotation_offsets(p, k)
             sse = 0.0
             for y in range(p):
@@ -312,6 +378,8 @@ def pair_mse(tensors, left, right, rotate):
                     for c in range(3):
                         d = np.float64(a[at + c]) - np.float64(b[to + c])
                         sse += d * d
-            best = min(best, sse)
+            if k == 0 or sse < best:
+                best, arg = sse, k
         out[m] = best / size
-    return out
+        which[m] = arg
+    return out, which

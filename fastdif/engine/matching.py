@@ -15,6 +15,11 @@ Threshold above 0
     or, for tasks that hold only part of the images, in :func:`tiles`.
 Threshold 0
     Identical thumbnails are found in O(N) by hashing (:func:`identical_pairs`).
+
+With ``rotate`` and ``flip`` (:class:`~fastdif.model.Criteria`) a pair's MSE
+is the smallest over the symmetries of the square they compare (see
+:mod:`fastdif.engine.kernels`); :data:`SYMMETRY_NAMES` says, for each, what
+it does to a group's key to give the member.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .kernels import (
     match_ranges,
     pair_mse,
     rotation_hashes,
+    symmetry_range,
 )
 
 #: Units up to this many images compare all pairs in one kernel call (the
@@ -42,6 +48,21 @@ CLASSIC_MAX_IMAGES = 5000
 #: row is recomputed with room for all of them.
 BLOCK = 1024
 CAPACITY = 16
+
+#: What symmetry k of the kernels (:func:`~fastdif.engine.kernels.rotation_offsets`)
+#: does to a key to give its member: ``np.rot90`` turns counter-clockwise,
+#: and a flip comes before the turn. "" for none. The flipped ones are their
+#: own inverses, so they read the same from the member to the key.
+SYMMETRY_NAMES = (
+    "",
+    "rotated 90 degrees counter-clockwise",
+    "rotated 180 degrees",
+    "rotated 90 degrees clockwise",
+    "flipped horizontally",
+    "flipped horizontally and rotated 90 degrees counter-clockwise",
+    "flipped vertically",
+    "flipped horizontally and rotated 90 degrees clockwise",
+)
 
 
 @dataclass(frozen=True)
@@ -303,7 +324,7 @@ def match_items(images: Thumbnails, image_ids, others: Thumbnails, order, begins
         images.tensors, images.grids, images.means, images.shapes, None,
         others.tensors, others.grids, others.means, others.shapes, order,
     )  # fmt: skip
-    flags = (criteria.rotate, criteria.same_dim, criteria.max_mse)
+    flags = (criteria.rotate, criteria.flip, criteria.same_dim, criteria.max_mse)
 
     def run(items, capacity):
         arrays = sets[:4] + (item_image[items],) + sets[5:]
@@ -367,7 +388,7 @@ def tiles(ends, side):
 
 
 def find_identical(tensors, shapes, criteria: Criteria):
-    """Pairs of identical thumbnails (MSE 0), up to rotation with ``rotate``, in O(N).
+    """Pairs of identical thumbnails (MSE 0), up to the symmetries compared, in O(N).
 
     See :func:`identical_pairs`. Returns pairs (i, j), i < j, in ascending
     order, linking each image to the first image equal to it: the same
@@ -376,32 +397,35 @@ def find_identical(tensors, shapes, criteria: Criteria):
     if tensors.shape[0] < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return identical_pairs(
-        rotation_hashes(tensors),
+        rotation_hashes(tensors, criteria.flip),
         shapes,
         criteria,
-        lambda left, right: pair_mse(tensors, left, right, criteria.rotate) == 0,
+        lambda left, right: pair_mse(tensors, left, right, criteria.rotate, criteria.flip)[0] == 0,
     )
 
 
 def identical_pairs(hashes, shapes, criteria: Criteria, equal):
     """The pairs of :func:`find_identical`, from the images' rotation hashes.
 
-    Images are bucketed by a hash of their canonical form (the smallest hash of
-    their rotations, with ``rotate``) and, with ``same_dim``, by their sorted
-    (width, height); within a bucket, equality is confirmed exactly.
+    Images are bucketed by a hash of their canonical form (the smallest hash
+    of the symmetries compared: rotations with ``rotate``, flips with
+    ``flip``) and, with ``same_dim``, by their sorted (width, height); within
+    a bucket, equality is confirmed exactly.
 
     Parameters
     ----------
-    hashes : uint64 array (N, 4)
+    hashes : uint64 array (N, 4), or (N, 8) with ``criteria.flip``
         :func:`~fastdif.engine.kernels.rotation_hashes` of the images.
     shapes : int64 array (N, 2)
     criteria : Criteria
-        Its ``rotate`` and ``same_dim``; the threshold is 0.
+        Its ``rotate``, ``flip`` and ``same_dim``; the threshold is 0.
     equal : callable
         ``equal(left, right)``: a bool array, True where images ``left[m]`` and
-        ``right[m]`` are identical (up to rotation with ``rotate``).
+        ``right[m]`` are identical (up to the symmetries compared).
     """
-    key = hashes.min(axis=1) if criteria.rotate else hashes[:, 0]
+    # The plain Python function: nothing to compile for two integers.
+    compared = range(0, *symmetry_range.py_func(criteria.rotate, criteria.flip))
+    key = hashes[:, compared].min(axis=1)
     columns = [key.view(np.int64)]
     if criteria.same_dim:
         columns += [shapes.min(axis=1), shapes.max(axis=1)]
@@ -429,43 +453,53 @@ def identical_pairs(hashes, shapes, criteria: Criteria, equal):
     return i[first], j[first]
 
 
-def unit_mse(tensors, index, rotate: bool):
+def unit_mse(tensors, index, criteria: Criteria):
     """``mse(left, right)``: the exact MSEs of pairs of positions in ``index``.
 
-    ``tensors`` are all the repository's thumbnails; only the rows a call
-    needs are read (none copied when ``index`` is every image in order).
+    The smallest over the symmetries ``criteria`` compares, of ``left[m]``;
+    ``mse(left, right, symmetry=True)`` also gives the symmetry of each
+    (:func:`~fastdif.engine.kernels.pair_mse`). ``tensors`` are all the
+    repository's thumbnails; only the rows a call needs are read (none
+    copied when ``index`` is every image in order).
     """
     whole = index.size == tensors.shape[0] and np.array_equal(index, np.arange(index.size))
 
-    def mse(left, right):
+    def mse(left, right, symmetry=False):
         if whole:
-            return pair_mse(tensors, left, right, rotate)
+            found = pair_mse(tensors, left, right, criteria.rotate, criteria.flip)
+            return found if symmetry else found[0]
         ids, inverse = np.unique(np.concatenate([index[left], index[right]]), return_inverse=True)
         rows = np.ascontiguousarray(tensors[ids])
         # Read-only like a repository's arrays: the kernel sees one type,
         # the one fastdif.engine.warmup compiles it for.
         rows.flags.writeable = False
-        return pair_mse(rows, inverse[: left.size], inverse[left.size :], rotate)
+        found = pair_mse(
+            rows, inverse[: left.size], inverse[left.size :], criteria.rotate, criteria.flip
+        )
+        return found if symmetry else found[0]
 
     return mse
 
 
-def cross_mse(tensors, library_tensors, rotate: bool):
+def cross_mse(tensors, library_tensors, criteria: Criteria):
     """``mse(left, right)``: exact MSEs of pairs of a repository's images and a library's.
 
     Ids below ``len(tensors)`` are the repository's images, the others
     ``len(tensors) + k`` the library's image ``k``; only the rows a call
-    needs are read.
+    needs are read. ``symmetry=True`` as in :func:`unit_mse`.
     """
     n = tensors.shape[0]
 
-    def mse(left, right):
+    def mse(left, right, symmetry=False):
         ids, inverse = np.unique(np.concatenate([left, right]), return_inverse=True)
         rows = np.empty((ids.size, *tensors.shape[1:]), dtype=np.float32)
         own = ids < n
         rows[own] = tensors[ids[own]]
         rows[~own] = library_tensors[ids[~own] - n]
         rows.flags.writeable = False  # the type fastdif.engine.warmup compiles for
-        return pair_mse(rows, inverse[: left.size], inverse[left.size :], rotate)
+        found = pair_mse(
+            rows, inverse[: left.size], inverse[left.size :], criteria.rotate, criteria.flip
+        )
+        return found if symmetry else found[0]
 
     return mse

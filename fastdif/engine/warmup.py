@@ -73,16 +73,17 @@ def argument_types(dtype, readonly: bool, library_dtype=np.float32) -> dict[str,
     return {
         "block_means": (tensors, count),
         # the images (tensors, grids, means, shapes, item_image), the others
-        # (the same four arrays, order), item_begin, item_end, flags, capacity
+        # (the same four arrays, order), item_begin, item_end, rotate, flip,
+        # same_dim, max_mse, capacity
         "match_ranges": (tensors, means, means, shapes, ints) * 2
-        + (ints, ints, flag, flag, number, count),
-        "rotation_hashes": (tensors,),
-        "pair_mse": (tensors, ints, ints, flag),
+        + (ints, ints, flag, flag, flag, number, count),
+        "rotation_hashes": (tensors, flag),
+        "pair_mse": (tensors, ints, ints, flag, flag),
         "match_library": (
             (_array(dtype, 4, True), *(_array(np.float32, 4, True),) * 2)
             + (_array(np.int64, 2, True), ints, _array(library_dtype, 4, True))
             + (_array(np.float32, 4, True),) * 2
-            + (_array(np.int64, 2, True), ints, ints, ints, flag, flag, number, count)
+            + (_array(np.int64, 2, True), ints, ints, ints, flag, flag, flag, number, count)
         ),
     }
 
