@@ -6,6 +6,7 @@ This is the only module that chooses between the local backend
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,15 +32,21 @@ from .engine.matching import (
     repository_block_means,
 )
 from .engine.transforms import compared
-from .io.cache import CachedDecoder, resolve_cache
+from .io.cache import CachedDecoder, decoding_settings, resolve_cache
 from .io.decisions import Decisions
 from .io.decode import THUMBNAIL_VERSION
 from .io.discover import discover, folder_name, owning_inputs, validate_directories
 from .io.metadata import Metadata, read_metadata
-from .io.store import create_tensors, publish, staging_folder, write
+from .io.partial import INFO_FILE as PARTIAL_INFO_FILE
+from .io.partial import JOURNAL_FILE, Finished, PartialBuild
+from .io.store import array_file, create_tensors, publish, staging_folder, write
 from .model import BuildOptions, Criteria, Repository, load
 from .progress import progress_bar
 from .result import SearchResult, difpy_result
+
+#: Share of physical memory an in-memory build's thumbnails may take; above
+#: it ``build`` asks for a ``store`` instead (see :func:`_check_fits_in_memory`).
+MEMORY_SHARE = 0.5
 
 
 def build(
@@ -147,26 +154,27 @@ def build(
                 scheduler=scheduler,
             )
         _check_library(library, options.px_size, THUMBNAIL_VERSION)
-    staging = target = None
+    staging = target = partial = None
+    if store is not None:
+        target = os.path.abspath(os.fspath(store))
+        if os.path.lexists(target):
+            raise FileExistsError(f'Invalid value for "store" parameter: "{target}" exists.')
     if scheduler is not None:
         client = dask.checked_client(scheduler, processes)
         if store is not None:
             if cache_path is not None:
-                raise ValueError('"cache" and "store" cannot be combined.')
-            target = os.path.abspath(os.fspath(store))
-            if os.path.lexists(target):
-                raise FileExistsError(f'Invalid value for "store" parameter: "{target}" exists.')
+                raise ValueError('"cache" and "store" cannot be combined with "scheduler".')
             staging = staging_folder(target)
         decoder = dask.DaskDecoder(client, options.px_size, staging)
-    elif store is not None:
-        raise ValueError('"store" needs "scheduler" (a Dask client).')
     else:
         processes = params.check_processes(processes)
         decoder = LocalDecoder(options.px_size, processes)
+        if store is not None:
+            partial = PartialBuild(target, options.px_size, decoding_settings(options.px_size))
     exclude = set() if library is None else _identities(library)
     try:
         dif, excluded = _decode_files(
-            paths, options, decoder, cache_path, show_progress, start, processes, exclude
+            paths, options, decoder, cache_path, show_progress, start, processes, exclude, partial
         )
         if library is not None:
             dif.reference = library
@@ -174,26 +182,51 @@ def build(
                 "images": len(library),
                 "files_also_in_reference": excluded,
             }
-        if staging is None:
+        if store is None:
             return dif
+        if partial is not None:
+            staging = os.path.dirname(dif.tensors_file)
+            partial.close()
         write(dif, staging, tensors_written=True)
+        dif = None  # closes its map of the tensors, so the folder can move on every system
         publish(staging, target)
+        staging = None
+        if partial is not None:
+            # The journal and its settings are not part of the saved repository.
+            for name in (PARTIAL_INFO_FILE, JOURNAL_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(target, name))
+            shutil.rmtree(partial.folder, ignore_errors=True)  # rows copied elsewhere
         return load(target, verify=False)
     finally:
-        if staging is not None:
+        if partial is not None:
+            partial.close()  # journals what was decoded: a build run again resumes
+        if staging is not None and (partial is None or staging != partial.folder):
             shutil.rmtree(staging, ignore_errors=True)
 
 
 def _decode_files(
-    paths, options: BuildOptions, decoder, cache_path, show_progress, start, cores, exclude
+    paths,
+    options: BuildOptions,
+    decoder,
+    cache_path,
+    show_progress,
+    start,
+    cores,
+    exclude,
+    partial: PartialBuild | None = None,
 ):
     """Discover and decode the files under ``paths`` into a repository.
 
-    With a decoder that writes thumbnails into a store (a Dask decoder with a
-    folder), the repository's tensors are memory-mapped from the store's
-    tensors file. Files whose ``(st_dev, st_ino)`` is in ``exclude`` (those
-    of a library) are left out. The repository gets its block means unless
-    its tensors are in a store.
+    In memory (float32 thumbnails) by default; with ``partial`` (a local
+    build into a store) the thumbnails are written to its folder as they
+    come, files it finished before are not decoded again, and the
+    repository's tensors are memory-mapped from the folder the store is
+    written from; with a decoder that writes thumbnails into a store (a
+    Dask decoder with a folder), from the store's tensors file. Files whose
+    ``(st_dev, st_ino)`` is in ``exclude`` (those of a library) are left
+    out. The repository gets its block means unless its tensors are in a
+    Dask store.
 
     Returns
     -------
@@ -205,22 +238,35 @@ def _decode_files(
     invalid = dict(found.invalid)
     px = options.px_size
     in_store = decoder.folder is not None
-    tensors = None if in_store else np.empty((len(found.files), px, px, 3), dtype=np.float32)
+    reused: dict[int, Finished] = {}
+    if partial is not None:
+        for k, path in enumerate(found.files):
+            record = partial.reusable(path)
+            if record is not None:
+                reused[k] = record
+        partial.reserve(len(found.files) - len(reused))
+    elif not in_store:
+        _check_fits_in_memory(len(found.files), px)
+    tensors = None
+    if partial is None and not in_store:
+        tensors = np.empty((len(found.files), px, px, 3), dtype=np.float32)
     shapes = np.empty((len(found.files), 2), dtype=np.int64)
-    kept_paths, kept_folders, sizes, mtimes, inodes = [], [], [], [], []
+    kept_paths, kept_folders, sizes, mtimes, inodes, rows = [], [], [], [], [], []
     excluded = 0
-    with progress_bar(len(found.files), "Building", "files", show_progress) as bar:
+    with progress_bar(
+        len(found.files), "Building", "files", show_progress, done=len(reused)
+    ) as bar:
         cached = CachedDecoder(cache_path, px, decoder.decode, bar.update)
-        for path, folder, item in zip(
-            found.files,
-            found.folders,
-            cached.decode(found.files, roots=paths),
-            strict=True,
-        ):
-            decoded = item.decoded
+        fresh = cached.decode([p for k, p in enumerate(found.files) if k not in reused], paths)
+        for k, (path, folder) in enumerate(zip(found.files, found.folders, strict=True)):
+            item = reused.get(k) or next(fresh)
             if item.identity in exclude:
                 excluded += 1
                 continue
+            decoded = item.decoded
+            row = item.row if k in reused else -1
+            if partial is not None and k not in reused:
+                row = partial.add(path, decoded, item.size, item.mtime_ns, item.identity)
             if decoded.reason is not None:
                 invalid[path] = decoded.reason
                 continue
@@ -228,16 +274,27 @@ def _decode_files(
             if tensors is not None:
                 tensors[n] = np.frombuffer(decoded.thumbnail, dtype=np.uint8).reshape(px, px, 3)
             shapes[n] = decoded.width, decoded.height
+            rows.append(row)
             kept_paths.append(path)
             kept_folders.append(folder)
             sizes.append(item.size)
             mtimes.append(item.mtime_ns)
             inodes.append(item.identity)
+        for _ in fresh:  # runs the decoder to its end, so a process pool shuts down cleanly
+            raise RuntimeError("the decoder returned more results than files")
     n = len(kept_paths)
-    if in_store:
-        target = create_tensors(decoder.folder, n, px)
-        decoder.assemble(target)
-        tensors = np.load(target, mmap_mode="r", allow_pickle=False)
+    tensors_file = None
+    if partial is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        in_place = np.array_equal(rows, np.arange(n))
+        folder = partial.folder if in_place else staging_folder(partial.target)
+        partial.finish(rows, folder)
+        tensors_file = array_file(folder, "tensors")
+    elif in_store:
+        tensors_file = create_tensors(decoder.folder, n, px)
+        decoder.assemble(tensors_file)
+    if tensors_file is not None:
+        tensors = np.load(tensors_file, mmap_mode="r", allow_pickle=False)
     elif n < len(tensors):
         tensors = tensors[:n]
     folders, groups = _search_groups(paths, found, kept_paths, kept_folders, options)
@@ -266,6 +323,12 @@ def _decode_files(
     if cached.stats is not None:
         stats["process"]["build"]["cache"] = cached.stats
     stats["process"]["build"].update(decoder.stats())
+    if partial is not None:
+        stats["process"]["build"]["store"] = {
+            "path": partial.target,
+            "resumed": len(reused),
+            "decoded": len(found.files) - len(reused),
+        }
     dif = Repository(
         np.ascontiguousarray(tensors),
         kept_paths,
@@ -279,10 +342,36 @@ def _decode_files(
         thumbnail_version=THUMBNAIL_VERSION,
         # st_dev and st_ino are unsigned 64-bit: kept bit for bit in int64.
         inodes=np.array(inodes, dtype=np.uint64).reshape(n, 2).view(np.int64),
+        tensors_file=tensors_file,
     )
-    if not in_store:  # one pass over thumbnails already in memory
+    if not in_store:  # one pass over the thumbnails (in memory, or just written)
         dif.block_means = repository_block_means(dif.tensors)
     return dif, excluded
+
+
+def _check_fits_in_memory(count: int, px: int) -> None:
+    """Raise MemoryError before decoding when ``count`` float32 thumbnails need too much memory.
+
+    The limit is :data:`MEMORY_SHARE` of the machine's physical memory
+    (no limit where the operating system does not tell it).
+    """
+    total = _physical_memory()
+    needed = count * px * px * 3 * 4
+    if total is not None and needed > MEMORY_SHARE * total:
+        raise MemoryError(
+            f"{count:,} images at px_size {px} need {needed / 2**30:.1f} GiB of thumbnails in "
+            f"memory, more than {MEMORY_SHARE:.0%} of this machine's {total / 2**30:.1f} GiB. "
+            'Pass store="FOLDER" (command line: --store FOLDER) to stream them to disk as '
+            "uint8 (4x smaller, memory-mapped; the same results), or a smaller px_size."
+        )
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or None where ``os.sysconf`` does not tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _identities(dif: Repository) -> set:

@@ -336,6 +336,16 @@ def make_parser() -> argparse.ArgumentParser:
         '(e.g. tcp://host:8786; needs pip install "fastdif[dask]"); its workers must see '
         "the files at the same paths",
     )
+    add(
+        "--store",
+        type=_path,
+        default=None,
+        metavar="DIR",
+        help="stream the thumbnails (uint8) into DIR as they are decoded, instead of memory: "
+        "DIR becomes a saved repository (fastdif.load reads it), memory stays flat for "
+        "millions of files, and a build stopped by Ctrl-C or a crash resumes when run again "
+        "with the same DIR. The cache is used only with --cache. DIR must not exist",
+    )
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
         "--cache",
@@ -392,7 +402,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Build, search, act and write the result files; return the exit status."""
-    cache = None if args.no_cache else (args.cache or True)
+    # A store resumes by itself; the default cache would hold its thumbnails a second time.
+    cache = None if args.no_cache else (args.cache or args.store is None)
     if args.clear_cache:
         removed = clear_cache(args.cache or default_cache_path())
         print(
@@ -435,7 +446,7 @@ def run(args: argparse.Namespace) -> int:
             saved = isinstance(library, Repository) and args.color and not args.normalize
             # A transformed search compares float32 copies of the thumbnails.
             library_dtype = library.tensors.dtype if saved else "f4"
-        warm = warmup.start(args.similarity, library_dtype)
+        warm = warmup.start(args.similarity, library_dtype, "u1" if args.store else "f4")
     try:
         dif, se = _build_and_search(args, directories, cache, scheduler, library)
     finally:
@@ -587,6 +598,7 @@ def _build_and_search(args, directories, cache, scheduler, library):
             processes=args.processes,
             cache=cache,
             scheduler=scheduler,
+            store=args.store,
             reference=library,
         )
     for warning in caught:
@@ -638,5 +650,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {_escaped(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        resume = ""
+        if args.store and not os.path.exists(args.store):
+            resume = f"; run the same command again to resume the build of {printable(args.store)}"
+        print(f"{parser.prog}: interrupted{resume}", file=sys.stderr)
         return 130

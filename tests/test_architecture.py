@@ -34,6 +34,7 @@ LAYERS = {
     "fastdif.io.decode": 3,
     "fastdif.io.discover": 3,
     "fastdif.io.cache": 3,
+    "fastdif.io.partial": 3,
     "fastdif.io.metadata": 3,
     "fastdif.actions": 3,
     "fastdif.verify": 4,

@@ -241,8 +241,6 @@ def test_store_refuses_an_existing_folder_and_bad_combinations(client, photos, t
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError, match='"store"'):
         fastdif.build(photos, show_progress=False, scheduler=client, store=tmp_path / "taken")
-    with pytest.raises(ValueError, match='"store" needs "scheduler"'):
-        fastdif.build(photos, show_progress=False, store=tmp_path / "s")
     with pytest.raises(ValueError, match='"cache" and "store"'):
         fastdif.build(
             photos, show_progress=False, scheduler=client, store=tmp_path / "s", cache=True

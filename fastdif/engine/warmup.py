@@ -67,22 +67,23 @@ def argument_types(dtype, readonly: bool, library_dtype=np.float32) -> dict[str,
     """
     tensors = _array(dtype, 4, readonly)
     shapes = _array(np.int64, 2, readonly)
-    means = _array(np.float32, 4)  # block_means' result: grids and channel means
+    grids = _array(np.float32, 4, readonly)  # read-only with the thumbnails
+    features = _array(np.float32, 2)  # fastdif.engine.matching.bound_features
     ints = _array(np.int64, 1)
     flag, number, count = numba.typeof(True), numba.typeof(0.0), numba.typeof(1)
     return {
         "block_means": (tensors, count),
-        # the images (tensors, grids, means, shapes, item_image), the others
-        # (the same four arrays, order), item_begin, item_end, rotate, flip,
-        # same_dim, max_mse, capacity
-        "match_ranges": (tensors, means, means, shapes, ints) * 2
+        # the images (tensors, grids, features, shapes, item_image), the
+        # others (the same four arrays, order), item_begin, item_end, rotate,
+        # flip, same_dim, max_mse, capacity
+        "match_ranges": (tensors, grids, features, shapes, ints) * 2
         + (ints, ints, flag, flag, flag, number, count),
         "rotation_hashes": (tensors, flag),
         "pair_mse": (tensors, ints, ints, flag, flag),
         "match_library": (
-            (_array(dtype, 4, True), *(_array(np.float32, 4, True),) * 2)
+            (_array(dtype, 4, True), _array(np.float32, 4, True), features)
             + (_array(np.int64, 2, True), ints, _array(library_dtype, 4, True))
-            + (_array(np.float32, 4, True),) * 2
+            + (_array(np.float32, 4, True), features)
             + (_array(np.int64, 2, True), ints, ints, ints, flag, flag, flag, number, count)
         ),
     }
@@ -145,11 +146,12 @@ class Warmup:
         return not self._thread.is_alive()
 
 
-def start(similarity, library_dtype=None) -> Warmup:
+def start(similarity, library_dtype=None, dtype=np.float32) -> Warmup:
     """Warm up, in the background, the kernels a local search at ``similarity`` calls.
 
-    For the repository :func:`fastdif.build` makes (float32 thumbnails);
-    ``similarity`` as :func:`fastdif.search` takes it; ``library_dtype``, the
+    For the repository :func:`fastdif.build` makes: ``dtype`` float32
+    thumbnails, uint8 with a ``store``; ``similarity`` as
+    :func:`fastdif.search` takes it; ``library_dtype``, the
     dtype of a library's thumbnails when the search has one (float32 for
     folders, a saved repository's own). Call :meth:`Warmup.stop` when the
     search is done or failed: a search that finds nothing to compare calls
@@ -158,8 +160,8 @@ def start(similarity, library_dtype=None) -> Warmup:
     try:
         threshold = params.check_similarity(similarity)
     except ValueError:  # the search reports it
-        return Warmup(np.float32, ())
+        return Warmup(dtype, ())
     names = DUPLICATES_KERNELS if threshold == 0 else SIMILAR_KERNELS
     if library_dtype is not None:
         names = LIBRARY_KERNELS + names
-    return Warmup(np.float32, names, library_dtype=library_dtype or np.float32)
+    return Warmup(dtype, names, library_dtype=library_dtype or np.float32)
