@@ -315,6 +315,89 @@ def test_damaged_thumbnail_is_detected_and_decoded_again(pics, tmp_path):
     assert cache_stats(build(pics, cache=cache_file))["hits"] == 6
 
 
+@pytest.fixture
+def fetches(monkeypatch):
+    """Read cached rows 2 at a time; record each batch read, with the files yielded by then."""
+    monkeypatch.setattr(cache_module, "READ_BATCH", 2)
+    calls, yielded = [], []
+    real = cache_module.CachedDecoder._fetch
+
+    def recording(self, db, batch, expected):
+        calls.append((len(yielded), list(batch)))
+        return real(self, db, batch, expected)
+
+    monkeypatch.setattr(cache_module.CachedDecoder, "_fetch", recording)
+    return calls, yielded
+
+
+def test_hits_are_read_lazily_in_bounded_batches(pics, tmp_path, fetches):
+    calls, yielded = fetches
+    cache_file = tmp_path / "cache.sqlite3"
+    build(pics, cache=cache_file)
+    images.save_photo(9, pics / "new.png")  # a miss among the hits
+    paths = sorted(str(p) for p in pics.rglob("*") if p.is_file())
+    ticks = []
+
+    def decode(files, progress):
+        return local_backend.decode_all(files, 50, 1, progress)
+
+    decoder = cache_module.CachedDecoder(str(cache_file), 50, decode, lambda: ticks.append(1))
+
+    for item in decoder.decode(paths):
+        yielded.append(item)
+
+    # broken.png, new.png, p0.jpg, p1.jpg, p2.jpg, p3.jpg, sub/p0_copy.jpg:
+    # each batch is read when its first file is due, never sooner.
+    assert calls == [(0, [0, 2]), (3, [3, 4]), (5, [5, 6])]
+    assert decoder.stats["hits"] == 6 and decoder.stats["decoded"] == 1
+    assert len(ticks) == 7
+    assert yielded == list(cache_module.CachedDecoder(None, 50, decode).decode(paths))
+
+
+def test_damaged_row_found_in_a_later_batch_is_decoded_again(
+    pics, tmp_path, decoded_paths, fetches
+):
+    cache_file = tmp_path / "cache.sqlite3"
+    first = build(pics, cache=cache_file)
+    images.save_photo(9, pics / "new.png")
+    stored = first.tensors[first.paths.index(str(pics / "p3.jpg"))].astype(np.uint8).tobytes()
+    data = bytearray(cache_file.read_bytes())
+    at = data.find(stored[:200])
+    data[at + 100] ^= 0xFF
+    cache_file.write_bytes(bytes(data))
+
+    with pytest.warns(cache_module.CacheWarning, match="1 damaged entries") as caught:
+        dif = build(pics, cache=cache_file)
+
+    assert len(caught) == 1
+    assert [batch for _, batch in fetches[0]] == [[0, 2], [3, 4], [5, 6]]  # not all in one
+    assert decoded_paths[1:] == [["new.png"], ["p3.jpg"]]
+    assert cache_stats(dif)["hits"] == 5 and cache_stats(dif)["decoded"] == 2
+    assert cache_stats(dif)["stored"] == 2
+    assert_same_repository(dif, build(pics))
+    assert cache_stats(build(pics, cache=cache_file))["hits"] == 7
+
+
+def test_row_gone_after_the_lookup_is_decoded_again(pics, tmp_path, decoded_paths, monkeypatch):
+    cache_file = tmp_path / "cache.sqlite3"
+    build(pics, cache=cache_file)
+    lookup = cache_module.CachedDecoder._lookup
+
+    def then_another_build_deletes_a_row(self, infos):
+        hits = lookup(self, infos)
+        with sqlite3.connect(cache_file) as db:
+            db.execute("DELETE FROM thumbnails WHERE path = ?", (os.fsencode(pics / "p2.jpg"),))
+        return hits
+
+    monkeypatch.setattr(cache_module.CachedDecoder, "_lookup", then_another_build_deletes_a_row)
+
+    dif = build(pics, cache=cache_file)
+
+    assert decoded_paths[1:] == [[], ["p2.jpg"]]
+    assert cache_stats(dif)["hits"] == 5 and cache_stats(dif)["warnings"] == []
+    assert_same_repository(dif, build(pics))
+
+
 def test_cache_of_another_schema_version_is_replaced(pics, tmp_path):
     cache_file = tmp_path / "cache.sqlite3"
     build(pics, cache=cache_file)

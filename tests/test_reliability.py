@@ -623,6 +623,37 @@ def test_a_hanging_decoder_is_bounded(tmp_path, pool_of_two, monkeypatch):
     assert decode_workers() == []
 
 
+def test_a_stuck_worker_lets_the_others_run_only_max_ahead_files_ahead(
+    tmp_path, pool_of_two, monkeypatch
+):
+    monkeypatch.setattr(decode, "FILE_TIME_LIMIT", 1.0)
+    monkeypatch.setattr(decode_pool, "KILL_GRACE", 0.5)
+    monkeypatch.setattr(decode_pool, "MAX_AHEAD", 4)
+    names = ["a.png", "hang_b.png", "once_c.png"] + [f"{k:02d}.png" for k in range(30)]
+    paths = [images.save_photo(60 + k, tmp_path / name, 40, 30) for k, name in enumerate(names)]
+    results, ahead = [], []
+    assign = decode_pool._Worker.assign
+
+    def recording(worker, index, path):
+        # The pool's next_out is the number of results the caller has had.
+        ahead.append(index - len(results))
+        return assign(worker, index, path)
+
+    monkeypatch.setattr(decode_pool._Worker, "assign", recording)
+
+    for result in decode_pool.decode_all(paths, 16, 2):
+        results.append(result)
+
+    # Results held (waiting or in flight) lie in next_out ... next_out + 3.
+    assert max(ahead) == 3
+    assert results[1].reason == "Timed out: decoding took more than 1 s"
+    assert os.path.exists(paths[2] + ".died")  # retried within the bound
+    for name, path, result in zip(names, paths, results, strict=True):
+        if name != "hang_b.png":
+            assert result.thumbnail == decode.load_thumbnail(path, 16)[0].tobytes(), name
+    assert decode_workers() == []
+
+
 def test_the_time_limit_applies_in_process_too(tmp_path, find, monkeypatch):
     good = images.save_photo(60, tmp_path / "good.png")
     copy = images.copy_bytes(good, tmp_path / "copy.png")

@@ -39,6 +39,11 @@ KILL_GRACE = 5.0
 START_TIME_LIMIT = 60.0
 MAX_START_FAILURES = 3
 
+#: Files are assigned at most this many places after the next result to
+#: yield: while a worker is stuck on one file (up to the time limit), the
+#: others' results wait in memory for it, and this bounds how many.
+MAX_AHEAD = 4096
+
 
 def decode_all(paths: list[str], px_size: int, processes: int, progress=None):
     """Decode ``paths`` in order, yielding one :class:`Decoded` per file.
@@ -154,7 +159,10 @@ def _decode_in_workers(paths: list[str], px_size: int, processes: int, time_limi
             workers.append(_Worker(context, px_size, time_limit, decoder))
         while next_out < len(paths):
             for worker in list(workers):
-                if worker.index is None and queue:
+                # A retry goes back to the left of the queue, and was within
+                # the bound when first assigned: the file at next_out is always
+                # in flight or assignable, so the bound cannot stall the pool.
+                if worker.index is None and queue and queue[0] < next_out + MAX_AHEAD:
                     index = queue.popleft()
                     if not worker.assign(index, paths[index]):
                         queue.appendleft(index)

@@ -24,6 +24,7 @@ import time
 import urllib.parse
 import warnings
 import zlib
+from array import array
 from dataclasses import dataclass
 
 from .decode import Decoded, Failure, thumbnail_definition
@@ -39,6 +40,11 @@ CACHE_FILE = f"thumbnails-v{SCHEMA_VERSION}.sqlite3"
 #: New rows are written this many at a time, so a lock is held only briefly
 #: and an interrupted build keeps most of what it decoded.
 WRITE_BATCH = 256
+
+#: Cached thumbnails are read this many rows at a time, in file order, so a
+#: build holds at most this many (7.5 kB each at px_size 50), however many
+#: files it finds in the cache.
+READ_BATCH = 2048
 
 #: Seconds to wait for another process's write transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -61,6 +67,14 @@ _SCHEMA = (
     checksum INTEGER NOT NULL,
     PRIMARY KEY (path, settings)
 )""",
+)
+
+
+#: The unchanged files' rows: the temporary table ``wanted`` (one row per
+#: file, by index) joined with the cache, for the decoding settings (parameter).
+_HITS = (
+    "FROM wanted AS w JOIN thumbnails AS t ON t.path = w.path "
+    "AND t.settings = ? AND t.size = w.size AND t.mtime_ns = w.mtime_ns"
 )
 
 
@@ -311,29 +325,39 @@ class CachedDecoder:
             "warnings": [],
         }
         self._open()
+        self._damaged = 0  # rows that fail their checksum, counted by _fetch
         try:
             hits = self._lookup(infos)
-            misses = [path for i, path in enumerate(paths) if i not in hits]
+            is_hit = bytearray(len(paths))
+            for i in hits:
+                is_hit[i] = 1
+            misses = [path for path, hit in zip(paths, is_hit, strict=True) if not hit]
             self.stats["hits"] = len(hits)
             self.stats["decoded"] = len(misses)
             decoded = self._decode(misses)
+            cached = self._read(hits, paths, self._db)
             for i, (key, size, mtime_ns, identity) in enumerate(infos):
-                if i in hits:
+                if is_hit[i]:
+                    result, from_cache = next(cached)
+                else:
+                    result, from_cache = next(decoded), False
+                if from_cache:
                     if self.progress:
                         self.progress()
-                    result = hits[i]
                     if result.reason is not None:
                         reason = result.reason.replace(_PATH, paths[i])
                         result = Decoded(None, 0, 0, reason, result.failure)
-                    yield FileThumbnail(result, size, mtime_ns, identity)
-                    continue
-                result = next(decoded)
-                if key is not None and _cacheable(result):
+                elif key is not None and _cacheable(result):
                     self._store(key, size, mtime_ns, result, paths[i])
                 yield FileThumbnail(result, size, mtime_ns, identity)
             # Run the decoder to its end, so a process pool shuts down cleanly.
             for _ in decoded:
                 raise RuntimeError("the decoder returned more results than files")
+            if self._damaged:
+                self._warn(
+                    f"cache {self.cache_path}: {self._damaged} damaged entries, "
+                    "decoding those files again"
+                )
             self._flush()
             self._prune(roots, {info[0] for info in infos})
         finally:
@@ -406,53 +430,87 @@ class CachedDecoder:
         self.stats["warnings"].append(message)
         warnings.warn(message, CacheWarning, stacklevel=2)
 
-    def _lookup(self, infos: list[tuple]) -> dict[int, Decoded]:
-        """Cached results of unchanged files, by index into ``infos``."""
-        wanted = [
-            (i, os.fsencode(key), size, mtime)
-            for i, (key, size, mtime, _) in enumerate(infos)
-            if key
-        ]
+    def _lookup(self, infos: list[tuple]) -> array:
+        """Indices into ``infos`` of unchanged files with a cache row, ascending.
+
+        No thumbnail is read here: :meth:`_read` reads them, batch by batch.
+        """
         for _ in range(2):  # a second try on the new file after moving a corrupt one aside
-            if self._db is None or not wanted:
-                return {}
+            if self._db is None:
+                break
             try:
-                return self._select(wanted)
+                return self._select(infos)
             except sqlite3.Error as exc:
                 self._failed(exc)
-        return {}
+        return array("q")
 
-    def _select(self, wanted: list[tuple]) -> dict[int, Decoded]:
+    def _select(self, infos: list[tuple]) -> array:
         db = self._db
         db.execute("BEGIN")
         try:
+            # Kept for the connection's life: _read joins it again, batch by batch.
             db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS wanted "
                 "(i INTEGER PRIMARY KEY, path BLOB, size INTEGER, mtime_ns INTEGER)"
             )
             db.execute("DELETE FROM wanted")
-            db.executemany("INSERT INTO wanted VALUES (?, ?, ?, ?)", wanted)
-            rows = db.execute(
-                "SELECT w.i, t.width, t.height, t.thumbnail, t.reason, t.checksum "
-                "FROM wanted AS w JOIN thumbnails AS t ON t.path = w.path "
-                "AND t.settings = ? AND t.size = w.size AND t.mtime_ns = w.mtime_ns",
-                (self.settings,),
-            ).fetchall()
+            db.executemany(
+                "INSERT INTO wanted VALUES (?, ?, ?, ?)",
+                (
+                    (i, os.fsencode(key), size, mtime)
+                    for i, (key, size, mtime, _) in enumerate(infos)
+                    if key
+                ),
+            )
+            rows = db.execute(f"SELECT w.i {_HITS} ORDER BY w.i", (self.settings,))
+            return array("q", (i for (i,) in rows))
         finally:
             db.execute("COMMIT")
+
+    def _read(self, hits: array, paths: list[str], db: sqlite3.Connection):
+        """Yield ``(result, from_cache)`` for each of ``hits``, in order.
+
+        Rows are read :data:`READ_BATCH` at a time from ``db``, the connection
+        :meth:`_lookup` used. A row that fails its checksum, or is gone (another
+        build replaced it, or the cache failed since), is decoded again.
+        """
         expected = self.px_size * self.px_size * 3
-        hits, bad = {}, 0
-        for i, *row in rows:
-            result = _checked(*row, expected)
-            if result is None:
-                bad += 1  # decoded again and overwritten below
-            else:
-                hits[i] = result
-        if bad:
-            self._warn(
-                f"cache {self.cache_path}: {bad} damaged entries, decoding those files again"
+        for start in range(0, len(hits), READ_BATCH):
+            batch = hits[start : start + READ_BATCH]
+            found = self._fetch(db, batch, expected)
+            again = [i for i in batch if i not in found]
+            if again:
+                self.stats["hits"] -= len(again)
+                self.stats["decoded"] += len(again)
+                redone = self._decode([paths[i] for i in again])
+                found.update((i, (result, False)) for i, result in zip(again, redone, strict=True))
+            for i in batch:
+                yield found.pop(i)
+
+    def _fetch(self, db: sqlite3.Connection, batch: array, expected: int) -> dict:
+        """``{index: (result, True)}`` of the sound rows of ``batch`` (ascending indices)."""
+        found = {}
+        if self._db is not db:
+            return found
+        wanted = set(batch)
+        try:
+            rows = db.execute(
+                f"SELECT w.i, t.width, t.height, t.thumbnail, t.reason, t.checksum {_HITS} "
+                "WHERE w.i BETWEEN ? AND ?",
+                (self.settings, batch[0], batch[-1]),
             )
-        return hits
+            for i, *row in rows:
+                if i not in wanted:
+                    continue  # stored by another build since the lookup
+                result = _checked(*row, expected)
+                if result is None:
+                    self._damaged += 1  # decoded again and overwritten
+                else:
+                    found[i] = (result, True)
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            found.clear()
+        return found
 
     def _store(self, key: str, size: int, mtime_ns: int, result: Decoded, path: str) -> None:
         if self._db is None:
@@ -637,4 +695,7 @@ def _file_info(path: str, real_folders: dict[str, str]) -> tuple:
             key = os.path.join(real, name)
     except OSError:
         return None, 0, 0, (0, 0)
-    return os.path.normcase(key), st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)
+    key = os.path.normcase(key)
+    if key == path:
+        key = path  # one string, not two, for each of a million resolved paths
+    return key, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)
