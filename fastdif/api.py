@@ -22,6 +22,7 @@ from .backends.local import LocalDecoder, LocalSearcher
 from .engine.grouping import drop_distinct, library_groups, unit_groups
 from .engine.keep import Facts, folder_parts, reads
 from .engine.keep import choose as choose_kept
+from .engine.kernels import grid_side
 from .engine.matching import (
     CLASSIC_MAX_IMAGES,
     SYMMETRY_NAMES,
@@ -40,7 +41,7 @@ from .io.metadata import Metadata, read_metadata
 from .io.partial import INFO_FILE as PARTIAL_INFO_FILE
 from .io.partial import JOURNAL_FILE, Finished, PartialBuild
 from .io.store import array_file, create_tensors, publish, staging_folder, write
-from .model import BuildOptions, Criteria, Repository, load
+from .model import BlockMeans, BuildOptions, Criteria, Repository, load
 from .progress import progress_bar
 from .result import SearchResult, difpy_result
 
@@ -184,10 +185,12 @@ def build(
             }
         if store is None:
             return dif
+        written = ("tensors",)
         if partial is not None:
             staging = os.path.dirname(dif.tensors_file)
             partial.close()
-        write(dif, staging, tensors_written=True)
+            written = ("tensors", "grids", "means")
+        write(dif, staging, written)
         dif = None  # closes its map of the tensors, so the folder can move on every system
         publish(staging, target)
         staging = None
@@ -344,9 +347,35 @@ def _decode_files(
         inodes=np.array(inodes, dtype=np.uint64).reshape(n, 2).view(np.int64),
         tensors_file=tensors_file,
     )
-    if not in_store:  # one pass over the thumbnails (in memory, or just written)
+    if tensors_file is None:  # one pass over the thumbnails in memory
         dif.block_means = repository_block_means(dif.tensors)
+    elif partial is not None:  # one pass over the thumbnails just written
+        dif.block_means = _block_means_in(os.path.dirname(tensors_file), dif.tensors)
     return dif, excluded
+
+
+def _block_means_in(folder: str, tensors) -> BlockMeans:
+    """:func:`repository_block_means` of ``tensors``, written to ``folder``'s grids and means files.
+
+    They are memory-mapped, so they are page cache like the thumbnails:
+    1.2 kB per image at px 50, not held in this process's memory.
+    """
+    n, px = tensors.shape[0], tensors.shape[1]
+    g = grid_side(px)
+    grids = np.lib.format.open_memmap(
+        array_file(folder, "grids"), mode="w+", dtype=np.float32, shape=(n, g, g, 3)
+    )
+    means = np.lib.format.open_memmap(
+        array_file(folder, "means"), mode="w+", dtype=np.float32, shape=(n, 1, 1, 3)
+    )
+    step = 16384
+    for a in range(0, n, step):
+        found = repository_block_means(tensors[a : a + step], chunk=256)
+        grids[a : a + step] = found.grids
+        means[a : a + step] = found.means
+    grids.flush()
+    means.flush()
+    return BlockMeans(grids, means)
 
 
 def _check_fits_in_memory(count: int, px: int) -> None:

@@ -125,7 +125,7 @@ def create_tensors(folder: str, count: int, px_size: int) -> str:
 
     For builds that write thumbnails into it from several processes
     (``np.load(path, mmap_mode="r+")``) before :func:`write` with
-    ``tensors_written``. Returns the file's path.
+    ``written=("tensors",)``. Returns the file's path.
     """
     target = array_file(folder, "tensors")
     shape = (count, px_size, px_size, 3)
@@ -133,17 +133,17 @@ def create_tensors(folder: str, count: int, px_size: int) -> str:
     return target
 
 
-def write(dif, folder: str, tensors_written: bool = False) -> None:
+def write(dif, folder: str, written: tuple[str, ...] = ()) -> None:
     """Write the repository ``dif``'s arrays and metadata into ``folder``, the metadata last.
 
-    With ``tensors_written``, ``folder/tensors.npy`` already holds the
-    thumbnails (a build with a store writes it); only its CRC is computed,
-    reading it in slices.
+    The arrays named in ``written`` (``"tensors"``, ``"grids"``, ``"means"``)
+    are already in their files there (a build with a store writes them);
+    only their CRC is computed, reading them in slices.
     """
     arrays = {}
     for name, (dtype, _) in _ARRAYS.items():
         file = array_file(folder, name)
-        if name == "tensors" and tensors_written:
+        if name in written:
             data = np.load(file, mmap_mode="r", allow_pickle=False)
             crc, step = 0, max(1, (64 << 20) // max(1, data[:1].nbytes))
             for a in range(0, len(data), step):
