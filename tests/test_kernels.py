@@ -16,6 +16,7 @@ from reference import (
 )
 
 from fastdif.engine import kernels
+from fastdif.engine.matching import bound_features
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(SETTINGS, max_examples=300)
@@ -43,12 +44,9 @@ def _classic_tile(tensors, shapes, rows, rotate, same_dim, max_mse, block, capac
     item_row = np.repeat(rows, n_blocks)
     begin = np.maximum(b * block, item_row + 1)
     end = np.minimum((b + 1) * block, n)
-    images = (
-        tensors,
-        kernels.block_means(tensors, kernels.grid_side(px)),
-        kernels.block_means(tensors, 1),
-        np.ascontiguousarray(shapes, dtype=np.int64),
-    )
+    grids = kernels.block_means(tensors, kernels.grid_side(px))
+    features = bound_features(grids, kernels.block_means(tensors, 1))
+    images = (tensors, grids, features, np.ascontiguousarray(shapes, dtype=np.int64))
     counts, cols, mses, _ = kernels.match_ranges(
         *images,
         item_row,  # the identity order: positions are image indices

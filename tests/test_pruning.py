@@ -165,16 +165,18 @@ def test_match_ranges_any_order_and_ranges_match_reference(
     item_row = np.arange(n, dtype=np.int64)
     item_begin = item_row + 1
     item_end = np.array([rng.integers(r + 1, n + 1) for r in range(n)], dtype=np.int64)
-    images = (
-        tensors,
-        kernels.block_means(tensors, kernels.grid_side(px)),
-        kernels.block_means(tensors, 1),
-        shapes,
-    )
+    grids = kernels.block_means(tensors, kernels.grid_side(px))
+    features = search_module.bound_features(grids, kernels.block_means(tensors, 1))
     counts, cols, mses, exact = kernels.match_ranges(
-        *images,
+        tensors,
+        grids,
+        features,
+        shapes,
         order[item_row],
-        *images,
+        tensors,
+        grids,
+        features[order],
+        shapes,
         order,
         item_begin,
         item_end,
@@ -196,3 +198,79 @@ def test_match_ranges_any_order_and_ranges_match_reference(
         assert cols[w, : counts[w]].tolist() == expected
         np.testing.assert_allclose(mses[w, : counts[w]], mse[i, expected], rtol=1e-4)
         assert counts[w] <= exact[w] <= item_end[w] - item_begin[w]
+
+
+def _ring_means(grid):
+    """Per ring (blocks r in from the nearest edge) and channel, the mean of a (g, g, 3) grid."""
+    g = grid.shape[0]
+    y, x = np.mgrid[:g, :g]
+    ring = np.minimum(np.minimum(y, x), np.minimum(g - 1 - y, g - 1 - x))
+    return [grid[ring == r].astype(np.float64).mean(axis=0) for r in range((g + 1) // 2)]
+
+
+@SETTINGS
+@given(image_pairs(), st.integers(0, 7))
+def test_ring_bound_never_exceeds_the_block_mean_bound_of_any_symmetry(pair, k):
+    a, b = pair
+    px = a.shape[0]
+    g = kernels.grid_side(px)
+    grids = kernels.block_means(np.stack([a, b]), g)
+    means = kernels.block_means(np.stack([a, b]), 1)
+    features = search_module.bound_features(grids, means).astype(np.float64)
+    # The reference: ring means straight from the grids, weighted by ring size.
+    sizes = [kernels.ring_size(g, r) for r in range((g + 1) // 2)]
+    rings_a, rings_b = _ring_means(grids[0]), _ring_means(grids[1])
+    reference = sum(
+        n * np.sum((ra - rb) ** 2) for n, ra, rb in zip(sizes, rings_a, rings_b, strict=True)
+    )
+    assert sum(sizes) == g * g
+    # What match_ranges computes: g * g times the channel part, plus each ring's part about it.
+    ours = g * g * float(np.sum((features[0, :3] - features[1, :3]) ** 2))
+    ours += float(np.sum(np.repeat(sizes, 3) * (features[0, 3:] - features[1, 3:]) ** 2))
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-2)
+    grid_sse = float(np.sum((grids[0].astype(np.float64) - symmetry(grids[1], k)) ** 2))
+    assert reference <= grid_sse * (1 + 1e-6) + 1e-3
+
+
+@st.composite
+def channel_means(draw):
+    """(N, 1, 1, 3) channel means: spread, clustered on a few values, or on cell edges."""
+    n = draw(st.integers(0, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["spread", "clustered", "steps"]))
+    if kind == "spread":
+        values = rng.uniform(0, 255, (n, 3))
+    elif kind == "clustered":
+        values = rng.choice(rng.uniform(0, 255, (3, 3)).ravel(), (n, 3))
+    else:  # multiples of the window radius: chroma on the cells' edges
+        step = search_module.window_radius(5.0)
+        values = 100 + step * rng.integers(-4, 5, (n, 3))
+    return values.astype(np.float32).reshape(n, 1, 1, 3)
+
+
+@SETTINGS
+@given(channel_means(), st.sampled_from([0.5, 5.0, 50.0]))
+def test_cell_windows_visit_each_pair_the_channel_bound_keeps_once(means, max_mse):
+    n = means.shape[0]
+    windows = search_module.cell_windows(means, max_mse)
+    assert sorted(windows.order.tolist()) == list(range(n))
+    rows, begins, stops, count = windows.ranges(np.arange(n, dtype=np.int64))
+    assert count == n
+    visited = [
+        (min(windows.order[p], windows.order[q]), max(windows.order[p], windows.order[q]))
+        for p, b, e in zip(rows.tolist(), begins.tolist(), stops.tolist(), strict=True)
+        for q in range(b, e)
+    ]
+    assert len(visited) == len(set(visited))  # each pair at most once, never with itself
+    assert all(a < b for a, b in visited)
+    flat = means.reshape(n, 3).astype(np.float64)
+    size = 3.0  # the kernel's test, for any thumbnail size: channel * (size / 3) > skip
+    limit = max_mse * size * (1.0 + 1e-9) + 1e-9
+    skip = limit * (1.0 + kernels.BOUND_SLACK) + kernels.BOUND_SLACK * size
+    kept = {
+        (a, b)
+        for a in range(n)
+        for b in range(a + 1, n)
+        if np.sum((flat[a] - flat[b]) ** 2) * (size / 3.0) <= skip
+    }
+    assert kept <= set(visited)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..engine import matching
 from ..engine.kernels import rotation_hashes
-from ..model import Criteria
+from ..model import BlockMeans, Criteria
 from .base import Searcher
 from .pool import decode_all
 
@@ -56,6 +56,21 @@ class LocalSearcher(Searcher):
         tensors.flags.writeable = shapes.flags.writeable = False
         return tensors, shapes
 
+    def _block_means(self, index):
+        """The repository's block means of the images ``index``, or None to compute them.
+
+        For all images they are computed once and kept on the repository
+        (:meth:`fastdif.engine.matching.Thumbnails.of_repository`); for part
+        of them, read from it when it holds them.
+        """
+        if index.size == len(self.dif) and np.array_equal(index, np.arange(index.size)):
+            matching.Thumbnails.of_repository(self.dif)  # computes and keeps them
+            return self.dif.block_means
+        if self.dif.block_means is None:
+            return None
+        held = self.dif.block_means
+        return BlockMeans(held.grids[index], held.means[index])
+
     def rotation_hashes(self, indexes, flip):
         for index in indexes:
             yield rotation_hashes(self._rows(index)[0], flip)
@@ -64,7 +79,8 @@ class LocalSearcher(Searcher):
         for index in indexes:
             tensors, shapes = self._rows(index)
             rows = tile_rows if index.size > matching.CLASSIC_MAX_IMAGES else None
-            yield matching.find_matches(tensors, shapes, criteria, rows, progress)
+            found = self._block_means(index)
+            yield matching.find_matches(tensors, shapes, criteria, rows, progress, found)
 
     def __enter__(self):
         self._previous_threads = numba.get_num_threads()

@@ -145,16 +145,23 @@ def block_means(tensors, g):
     return out
 
 
+@njit(cache=True)
+def ring_size(g, r):
+    """Blocks in ring ``r`` of a g x g grid: those ``r`` blocks in from its nearest edge."""
+    side = g - 2 * r
+    return 1 if side == 1 else 4 * side - 4
+
+
 @njit(parallel=True, cache=True)
 def match_ranges(
     tensors,
     grids,
-    means,
+    features,
     shapes,
     item_image,
     others,
     other_grids,
-    other_means,
+    ranked,
     other_shapes,
     order,
     item_begin,
@@ -169,28 +176,32 @@ def match_ranges(
 
     Work item ``w`` compares image ``item_image[w]`` of ``tensors`` with each
     image ``order[t]`` of ``others`` for ``t`` in ``item_begin[w]:item_end[w]``.
-    A search within one set passes the same arrays twice: the classic path
-    the identity order and every later image, the chunked path images sorted
-    by overall mean and only the window the mean bound allows. A search of
-    new images against a library passes the new images first and the library
+    A search within one set passes the same thumbnails twice: the classic
+    path the identity order and every later image, the chunked path an order
+    in which each image's candidates lie in a few ranges. A search of new
+    images against a library passes the new images first and the library
     second, with the window on both sides of each new image.
-    Before each exact sum the channel-mean and block-mean bounds are checked,
-    the block means under each symmetry compared.
+    Before each exact sum three bounds are checked: the channel means, the
+    ring means (both read from ``ranked`` in position order, so a range is
+    read in sequence), then the block means under each symmetry compared.
 
     Parameters
     ----------
     tensors : float32 or uint8 array (N, px, px, 3), C-contiguous
     grids : float32 array (N, g, g, 3)
         ``block_means(tensors, g)`` with ``g = grid_side(px)``.
-    means : float32 array (N, 1, 1, 3)
-        ``block_means(tensors, 1)``.
+    features : float32 array (N, 3 + 3 * ceil(g / 2))
+        Each image's channel means, then per ring r (:func:`ring_size`) and
+        channel the ring's mean minus the grid's channel mean
+        (:func:`fastdif.engine.matching.bound_features`).
     shapes : int64 array (N, 2)
         Images' (width, height).
     item_image : int64 array (W,)
         The image of ``tensors`` each work item compares.
-    others, other_grids, other_means, other_shapes : arrays (M, ...)
-        The images compared with, as the four above (same px); may be the
-        same arrays.
+    others, other_grids, other_shapes : arrays (M, ...)
+        The images compared with, as above (same px); may be the same arrays.
+    ranked : float32 array (M, 3 + 3 * ceil(g / 2))
+        The features of image ``order[t]`` of ``others`` at row ``t``.
     order : int64 array (M,)
         Image index of ``others`` at each position.
     item_begin, item_end : int64 arrays (W,)
@@ -220,20 +231,23 @@ def match_ranges(
     exact : int64 array (W,)
         Pairs of each item that no bound skipped (an exact sum was started).
     """
-    n, m, p = tensors.shape[0], others.shape[0], tensors.shape[1]
+    m, p = others.shape[0], tensors.shape[1]
     size = p * p * 3
     g = grids.shape[1]
     grid_len = g * g * 3
     scale = size / grid_len
-    flat_means = means.reshape(n, 3)
+    n_features = features.shape[1]
     other_flat = others.reshape(m, size)
     other_flat_grids = other_grids.reshape(m, grid_len)
-    other_flat_means = other_means.reshape(m, 3)
     stop, step = symmetry_range(rotate, flip)
     # A pair matches when sse / size <= max_mse. Sums stop early only above
     # ``limit``, a little above max_mse * size, so rounding in that product
     # never drops a pair exactly at the threshold.
     limit = max_mse * size * (1.0 + 1e-9) + 1e-9
+    skip = limit * (1.0 + BOUND_SLACK) + BOUND_SLACK * size
+    weights = np.empty(n_features, dtype=np.float64)
+    for f in range(3, n_features):
+        weights[f] = ring_size(g, (f - 3) // 3)
     n_items = item_image.shape[0]
     counts = np.empty(n_items, dtype=np.int64)
     cols = np.empty((n_items, capacity), dtype=np.int64)
@@ -241,20 +255,31 @@ def match_ranges(
     exact = np.empty(n_items, dtype=np.int64)
     for w in prange(n_items):
         i = item_image[w]
-        rot_grid_i = rotations(grids[i], flip)
+        own = features[i]
+        rot_grid_i = np.empty((0, grid_len), dtype=grids.dtype)
         rot_i = np.empty((0, size), dtype=tensors.dtype)
         found = 0
         summed = 0
         for t in range(item_begin[w], item_end[w]):
+            channel = 0.0
+            for c in range(3):
+                d = np.float64(own[c]) - np.float64(ranked[t, c])
+                channel += d * d
+            if channel * (size / 3.0) > skip:
+                continue
+            # The ring means: sum_r n_r (Δ ring mean)^2 over channels, as the
+            # channel part (g^2 blocks) plus each ring's part about it.
+            rings = channel * (g * g)
+            for f in range(3, n_features):
+                d = np.float64(own[f]) - np.float64(ranked[t, f])
+                rings += weights[f] * d * d
+            if rings * scale > skip:
+                continue
             j = order[t]
             if not comparable(shapes, i, other_shapes, j, same_dim):
                 continue
-            channel = 0.0
-            for c in range(3):
-                d = np.float64(flat_means[i, c]) - np.float64(other_flat_means[j, c])
-                channel += d * d
-            if channel * (size / 3.0) > limit * (1.0 + BOUND_SLACK) + BOUND_SLACK * size:
-                continue
+            if rot_grid_i.shape[0] == 0:
+                rot_grid_i = rotations(grids[i], flip)
             best = limit
             started = False
             for k in range(0, stop, step):
