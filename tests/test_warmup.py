@@ -74,10 +74,12 @@ def pics(tmp_path):
 
 @pytest.mark.parametrize("similarity", ["duplicates", "similar"])
 @pytest.mark.parametrize("same_dim", ["true", "false"])  # copies of rows, or the whole repository
+@pytest.mark.parametrize("store", [False, True])  # float32 in memory, or uint8 on disk
 def test_the_cli_compiles_each_kernel_once_for_the_types_the_warmup_uses(
-    pics, tmp_path, numba_cache, similarity, same_dim
+    pics, tmp_path, numba_cache, similarity, same_dim, store
 ):
     args = [str(pics), "-s", similarity, "-dim", same_dim, "-Z", str(tmp_path), "-q", "-p", "false"]
+    args += ["--store", str(tmp_path / "store")] if store else []
     code = f"""
         from fastdif.cli import main
         assert main({args!r}) == 0
@@ -86,7 +88,7 @@ def test_the_cli_compiles_each_kernel_once_for_the_types_the_warmup_uses(
     report = run_python(code, numba_cache)
 
     names = warmup.DUPLICATES_KERNELS if similarity == "duplicates" else warmup.SIMILAR_KERNELS
-    want = expected(np.float32, True, names)
+    want = expected(np.uint8 if store else np.float32, True, names)
     assert {name: report[name]["signatures"] for name in KERNELS} == want
 
 
