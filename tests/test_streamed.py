@@ -332,3 +332,17 @@ def test_command_line_store(mixed, tmp_path):
     # The store resumes by itself: the default cache is not written.
     assert not os.path.exists(os.path.join(os.environ["XDG_CACHE_HOME"], "fastdif"))
     assert main([mixed, "-Z", str(out_store), "-q", "--store", str(store)]) == 2  # exists
+
+
+def test_command_line_ctrl_c_says_how_to_resume(mixed, tmp_path, monkeypatch, capsys):
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fastdif.cli.build", stopped)
+    store = tmp_path / "store"
+    assert main([mixed, "-Z", str(tmp_path), "-q", "--store", str(store)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; run the same command again to resume the build of" in err
+    assert str(store) in err
+    assert main([mixed, "-Z", str(tmp_path), "-q"]) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
