@@ -199,7 +199,8 @@ def build(
             for name in (PARTIAL_INFO_FILE, JOURNAL_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(target, name))
-            shutil.rmtree(partial.folder, ignore_errors=True)  # rows copied elsewhere
+            # Gone when it was published; else its rows were copied into the store.
+            shutil.rmtree(partial.folder, ignore_errors=True)
         return load(target, verify=False)
     finally:
         if partial is not None:
@@ -288,10 +289,7 @@ def _decode_files(
     n = len(kept_paths)
     tensors_file = None
     if partial is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-        in_place = np.array_equal(rows, np.arange(n))
-        folder = partial.folder if in_place else staging_folder(partial.target)
-        partial.finish(rows, folder)
+        folder = partial.finish(np.asarray(rows, dtype=np.int64))
         tensors_file = array_file(folder, "tensors")
     elif in_store:
         tensors_file = create_tensors(decoder.folder, n, px)

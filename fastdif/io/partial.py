@@ -47,7 +47,7 @@ except ImportError:  # Windows: no advisory lock
     fcntl = None
 
 from .decode import Decoded, Failure
-from .store import array_file
+from .store import array_file, staging_folder
 
 FORMAT = "fastdif-partial-build"
 FORMAT_VERSION = 1
@@ -213,18 +213,20 @@ class PartialBuild:
         self._journal.flush()
         self._pending.clear()
 
-    def finish(self, rows: np.ndarray, folder: str) -> None:
-        """Write the thumbnails ``rows`` (rows of this file, in order) as ``folder/tensors.npy``.
+    def finish(self, rows: np.ndarray) -> str:
+        """Write the thumbnails ``rows`` (rows of this file, in order) as a ``tensors.npy``.
 
-        When ``rows`` is ``0 .. n-1`` and ``folder`` is this partial folder
-        the file is cut to ``n`` rows in place; otherwise they are copied
-        into a new file there, in slices.
+        Returns the folder that holds it: this one, with the file cut to
+        ``n`` rows in place, when ``rows`` is ``0 .. n-1`` (the usual case);
+        else a new folder beside the store, the rows copied there in slices
+        (this folder stays as it was until the store is published).
         """
         self.flush()
         n = len(rows)
-        if folder == self.folder and np.array_equal(rows, np.arange(n)):
+        if np.array_equal(rows, np.arange(n)):
             self._resize(n)
-            return
+            return self.folder
+        folder = staging_folder(self.target)
         out = np.lib.format.open_memmap(
             array_file(folder, "tensors"),
             mode="w+",
@@ -243,6 +245,7 @@ class PartialBuild:
             out[a : a + step] = source[rows[a : a + step]]
         out.flush()
         del out, source
+        return folder
 
     def close(self) -> None:
         """Journal what was written and release the folder (also after an error)."""
