@@ -366,14 +366,10 @@ def _block_means_in(folder: str, tensors) -> BlockMeans:
     means = np.lib.format.open_memmap(
         array_file(folder, "means"), mode="w+", dtype=np.float32, shape=(n, 1, 1, 3)
     )
-    step = 16384
-    for a in range(0, n, step):
-        found = repository_block_means(tensors[a : a + step], chunk=256)
-        grids[a : a + step] = found.grids
-        means[a : a + step] = found.means
+    found = repository_block_means(tensors, chunk=256, out=(grids, means))
     grids.flush()
     means.flush()
-    return BlockMeans(grids, means)
+    return found
 
 
 def _check_fits_in_memory(count: int, px: int) -> None:

@@ -111,19 +111,23 @@ class Thumbnails:
         return cls(dif.tensors, dif.shapes, dif.block_means.grids, dif.block_means.means)
 
 
-def repository_block_means(tensors, chunk: int = 1024) -> BlockMeans:
+def repository_block_means(tensors, chunk: int = 1024, out=None) -> BlockMeans:
     """The block means :func:`~fastdif.engine.kernels.block_means` gives, in NumPy, one thread.
 
     For ``build``: a build starts no Numba thread, so a program that forks
     after it (``multiprocessing``'s default on Linux) can still use Numba in
     the child, which it cannot after OpenMP threads ran. Sums are float64:
     for integer-valued thumbnails (every build's) they are exact, and the
-    result is the kernel's bit for bit (the tests compare them).
+    result is the kernel's bit for bit (the tests compare them). ``chunk``
+    rows are summed at a time; ``out``, a pair ``(grids, means)`` of
+    writable float32 arrays of the result's shapes (memory-mapped files, for
+    example), receives them instead of new arrays.
     """
     n, p = tensors.shape[0], tensors.shape[1]
     g = grid_side(p)
-    grids = np.empty((n, g, g, 3), dtype=np.float32)
-    means = np.empty((n, 1, 1, 3), dtype=np.float32)
+    if out is None:
+        out = np.empty((n, g, g, 3), dtype=np.float32), np.empty((n, 1, 1, 3), dtype=np.float32)
+    grids, means = out
     for a in range(0, n, chunk):
         rows = np.asarray(tensors[a : a + chunk], dtype=np.float64)
         blocks = rows.reshape(len(rows), g, p // g, g, p // g, 3).sum(axis=(2, 4))

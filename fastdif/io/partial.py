@@ -141,7 +141,6 @@ class PartialBuild:
         self._journal = open(os.path.join(self.folder, JOURNAL_FILE), "ab")
         self._pending: list[bytes] = []
         self._flushed = time.monotonic()
-        self.resumed = len(self.finished)
 
     def _check(self, info_path: str, expected: dict) -> None:
         try:
