@@ -266,7 +266,19 @@ def test_cache_with_a_scheduler_decodes_only_new_files(client, photos, tmp_path)
 # --------------------------------------------------------------------------- faults
 
 
-def test_a_worker_killed_during_the_search_does_not_change_the_result(client, photos):
+@pytest.fixture
+def own_client():
+    """A cluster for one test that kills workers: the shared one sees no deaths.
+
+    Before, a test killed the shared cluster's workers and a later test on it
+    waited forever (a task bound to a dead worker's address).
+    """
+    with two_worker_client() as dask_client:
+        yield dask_client
+
+
+def test_a_worker_killed_during_the_search_does_not_change_the_result(own_client, photos):
+    client = own_client
     dif = fastdif.build(photos, show_progress=False, processes=1)
     local = _search(dif, 60.0, processes=1)
     pids = client.run(os.getpid)
@@ -300,11 +312,65 @@ def test_a_worker_killed_during_the_search_does_not_change_the_result(client, ph
     client.wait_for_workers(2, timeout=60)
 
 
+def _kill_workers(client, count: int) -> None:
+    """SIGKILL ``count`` workers and wait until their nannies have started new
+    ones (at new addresses)."""
+    pids = client.run(os.getpid)
+    victims = sorted(pids)[:count]
+    for victim in victims:
+        os.kill(pids[victim], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while set(victims) & set(client.scheduler_info(n_workers=-1)["workers"]):
+        assert time.monotonic() < deadline, "a killed worker never left the scheduler"
+        time.sleep(0.05)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_first_task_on_each_host_runs_after_a_worker_came_back(own_client):
+    # Bound to the dead worker's address, the first task waited forever.
+    tasks = cluster._Tasks(own_client)
+    _kill_workers(own_client, 2)
+    done = []
+    runner = threading.Thread(
+        target=lambda: done.append(tasks.first_on_each_host(os.getpid)), daemon=True
+    )
+    runner.start()
+    runner.join(timeout=60)
+    assert done, "the first task on each host never ran"
+
+
+def test_data_lost_with_a_worker_is_scattered_again(own_client):
+    client = own_client
+    data = np.arange(10.0)
+    pids = client.run(os.getpid)
+    holder = sorted(pids)[0]
+    lost = client.scatter(data, workers=[holder], hash=False)
+    _kill_workers(client, 1)
+    tasks = cluster._Tasks(client)
+    resent = []
+
+    def resend():
+        resent.append(client.scatter(data, broadcast=True, hash=False))
+        return resent[-1]
+
+    calls = [(lost, k) for k in range(4)]
+    assert tasks.run(_times, calls, resend=resend) == [data.sum() * k for k in range(4)]
+    assert len(resent) == 1
+    with pytest.raises(distributed.client.FutureCancelledError):
+        tasks.run(_times, calls)  # without resend, the loss is an error, not a wrong result
+
+
+def _times(array, k):
+    return float(array.sum() * k)
+
+
 @pytest.mark.parametrize("store", [False, True], ids=["in-memory", "store"])
 def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
-    client, tmp_path, monkeypatch, store
+    own_client, tmp_path, monkeypatch, store
 ):
     import faults
+
+    client = own_client
 
     photos = tmp_path / "photos"
     kept = [images.save_photo(k, photos / f"p{k:02d}.jpg", 80, 60) for k in range(5)]

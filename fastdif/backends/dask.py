@@ -51,6 +51,9 @@ Threads
     --nthreads 1``) and k up to the number of cores.
 
 Fault tolerance is Dask's: the tasks of a lost worker are run again elsewhere.
+Thumbnails scattered to the workers have no lineage: when a worker dies with
+the last replica, the search scatters them again and resubmits the tasks that
+read them.
 Per-file time limits of the local build do not apply (tasks run in worker
 threads, where no timer signal reaches).
 """
@@ -82,6 +85,9 @@ MAP_IMAGES = 4096
 #: Least side of a search tile (``chunksize`` when it is not given): a tile
 #: task holds two blocks of this many thumbnails (71 MB of uint8 ones at px 50).
 MIN_TILE_SIDE = 4096
+
+#: Times the search scatters its thumbnails again after a worker lost them.
+RESENDS = 2
 
 #: Kernels the search tasks run, on writable copies of the thumbnails.
 _TASK_KERNELS = ("rotation_hashes", "block_means", "match_ranges")
@@ -166,51 +172,74 @@ class _Tasks:
             per_host[info["host"]] += info["nthreads"]
         #: Dask threads on each worker's host, by worker address.
         self.host_threads = {address: per_host[info["host"]] for address, info in workers.items()}
-        #: One worker on each host.
-        self.first_on_host = list({info["host"]: a for a, info in workers.items()}.values())
+        #: The hosts the workers run on.
+        self.hosts = sorted({info["host"] for info in workers.values()})
 
     def first_on_each_host(self, function, *args) -> None:
         """Run ``function(*args)`` on one worker of each host, before other tasks.
 
         Numba's on-disk cache may crash processes that fill it at once
         (numba issues 4807 and 10128): the first task on a host fills it, the
-        other workers there then load it.
+        other workers there then load it. Each task asks for its host, not a
+        worker: a worker that died and came back has a new address, and a
+        task bound to the old one would wait forever. The restriction is loose,
+        so a host that left the cluster cannot hold the search up either.
         """
         futures = [
             self.client.submit(
-                function, *args, workers=[address], allow_other_workers=False, pure=False
+                function, *args, workers=[host], allow_other_workers=True, pure=False
             )
-            for address in self.first_on_host
+            for host in self.hosts
         ]
         self.count += len(futures)
         self.client.gather(futures)
 
-    def run(self, function, calls, progress=None, weights=None, tolerate=()):
+    def run(self, function, calls, progress=None, weights=None, tolerate=(), resend=None):
         """Run ``function(*args)`` for each ``args`` in ``calls``; results in order.
 
         ``progress(weight)`` is called as each task succeeds. A task failing
         with an exception of the ``tolerate`` types has that exception as its
         result; any other failure raises. Tasks still pending when this
         returns or raises are cancelled.
+
+        Scattered data has no lineage: a worker that dies with the only
+        replica (the scheduler's memory manager drops extra replicas) takes it
+        away, and the tasks that read it are cancelled. With ``resend``, such
+        tasks are submitted again (at most :data:`RESENDS` times) with their
+        first argument replaced by ``resend()``, the data scattered anew.
         """
         from distributed import as_completed
+        from distributed.client import FutureCancelledError
 
-        futures = [self.client.submit(function, *args, pure=False) for args in calls]
-        self.count += len(futures)
-        position = {future.key: k for k, future in enumerate(futures)}
-        results = [None] * len(futures)
-        try:
-            for future in as_completed(futures):
-                k = position[future.key]
-                try:
-                    results[k] = future.result()
-                except tolerate as exc:
-                    results[k] = exc
-                    continue
-                if progress is not None:
-                    progress(1 if weights is None else weights[k])
-        finally:
-            self.client.cancel([f for f in futures if not f.done()])
+        results = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(RESENDS + 1):
+            futures = [self.client.submit(function, *calls[k], pure=False) for k in pending]
+            self.count += len(futures)
+            position = {future.key: k for k, future in zip(pending, futures, strict=True)}
+            lost = []
+            try:
+                for future in as_completed(futures):
+                    k = position[future.key]
+                    try:
+                        results[k] = future.result()
+                    except tolerate as exc:
+                        results[k] = exc
+                        continue
+                    except FutureCancelledError:
+                        if resend is None or attempt == RESENDS:
+                            raise
+                        lost.append(k)
+                        continue
+                    if progress is not None:
+                        progress(1 if weights is None else weights[k])
+            finally:
+                self.client.cancel([f for f in futures if not f.done()])
+            if not lost:
+                break
+            source = resend()
+            calls = [(source, *args[1:]) for args in calls]
+            pending = sorted(lost)
         return results
 
     def stats(self) -> dict:
@@ -313,10 +342,20 @@ class DaskSearcher(Searcher):
     def thumbnails(self):
         """What tasks read thumbnails from: the ``.npy`` path, or the scattered array."""
         if self.source is None:
-            # Scattered to every worker: a copy survives the loss of a worker.
             data = np.ascontiguousarray(self.dif.tensors)
             self.source = self.tasks.client.scatter(data, broadcast=True, hash=False)
         return self.source
+
+    def _scatter_again(self):
+        """The thumbnails scattered anew, after a worker died with the last replica."""
+        self.tasks.client.cancel([self.source])
+        self.source = None
+        return self.thumbnails()
+
+    def _run(self, function, calls, progress=None, weights=None):
+        """``tasks.run``, resending scattered thumbnails a dead worker took with it."""
+        resend = self._scatter_again if self.file is None else None
+        return self.tasks.run(function, calls, progress, weights, resend=resend)
 
     def __exit__(self, *exc) -> None:
         """Release the thumbnails scattered to the workers."""
@@ -334,7 +373,7 @@ class DaskSearcher(Searcher):
             (source, ids[a : a + MAP_IMAGES], threads, *more)
             for a in range(0, ids.size, MAP_IMAGES)
         ]
-        return np.concatenate(self.tasks.run(function, calls))
+        return np.concatenate(self._run(function, calls))
 
     def rotation_hashes(self, indexes, flip):
         if not indexes:
@@ -367,7 +406,7 @@ class DaskSearcher(Searcher):
             (source, ids, shapes[ids], batch_means, rows, begins, stops, criteria, threads)
             for ids, batch_means, rows, begins, stops in batches.arrays()
         ]
-        found = self.tasks.run(_match_tiles, calls, progress, batches.weights)
+        found = self._run(_match_tiles, calls, progress, batches.weights)
         if every.size > sum(batches.weights):
             progress(every.size - sum(batches.weights))  # rows without a tile
         summed = sum(int(f[2]) for f in found)
