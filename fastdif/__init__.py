@@ -1,5 +1,7 @@
 """fastdif: find duplicate and similar images, fast (a difPy-compatible successor)."""
 
+# First: it tells Numba where to cache the kernels before Numba is imported.
+from . import kernel_cache  # noqa: F401
 from ._version import __version__
 from .actions import undo_move
 from .api import build, search

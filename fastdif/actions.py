@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable
 from datetime import datetime
 
 #: Manifest files written by :func:`move_files` are named
@@ -33,7 +34,12 @@ def free_name(folder: str, name: str) -> str:
     return candidate
 
 
-def place(source: str, target: str, partial: str | None = None) -> None:
+def place(
+    source: str,
+    target: str,
+    partial: str | None = None,
+    copied: Callable[[os.stat_result], None] | None = None,
+) -> None:
     """Move the regular file ``source`` to exactly ``target``, which must not exist.
 
     On one filesystem a hard link claims the name atomically before the source
@@ -41,11 +47,14 @@ def place(source: str, target: str, partial: str | None = None) -> None:
     name beside ``target`` (by default a fresh hidden ``.fastdif-*.partial``),
     flushed to disk and its size checked; only the complete copy gets the
     name ``target`` (a hard link, or a rename where the filesystem has none),
-    and only then is the source removed. Timestamps and permission bits are
-    kept. A process killed at any moment leaves the source in place or the
-    whole file at ``target`` (or both), never a partial file under
-    ``target``; on any other failure the source is untouched and nothing is
-    left at ``target``.
+    and only then is the source removed. The copy keeps the owner and group
+    (where the system lets this user give them: root always), permission
+    bits and timestamps. ``copied``, if given, is called with the complete
+    copy's ``os.stat_result`` before the copy gets its name (a journal puts
+    the new file's identity on disk there). A process killed at any moment
+    leaves the source in place or the whole file at ``target`` (or both),
+    never a partial file under ``target``; on any other failure the source
+    is untouched and nothing is left at ``target``.
 
     Raises
     ------
@@ -59,7 +68,7 @@ def place(source: str, target: str, partial: str | None = None) -> None:
     except OSError as exc:
         if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINK:
             raise
-        _copy_across(source, target, partial)
+        _copy_across(source, target, partial, copied)
         return
     _remove_source(source, target)
 
@@ -76,13 +85,20 @@ def _remove_source(source: str, target: str) -> None:
         raise
 
 
-def _copy_across(source: str, target: str, partial: str | None) -> None:
+def _copy_across(
+    source: str,
+    target: str,
+    partial: str | None,
+    copied: Callable[[os.stat_result], None] | None = None,
+) -> None:
     """:func:`place` without a hard link from ``source``: copy, name, then remove the source."""
     folder = os.path.dirname(target) or "."
     if partial is None:
         partial = os.path.join(folder, f".fastdif-{secrets.token_hex(8)}.partial")
     _copy_exclusive(source, partial)
     try:
+        if copied is not None:
+            copied(os.lstat(partial))
         _link_or_claim(partial, target)
         try:
             _sync_folder(folder)  # the new name is on disk before the old one goes
@@ -100,12 +116,14 @@ def _copy_across(source: str, target: str, partial: str | None) -> None:
 def _copy_exclusive(source: str, target: str) -> None:
     """Copy the regular file ``source`` to the new file ``target``, flushed to disk.
 
-    Timestamps and permission bits are copied and the size checked. On any
-    failure ``target`` is removed.
+    The owner and group (see :func:`_give_owner`), permission bits and
+    timestamps are copied and the size checked. On any failure ``target``
+    is removed.
     """
     # O_NONBLOCK: a named pipe put in the file's place fails below instead
-    # of blocking the open.
-    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    # of blocking the open. O_NOFOLLOW: a link put there is not a file to copy.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(source, flags)
     with os.fdopen(fd, "rb") as src:
         expected = os.fstat(fd)
         if not stat.S_ISREG(expected.st_mode):
@@ -115,14 +133,43 @@ def _copy_exclusive(source: str, target: str) -> None:
             with out:
                 shutil.copyfileobj(src, out)
                 out.flush()
+                owned = _give_owner(out.fileno(), expected)
                 # On disk before the source goes: a crash now leaves two copies, not none.
                 os.fsync(out.fileno())
             shutil.copystat(source, target)
+            if not owned:
+                # As cp -p does: set-user and set-group-ID never pass to another owner.
+                mode = stat.S_IMODE(expected.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
+                os.chmod(target, mode)
             if os.path.getsize(target) != expected.st_size:
                 raise OSError(errno.EIO, f"size check failed copying {source!r} to {target!r}")
         except BaseException:
             os.unlink(target)
             raise
+
+
+def _give_owner(fd: int, info: os.stat_result) -> bool:
+    """Give the new file open as ``fd`` the owner and group in ``info``; whether it has both.
+
+    Only root may give a file away: another user's copy keeps this user as
+    its owner (and the group, if this user is in it), as ``cp -p`` does.
+    Without it a copy made by root (``-mv`` of another user's photo to
+    another filesystem, or its undo) would be root's, and its owner could
+    lose the right to read it.
+    """
+    mine = os.fstat(fd)
+    if (mine.st_uid, mine.st_gid) == (info.st_uid, info.st_gid):
+        return True  # also where files have no POSIX owner (Windows)
+    try:
+        os.fchown(fd, info.st_uid, info.st_gid)
+        return True
+    except OSError:
+        pass
+    try:
+        os.fchown(fd, -1, info.st_gid)
+    except OSError:
+        pass
+    return False
 
 
 def _sync_folder(folder: str) -> None:
@@ -149,9 +196,21 @@ def _link_targets(path: str) -> tuple[str, str] | None:
     return text, os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), text)
 
 
-def _relink(source: str, target: str, text: str) -> None:
-    """Replace the symbolic link ``source`` by a new link ``target`` to ``text``."""
+def _relink(
+    source: str, target: str, text: str, made: Callable[[os.stat_result], None] | None = None
+) -> None:
+    """Replace the symbolic link ``source`` by a new link ``target`` to ``text``.
+
+    ``made``, if given, is called with the new link's ``os.lstat`` before the
+    old link is removed.
+    """
     os.symlink(text, target)  # FileExistsError: target is taken
+    if made is not None:
+        try:
+            made(os.lstat(target))
+        except BaseException:
+            os.unlink(target)
+            raise
     _remove_source(source, target)
 
 
@@ -170,15 +229,16 @@ def move_file(source: str, folder: str, journal: _Journal | None = None) -> str:
     """
     name = os.path.basename(source)
     link = _link_targets(source)
-    size = None if link else os.path.getsize(source)
+    info = None if link else os.lstat(source)
+    identify = None if journal is None else journal.identify
     while True:
         target = free_name(folder, name)
-        partial = None if journal is None else journal.record(source, target, size, link)
+        partial = None if journal is None else journal.record(source, target, info, link)
         try:
             if link:
-                _relink(source, target, link[1])
+                _relink(source, target, link[1], identify)
             else:
-                place(source, target, partial)
+                place(source, target, partial, identify)
         except FileExistsError:
             continue  # another process took the name meanwhile
         if journal is not None:
@@ -295,10 +355,12 @@ class _Journal:
         self.created = ""
         self._fd: int | None = None
 
-    def record(self, source: str, target: str, size, link) -> str:
+    def record(self, source: str, target: str, info: os.stat_result | None, link) -> str:
         """Put the move of ``source`` to ``target`` on disk; return its partial copy's name.
 
-        ``size`` is the file's size, ``link`` what :func:`_link_targets` says.
+        ``info`` is the file's ``os.lstat`` (None for a link), ``link`` what
+        :func:`_link_targets` says. A file's ``inode`` is recorded with it:
+        a hard link keeps it; a copy's own is recorded by :meth:`identify`.
         """
         if self._fd is None:
             self._create()
@@ -306,11 +368,22 @@ class _Journal:
         if link:
             entry["link"], entry["link_moved"] = link
         else:
-            entry["size"] = size
+            entry.update(size=info.st_size, inode=info.st_ino)
         self._write(entry)
         self.entries.append(entry)
         os.fsync(self._fd)
         return partial_name(self.path, len(self.entries) - 1)
+
+    def identify(self, info: os.stat_result) -> None:
+        """Put on disk the inode of the last move's new file (a copy, a new link).
+
+        Called before the old name is removed: :func:`undo_move` restores
+        only a file whose inode the manifest records.
+        """
+        index = len(self.entries) - 1
+        self.entries[index]["inode"] = info.st_ino
+        self._write({"identity": index, "inode": info.st_ino})
+        os.fsync(self._fd)
 
     def done(self) -> None:
         """Mark the last move recorded as done."""
@@ -486,6 +559,8 @@ def _read_manifest(path: str) -> tuple[list[dict], bool] | None:
             continue
         if "done" in item:
             entries[item["done"]]["done"] = True
+        elif "identity" in item:  # a copy's or a new link's (_Journal.identify)
+            entries[item["identity"]]["inode"] = item["inode"]
         else:
             entries.append(dict(item, done=False))
     return entries, True
@@ -494,13 +569,21 @@ def _read_manifest(path: str) -> tuple[list[dict], bool] | None:
 def undo_move(manifest: str | os.PathLike) -> dict:
     """Move the files listed in a move manifest back to where they came from.
 
-    Each file goes back to its original path (its folder is re-created if
-    needed) with the same care as a move: nothing is ever overwritten. A file
-    is left where it is, and reported, when its original path is taken again,
-    when it is no longer at its destination, or when its size changed since
-    the move (a moved link: when it is no longer the link fastdif made). A
-    moved symbolic link is put back as the original link. Running it twice is
-    harmless.
+    A manifest is a request, never an authority: it may have been edited,
+    forged, or shipped inside a downloaded folder. So undo acts only on
+    direct children of the manifest's own folder and on the original paths
+    the manifest records; it restores a file only when it is the file
+    fastdif moved (a regular file, or the link fastdif made, whose inode the
+    manifest records: a forged entry cannot know it), re-creating its folder
+    if needed, and never over anything (a link included); it removes a file
+    only when it is provably a second name of the file at the original path,
+    or a byte-identical copy of it. Everything else is left as it is and
+    reported in ``"failed"`` with the reason: an original path taken again,
+    a file no longer at its destination, a file changed since the move (size,
+    inode; a moved link: no longer the link fastdif made), an entry that
+    records no inode (a manifest from before they were recorded), or one
+    that names paths outside those bounds. A moved symbolic link is put back
+    as the original link. Running it twice is harmless.
 
     The manifest of a process killed while moving is its journal: every move
     that started is in it. A move cut short is finished backwards: a second
@@ -524,6 +607,9 @@ def undo_move(manifest: str | os.PathLike) -> dict:
         ``manifest`` is not a path.
     FileNotFoundError
         The manifest does not exist.
+    PermissionError
+        The manifest belongs to another user: it is not the record of this
+        user's moves (root, too, acts only on its own).
     ValueError
         The file is not a fastdif move manifest.
     """
@@ -535,8 +621,15 @@ def undo_move(manifest: str | os.PathLike) -> dict:
     path = os.fspath(manifest)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Manifest "{path}" does not exist')
+    real = os.path.realpath(path)  # its folder is the one the moves went to
+    owner = os.stat(real).st_uid
+    if hasattr(os, "geteuid") and owner != os.geteuid():
+        raise PermissionError(
+            f'Manifest "{path}" belongs to another user (uid {owner}): only the user who '
+            "moved the files can undo the moves"
+        )
     try:
-        read = _read_manifest(path)
+        read = _read_manifest(real)
         if read is not None:
             entries, journal = read
             for e in entries:
@@ -545,6 +638,8 @@ def undo_move(manifest: str | os.PathLike) -> dict:
                     raise TypeError("paths must be strings")
                 if "link" not in e:
                     e["size"] = int(e["size"])
+                if "inode" in e:
+                    e["inode"] = int(e["inode"])
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         read = None
     if read is None:
@@ -554,10 +649,11 @@ def undo_move(manifest: str | os.PathLike) -> dict:
         entry = entries[index]
         original = entry["source"]
         back = os.path.join(
-            os.path.dirname(original), f".{os.path.basename(path)}.{index}.undo.partial"
+            os.path.dirname(original), f".{os.path.basename(real)}.{index}.undo.partial"
         )
+        partial = partial_name(real, index) if journal else None
         try:
-            kind, reason = _undo_entry(entry, partial_name(path, index) if journal else None, back)
+            kind, reason = _undo_entry(entry, real, partial, back)
         except FileExistsError:
             kind, reason = "failed", f"not restored: {original!r} exists"
         except OSError as exc:
@@ -566,16 +662,53 @@ def undo_move(manifest: str | os.PathLike) -> dict:
     return outcome
 
 
-def _same(a: str, b: str) -> bool:
+def _lstat(path: str) -> os.stat_result | None:
     try:
-        return os.path.samefile(a, b)
+        return os.lstat(path)
     except OSError:
+        return None
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` is a regular file itself, not a link to one."""
+    info = _lstat(path)
+    return info is not None and stat.S_ISREG(info.st_mode)
+
+
+def _entry_of(path: str) -> tuple[int, int, str] | None:
+    """Which folder entry ``path`` names: its folder's device and inode, and its name.
+
+    Two paths with the same entry are one name of one file, however they
+    are spelled (a folder on the way may be a link or a bind mount). None
+    when the folder does not exist.
+    """
+    try:
+        folder = os.stat(os.path.dirname(path))
+    except OSError:
+        return None
+    return folder.st_dev, folder.st_ino, os.path.basename(path)
+
+
+def _second_name(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are two names (two folder entries) of one regular file.
+
+    Neither may be a link: removing one of them then loses nothing.
+    """
+    x, y = _lstat(a), _lstat(b)
+    if x is None or y is None or not (stat.S_ISREG(x.st_mode) and stat.S_ISREG(y.st_mode)):
         return False
+    if (x.st_dev, x.st_ino) != (y.st_dev, y.st_ino) or x.st_nlink < 2:
+        return False
+    where = _entry_of(a)
+    return where is not None and where != _entry_of(b)
 
 
 def _same_bytes(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` are regular files (not links) with the same content."""
-    if not all(os.path.isfile(p) and not os.path.islink(p) for p in (a, b)):
+    """Whether ``a`` and ``b`` are two regular files (not links, two entries) with the same bytes.
+
+    Removing ``a`` then loses nothing: ``b`` holds every byte of it.
+    """
+    if not (_is_file(a) and _is_file(b)) or _entry_of(a) in (None, _entry_of(b)):
         return False
     try:
         return filecmp.cmp(a, b, shallow=False)
@@ -583,61 +716,125 @@ def _same_bytes(a: str, b: str) -> bool:
         return False
 
 
-def _undo_entry(entry: dict, partial: str | None, back: str) -> tuple[str, str | None]:
+def _outside(original: str, moved: str, manifest: str) -> str | None:
+    """Why undo may not act on the paths of an entry, or None when it may.
+
+    ``moved`` must be a direct child of the manifest's folder (not the
+    manifest itself), ``original`` a path of another folder entry, neither
+    named as the partial copies of this manifest's moves and undos are.
+    """
+    own = os.path.basename(manifest)
+    for path in (original, moved):
+        name = os.path.basename(path)
+        if not os.path.isabs(path) or os.path.normpath(path) != path or name in ("", ".", ".."):
+            return f"not restored: {path!r} is not an absolute, normal path"
+        if name.startswith(f".{own}.") or (path is moved and name == own):
+            return f"not restored: {path!r} is the manifest or one of its partial copies"
+    where = _entry_of(moved)
+    if where is None or where[:2] != _entry_of(manifest)[:2]:
+        return "not restored: its destination is not in the manifest's folder"
+    if _entry_of(original) == where:
+        return (
+            "not restored: its original path leads to the moved file itself "
+            "(a folder on the way is now a link to, or a mount of, the destination)"
+        )
+    return None
+
+
+def _changed(entry: dict, moved: str, info: os.stat_result) -> str | None:
+    """Why ``moved`` (its ``os.lstat`` is ``info``) is no longer what the entry moved, or None."""
+    if entry.get("link") is not None:
+        if not stat.S_ISLNK(info.st_mode) or os.readlink(moved) != entry["link_moved"]:
+            return "changed since it was moved (not the link fastdif made)"
+    elif not stat.S_ISREG(info.st_mode):
+        return "changed since it was moved (not a regular file)"
+    elif info.st_size != entry["size"]:
+        return "changed since it was moved (size differs)"
+    return None
+
+
+def _unidentified(entry: dict, info: os.stat_result) -> str | None:
+    """Why the file whose ``os.lstat`` is ``info`` is not proven the one fastdif moved, or None.
+
+    The proof is the inode the manifest records, which a forged entry
+    cannot know; the inode alone, since a volume mounted again (btrfs, NFS,
+    a USB disk) can get another device number.
+    """
+    if entry.get("inode") is None:
+        return (
+            "not restored: the manifest records no identity (inode) for it, as an older "
+            "or a forged manifest; move it back by hand if it is yours"
+        )
+    if info.st_ino != entry["inode"]:
+        return (
+            f"not the file fastdif moved: its inode is {info.st_ino}, "
+            f"the manifest records {entry['inode']}"
+        )
+    return None
+
+
+def _undo_entry(
+    entry: dict, manifest: str, partial: str | None, back: str
+) -> tuple[str, str | None]:
     """Undo one move; return ``("restored", None)``, or ``"failed"`` or ``"not_moved"`` and why.
 
-    ``partial`` is the name of the move's partial copy (a journal's entries
-    only), ``back`` that of the copy on the way back.
+    ``manifest`` is the manifest's real path, ``partial`` the name of the
+    move's partial copy (a journal's entries only), ``back`` that of the
+    copy on the way back. Only a second name or a byte-identical copy of
+    the file at ``original`` is ever removed; a partial copy only under its
+    own name; a file is put back only when proven the one fastdif moved.
     """
     original, moved, link = entry["source"], entry["destination"], entry.get("link")
+    refusal = _outside(original, moved, manifest)
+    if refusal is not None:
+        return "failed", refusal
+    info = _lstat(moved)
+    changed = None if info is None else _changed(entry, moved, info)
+    unproven = None if info is None else changed or _unidentified(entry, info)
     if os.path.lexists(back):
-        if _same(back, original) and _same_bytes(moved, original):
+        if _second_name(back, original) and _same_bytes(moved, original):
             # An earlier undo copied the file back, then stopped before
             # removing the moved one.
             os.unlink(moved)
             os.unlink(back)
             return "restored", None
-        os.unlink(back)  # an earlier undo's partial copy
+        proven = info is not None and unproven is None
+        if _second_name(back, original) or (proven and _is_file(back)):
+            os.unlink(back)  # an earlier undo's copy: a name of the restored file, or unfinished
     if partial is not None and os.path.lexists(partial):
-        if _same(partial, moved):
+        if _second_name(partial, moved):
             whole_source = _same_bytes(moved, original)
             if whole_source:
                 os.unlink(moved)  # stopped after the copy got its name: the source is there
             os.unlink(partial)
             if whole_source:
                 return "restored", None
-        else:
-            os.unlink(partial)  # a copy never finished
-            if (
-                not entry["done"]
-                and os.path.lexists(original)
-                and os.path.isfile(moved)
-                and not os.path.islink(moved)
-                and os.path.getsize(moved) == 0
-            ):
+        elif not entry["done"] and _is_file(partial) and _is_file(original):
+            os.unlink(partial)  # a copy never finished: the source is there
+            if _is_file(moved) and info.st_size == 0:
                 os.unlink(moved)  # the name claimed (no hard links there) but not given yet
-    if not os.path.lexists(moved):
+                info = None
+    if info is None:
         if os.path.lexists(original) and not entry["done"]:
             return "not_moved", "the move was cut short or never started: the file never left"
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), moved)
     if link is not None:
-        if not os.path.islink(moved) or os.readlink(moved) != entry["link_moved"]:
-            return "failed", "changed since it was moved (not the link fastdif made)"
+        if changed is not None:
+            return "failed", changed
         if os.path.islink(original) and os.readlink(original) == link:
             os.unlink(moved)  # stopped before the original link was removed
             return "restored", None
-        os.makedirs(os.path.dirname(original), exist_ok=True)
-        _relink(moved, original, link)
-        return "restored", None
-    if os.path.lexists(original) and _same(original, moved):
+    elif _second_name(original, moved):
         os.unlink(moved)  # stopped between the hard link and the unlink
         return "restored", None
-    if os.path.islink(moved) or not os.path.isfile(moved):
-        return "failed", "changed since it was moved (not a regular file)"
-    if os.path.getsize(moved) != entry["size"]:
-        return "failed", "changed since it was moved (size differs)"
+    if unproven is not None:
+        return "failed", unproven
+    # The file fastdif moved, proven: its folder, if gone, was the user's.
     os.makedirs(os.path.dirname(original), exist_ok=True)
-    place(moved, original, back)
+    if link is not None:
+        _relink(moved, original, link)
+    else:
+        place(moved, original, back)
     return "restored", None
 
 
@@ -646,19 +843,29 @@ def delete_files(
 ) -> tuple[list[str], dict[str, str]]:
     """Delete ``paths``, each only while its group's key (``key_of[path]``) still exists.
 
-    With ``dry_run`` nothing is removed: the first list holds the files that
-    would be deleted, after the same checks.
+    A path that is its key now, by resolved path or by ``(st_dev, st_ino)``
+    read from disk (a link to it, a hard link, a bind mount), is kept. With
+    ``dry_run`` nothing is removed: the first list holds the files that would
+    be deleted, after the same checks.
 
     Returns ``(deleted, failed)``: the deleted paths and ``{path: reason}``.
     """
     deleted, failed = [], {}
     for path in paths:
         key = key_of[path]
-        if os.path.realpath(key) == os.path.realpath(path):
-            failed[path] = "is its group's key"
-            continue
-        if not os.path.isfile(key):
+        try:
+            key_stat = os.stat(key)
+        except OSError:
+            key_stat = None
+        if key_stat is None or not stat.S_ISREG(key_stat.st_mode):
             failed[path] = f"kept: the group's key {key!r} no longer exists"
+            continue
+        try:
+            same = os.path.samestat(key_stat, os.stat(path)) and key_stat.st_ino != 0
+        except OSError:
+            same = False  # gone, or a dangling link: nothing of the key's
+        if same or os.path.realpath(key) == os.path.realpath(path):
+            failed[path] = "is its group's key"
             continue
         if dry_run:
             if not os.path.lexists(path):

@@ -6,7 +6,7 @@ This is the only module that chooses between the local backend
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -37,10 +37,9 @@ from .io.cache import CachedDecoder, decoding_settings, resolve_cache
 from .io.decisions import Decisions
 from .io.decode import THUMBNAIL_VERSION
 from .io.discover import discover, folder_name, owning_inputs, validate_directories
-from .io.metadata import Metadata, read_metadata
-from .io.partial import INFO_FILE as PARTIAL_INFO_FILE
-from .io.partial import JOURNAL_FILE, Finished, PartialBuild
-from .io.store import array_file, create_tensors, publish, staging_folder, write
+from .io.metadata import Metadata, frame_count, read_metadata
+from .io.partial import Finished, PartialBuild
+from .io.store import array_file, create_tensors, new_array, publish, staging_folder, write
 from .model import BlockMeans, BuildOptions, Criteria, Repository, load
 from .progress import progress_bar
 from .result import SearchResult, difpy_result
@@ -123,7 +122,17 @@ def build(
     ValueError, TypeError, FileNotFoundError
         For invalid parameters or missing paths; the message names the parameter.
     FileExistsError
-        ``store`` exists.
+        ``store`` exists, or something else took its name while it was
+        built: that is left as it was, and the message says where the
+        finished store is (publishing is a rename that never replaces).
+    fastdif.io.partial.PartialBuildError
+        ``store``'s partial folder (``.NAME.partial`` beside it) is a link,
+        not a folder, not a fastdif build, another build's, or made with
+        other settings; nothing in it is written or removed.
+    OSError
+        The disk filled while the store was written (``errno.ENOSPC``):
+        what was decoded is journaled; running the same build again when
+        there is room resumes it.
     ImportError
         ``scheduler`` is given but Dask is not installed.
     """
@@ -192,16 +201,36 @@ def build(
             written = ("tensors", "grids", "means")
         write(dif, staging, written)
         dif = None  # closes its map of the tensors, so the folder can move on every system
-        publish(staging, target)
+        try:
+            publish(staging, target)
+        except FileExistsError:
+            if partial is None:
+                kept, staging = staging, None  # finished: kept for the user
+                advice = "rename it to a free name: fastdif.load reads it"
+            else:
+                kept = partial.folder
+                advice = (
+                    f'run the same command again once "{target}" is free to publish it '
+                    "(nothing is decoded again)"
+                )
+            raise FileExistsError(
+                f'"{target}" was created by something else while the store was built, and '
+                f'was left as it was. The finished store is in "{kept}": {advice}.'
+            ) from None
         staging = None
         if partial is not None:
             # The journal and its settings are not part of the saved repository.
-            for name in (PARTIAL_INFO_FILE, JOURNAL_FILE):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(target, name))
-            # Gone when it was published; else its rows were copied into the store.
-            shutil.rmtree(partial.folder, ignore_errors=True)
+            partial.remove()
         return load(target, verify=False)
+    except OSError as exc:
+        if partial is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OSError(
+            exc.errno,
+            f'{exc.strerror} while writing the store "{target}": every file decoded so far '
+            f'is kept in "{partial.folder}"; free some space and run the same command again '
+            "to resume the build.",
+        ) from exc
     finally:
         if partial is not None:
             partial.close()  # journals what was decoded: a build run again resumes
@@ -356,16 +385,13 @@ def _block_means_in(folder: str, tensors) -> BlockMeans:
     """:func:`repository_block_means` of ``tensors``, written to ``folder``'s grids and means files.
 
     They are memory-mapped, so they are page cache like the thumbnails:
-    1.2 kB per image at px 50, not held in this process's memory.
+    1.2 kB per image at px 50, not held in this process's memory. Their
+    space is reserved first, so a full disk is an OSError, not a SIGBUS.
     """
     n, px = tensors.shape[0], tensors.shape[1]
     g = grid_side(px)
-    grids = np.lib.format.open_memmap(
-        array_file(folder, "grids"), mode="w+", dtype=np.float32, shape=(n, g, g, 3)
-    )
-    means = np.lib.format.open_memmap(
-        array_file(folder, "means"), mode="w+", dtype=np.float32, shape=(n, 1, 1, 3)
-    )
+    grids = new_array(array_file(folder, "grids"), np.float32, (n, g, g, 3))
+    means = new_array(array_file(folder, "means"), np.float32, (n, 1, 1, 3))
     found = repository_block_means(tensors, chunk=256, out=(grids, means))
     grids.flush()
     means.flush()
@@ -785,7 +811,7 @@ def _keeper(rule, dif: Repository, library: Repository | None, reasons: dict):
     goes into ``reasons`` by image number. Dimensions, sizes and modification
     times come from the repositories; dates and formats are read from the
     candidates' headers (:func:`~fastdif.io.metadata.read_metadata`), and only
-    when the rule compares them.
+    when the rule compares them; frame counts always (a header read per candidate).
     """
     fields = reads(rule)
 
@@ -803,6 +829,7 @@ def _keeper(rule, dif: Repository, library: Repository | None, reasons: dict):
             mtime_ns=int(repository.mtimes_ns[i]) if "mtime_ns" in fields else 0,
             format=meta.format,
             folders=folder_parts(path) if "folders" in fields else (),
+            frames=frame_count(path),
         )
 
     def choose(images) -> int:
@@ -827,12 +854,12 @@ def _without_distinct(marks, paths, index, i, j, mse):
     Only the images of pairs (group members) are hashed; see
     :func:`~fastdif.engine.grouping.drop_distinct` for which pairs go.
     """
-    if marks is None or not marks.conflicts or not i.size:
+    if marks is None or not marks.distinct or not i.size:
         return i, j
     labels = np.full(index.size, -1, dtype=np.int64)
     members = np.union1d(i, j)
     labels[members] = [marks.label(paths[index[m]]) for m in members.tolist()]
-    keep = drop_distinct(index.size, i, j, labels, marks.conflicts, mse)
+    keep = drop_distinct(index.size, i, j, labels, marks.distinct, mse)
     marks.pairs_dropped += int(keep.size - np.count_nonzero(keep))
     return i[keep], j[keep]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 from datetime import datetime
 
@@ -491,21 +493,12 @@ def run(args: argparse.Namespace) -> int:
         report = se.delete(silent_del=args.silent_del)
         lines.append(f"deleted {len(report['deleted'])} files, {len(report['failed'])} kept")
         lines += [_reason("not deleted", path, why) for path, why in report["failed"].items()]
-    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
-    if args.format == "csv":
-        written = [write_text(output, f"fastdif_{stamp}_results.csv", to_csv(se))]
-    else:
-        written = [write_json(output, f"fastdif_{stamp}_results.json", se.result)]
-    written += [
-        write_json(output, f"fastdif_{stamp}_{part}.json", data)
-        for part, data in (
-            ("lower_quality", se.lower_quality),
-            ("stats", se.stats),
-        )
-    ]
+    written, unwritten = _write_results(output, args.format, se)
     if report_path:
         written.append(report_path)
     if args.quiet:
+        if unwritten:
+            raise unwritten
         return 0
     stats = se.stats
     found = stats["process"]["search"]["matches_found"]
@@ -531,7 +524,36 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for path in written:
         print(f"wrote {printable(path)}")
+    if unwritten:
+        # After the summary: files may already be trashed, moved or deleted,
+        # and what went where (and how to undo it) must not be lost with them.
+        raise unwritten
     return 0
+
+
+def _write_results(output: str, results_format: str, se) -> tuple[list[str], OSError | None]:
+    """Write the result files to the folder ``output``, stopping at the first that fails.
+
+    Returns the paths written and, if one could not be written, an error
+    that names it (a full disk says only "No space left on device").
+    """
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    if results_format == "csv":
+        files = [(f"fastdif_{stamp}_results.csv", write_text, to_csv(se))]
+    else:
+        files = [(f"fastdif_{stamp}_results.json", write_json, se.result)]
+    files += [
+        (f"fastdif_{stamp}_{part}.json", write_json, data)
+        for part, data in (("lower_quality", se.lower_quality), ("stats", se.stats))
+    ]
+    written = []
+    for name, write, data in files:
+        try:
+            written.append(write(output, name, data))
+        except OSError as exc:
+            path = printable(os.path.join(output, name))
+            return written, OSError(f"could not write {path}: {exc.strerror or exc}")
+    return written, None
 
 
 def _output_folder(path: str) -> None:
@@ -638,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
         # Paths with undecodable bytes (non-UTF-8 names) print as \udcXX
         # instead of failing after the work is done.
         sys.stdout.reconfigure(errors="backslashreplace")
+    terminated: list[int] = []
+    previous = _terminate_as_interrupt(terminated)
     try:
         return run(args)
     except (
@@ -653,5 +677,37 @@ def main(argv: list[str] | None = None) -> int:
         resume = ""
         if args.store and not os.path.exists(args.store):
             resume = f"; run the same command again to resume the build of {printable(args.store)}"
-        print(f"{parser.prog}: interrupted{resume}", file=sys.stderr)
-        return 130
+        what = "terminated" if terminated else "interrupted"
+        print(f"{parser.prog}: {what}{resume}", file=sys.stderr)
+        return 128 + (terminated[0] if terminated else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt(received: list[int]):
+    """Make SIGTERM (``kill``, a service manager, ``timeout``) stop the run as Ctrl-C does.
+
+    By default SIGTERM ends Python at once, with no cleanup: the decoding
+    workers are left to find a broken pipe, and nothing says what happened.
+    Here it is handed to the SIGINT handler in force, so it is held wherever
+    Ctrl-C is (while a worker starts, while a kernel runs) and then raises
+    KeyboardInterrupt; ``received`` records it. Returns the handler to put
+    back, or None where nothing was installed (not the main thread, SIGTERM
+    ignored).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_IGN, None):
+        return None
+
+    def handler(signum, frame):
+        received.append(signum)
+        interrupt = signal.getsignal(signal.SIGINT)
+        if not callable(interrupt):  # SIGINT ignored (a background job) or default
+            raise KeyboardInterrupt
+        interrupt(signal.SIGINT, frame)
+
+    signal.signal(signal.SIGTERM, handler)
+    return previous

@@ -269,8 +269,11 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
     path : str or os.PathLike
         Folder to create, e.g. ``"photos.fastdif"``.
     overwrite : bool, default False
-        Replace a repository already saved at ``path``. Anything else at
-        ``path`` is never replaced.
+        Replace a repository already saved at ``path`` (a folder, not a
+        link, whose ``repository.json`` is fastdif's): the new one is put
+        in its place, and only then are the old one's files removed; any
+        other file in it is kept, in a folder the warning names. Anything
+        else at ``path`` is never replaced.
 
     Returns
     -------
@@ -280,7 +283,11 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
     Raises
     ------
     FileExistsError
-        ``path`` exists and ``overwrite`` is False, or it is not a saved repository.
+        ``path`` exists and ``overwrite`` is False, or it is not a saved
+        repository; also when something else took ``path`` while the
+        repository was written (it is left as it was: the folder is
+        published by a rename that never replaces, see
+        :func:`fastdif.io.store.publish`).
     TypeError
         ``dif`` is not a Repository.
     """

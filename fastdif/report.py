@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -26,6 +25,7 @@ from ._version import __version__
 from .actions import create_temp
 from .io import decisions
 from .io.decode import to_rgb
+from .io.files import open_regular
 from .progress import progress_bar
 
 #: Longest side of a report thumbnail in pixels, and its JPEG quality: about
@@ -143,29 +143,51 @@ def to_csv(se) -> str:
     search's ``keep`` rule, e.g. ``kept: larger (4032 x 3024 vs 2016 x
     1512)``) and empty on the others; ``transform`` is, on a member's row,
     how it matched its key where rotated or mirrored (e.g. ``flipped
-    horizontally``) and empty otherwise; unknown numbers are empty.
+    horizontally``) and empty otherwise; unknown numbers are empty. A cell
+    that a spreadsheet would read as a formula (a name starting with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return) starts with an added
+    ``'``; the JSON results keep names exact.
     """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
+    # The csv module quotes a cell that holds the line end, "\n", but not one
+    # that holds a "\r", which readers take for a line end too: a row with one
+    # is written with every cell quoted.
+    quoting = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for group in groups(se):
         for image in group["images"]:
-            writer.writerow(
-                [
-                    group["id"],
-                    image["role"],
-                    image["path"],
-                    repr(image["mse"]),
-                    _blank(image["width"]),
-                    _blank(image["height"]),
-                    _blank(image["bytes"]),
-                    _blank(group["folder"]),
-                    "true" if image["reference"] else "",
-                    (group["kept_because"] or "") if image["role"] == "key" else "",
-                    image["transform"],
-                ]
-            )
+            row = [
+                str(group["id"]),
+                image["role"],
+                image["path"],
+                repr(image["mse"]),
+                _blank(image["width"]),
+                _blank(image["height"]),
+                _blank(image["bytes"]),
+                _blank(group["folder"]),
+                "true" if image["reference"] else "",
+                (group["kept_because"] or "") if image["role"] == "key" else "",
+                image["transform"],
+            ]
+            row = [_inert(cell) for cell in row]
+            (quoting if any("\r" in cell for cell in row) else writer).writerow(row)
     return text.getvalue()
+
+
+#: A spreadsheet reads a cell that starts with one of these as a formula
+#: (OWASP's list for CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    """``cell`` with a ``'`` in front when it starts with one of :data:`_FORMULA_STARTS`.
+
+    Excel and LibreOffice then show the text as it is instead of evaluating
+    a file name such as ``=HYPERLINK(...).png``; no column holds a negative
+    number, so no number changes.
+    """
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def _blank(value) -> str:
@@ -239,9 +261,7 @@ def check_report_path(path) -> str:
 def is_report(path: str) -> bool:
     """Whether ``path`` is a regular file (or a link to one) holding a fastdif report."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False  # a folder, a dangling link; a pipe is never opened
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a folder, a dangling link, a pipe: not a report
             head = f.read(_REPORT_HEAD)
     except OSError:
         return False
@@ -406,7 +426,7 @@ def _thumbnail(path: str, size: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with Image.open(path) as image:
+            with open_regular(path) as file, Image.open(file) as image:
                 fmt = image.format
                 width, height = image.size
                 if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # turned by 90 degrees

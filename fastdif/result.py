@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 
 from . import params, verify
-from .actions import delete_files, move_files
+from .actions import delete_files, move_files, place
 from .model import Criteria, Repository
 from .report import write_report
 from .trash import FASTDIF_TRASH, SystemTrash
@@ -127,9 +129,15 @@ class SearchResult:
         (see :mod:`fastdif.verify`): both must still be the files decoded at
         build (size, modification time, inode), two different files, and
         decoded again now they must still match within the search's
-        threshold. A file failing a check stays where it is and is reported
-        in ``"failed"`` with the check named. This costs one decode per file
-        moved (and one per key).
+        threshold; the file must be none of the files kept (a library image,
+        any group's key, by what the disk says now) and have no more frames
+        or pages than its key. A file failing a check stays where it is and
+        is reported in ``"failed"`` with the check named. This costs one
+        decode per file moved (and one per key). The checks and the move run
+        under this user's fastdif locks of the file and its key
+        (:func:`fastdif.verify.acting_on`), so two runs at once never move or
+        delete both copies of a picture; a file whose key is gone just after
+        the move is put back (reported in ``"failed"``).
 
         An existing file is never overwritten: a numbered suffix is added.
         ``lower_quality`` is updated to the new paths. A manifest of the moves
@@ -141,21 +149,24 @@ class SearchResult:
             ``{"moved": {source: destination}, "failed": {source: reason},
             "manifest": manifest_path or None}``.
         """
-        refusal = self._refusal_checker(_key_of(self.result, self.in_folder))
+        checks = _Checks(self, _key_of(self.result, self.in_folder))
         failed: dict[str, str] = {}
 
         def checked():
             # Consumed by move_files one path at a time: each check runs
-            # right before that file's move.
+            # right before that file's move, and the locks are held until
+            # move_files asks for the next path, so over the move as well.
             for path in self.lower_quality:
-                reason = refusal(path)
-                if reason is None:
-                    yield path
-                else:
-                    failed[path] = reason
+                with checks.acting_on(path) as busy:
+                    reason = busy or checks.refusal(path)
+                    if reason is None:
+                        yield path
+                    else:
+                        failed[path] = reason
 
         moved, move_failed, manifest = move_files(checked(), destination)
         failed.update(move_failed)
+        checks.put_back_if_key_lost(moved, failed)
         for source, target in moved.items():
             # A later move_to checks the file where it is now, against the same key.
             origin = self._moved.pop(source, (source, None))[0]
@@ -190,10 +201,19 @@ class SearchResult:
         group's key (see :mod:`fastdif.verify`): both must still be the files
         decoded at build (size, modification time, inode), two different
         files, and decoded again now they must still match within the
-        search's threshold (identical for "duplicates"). A file failing a
-        check is kept and reported in ``"failed"`` with the check named. This
-        costs one decode per file deleted (and one per key). A library
-        (``reference``) image is never deleted nor trashed. With ``dry_run``
+        search's threshold (identical for "duplicates"); the file must be
+        none of the files kept (a library image, any group's key, by what the
+        disk says now, whatever path reached it) and have no more frames or
+        pages than its key. A file failing a check is kept and reported in
+        ``"failed"`` with the check named. This costs one decode per file
+        deleted (and one per key). A library (``reference``) image is never
+        deleted nor trashed. The checks and the act run under this user's
+        fastdif locks of the file and its key
+        (:func:`fastdif.verify.acting_on`): two runs at once (one keeping the
+        newest copy, one the oldest) take turns, and never remove both. A
+        key found gone just after its member was deleted or sent to a system
+        trash raises a :class:`fastdif.verify.LostKeyWarning`; a member moved
+        into ``.fastdif-trash`` is put back then. With ``dry_run``
         nothing is deleted or moved and nothing asked: ``"would_delete"``
         (``"would_trash"``) lists the files a real run would act on, after
         the same checks.
@@ -227,16 +247,19 @@ class SearchResult:
                 if trash:
                     return {"trashed": {}, "moved": {}, "manifests": [], "failed": {}}
                 return {"deleted": [], "failed": {}}
-        refusal = self._refusal_checker(keep)
+        checks = _Checks(self, keep, dry_run)
         if trash:
-            return self._trash(targets, refusal, dry_run)
+            return self._trash(targets, checks, dry_run)
         deleted, failed = [], {}
         for path in targets:
-            reason = refusal(path)
-            if reason is not None:
-                failed[path] = reason
-                continue
-            done, not_done = delete_files([path], keep, dry_run=dry_run)
+            with checks.acting_on(path) as busy:
+                reason = busy or checks.refusal(path)
+                if reason is not None:
+                    failed[path] = reason
+                    continue
+                done, not_done = delete_files([path], keep, dry_run=dry_run)
+                if done and not dry_run:
+                    checks.warn_if_key_lost(path, "deleted")
             deleted += done
             failed.update(not_done)
         if dry_run:
@@ -245,7 +268,7 @@ class SearchResult:
         self.lower_quality = [path for path in self.lower_quality if path not in gone]
         return {"deleted": deleted, "failed": failed}
 
-    def _trash(self, targets: list[str], refusal, dry_run: bool) -> dict:
+    def _trash(self, targets: list[str], checks: _Checks, dry_run: bool) -> dict:
         """``delete(trash=True)``: each file checked, then to a trash (system or fastdif's)."""
         system = SystemTrash()
         trashed: dict[str, str] = {}
@@ -259,28 +282,31 @@ class SearchResult:
 
         def checked(paths, folder):
             # Consumed by move_files one path at a time: each check, and each
-            # send to the system trash, happens right before that file's turn.
+            # send to the system trash, happens right before that file's turn,
+            # under the locks of the file and its key (see move_to).
             for path in paths:
-                reason = refusal(path)
-                if reason is not None:
-                    failed[path] = reason
-                    continue
-                where = system.folder_for(path)
-                if dry_run:
-                    trashed[path] = where or folder
-                    continue
-                if where is not None:
-                    try:
-                        system.send(path)
-                    except OSError as exc:
-                        if not os.path.lexists(path):
-                            failed[path] = f"the system trash failed: {exc.strerror or exc}"
-                            continue
-                        # Still in place: the system trash refused it.
-                    else:
-                        trashed[path] = where
+                with checks.acting_on(path) as busy:
+                    reason = busy or checks.refusal(path)
+                    if reason is not None:
+                        failed[path] = reason
                         continue
-                yield path
+                    where = system.folder_for(path)
+                    if dry_run:
+                        trashed[path] = where or folder
+                        continue
+                    if where is not None:
+                        try:
+                            system.send(path)
+                        except OSError as exc:
+                            if not os.path.lexists(path):
+                                failed[path] = f"the system trash failed: {exc.strerror or exc}"
+                                continue
+                            # Still in place: the system trash refused it.
+                        else:
+                            trashed[path] = where
+                            checks.warn_if_key_lost(path, f"sent to the trash {where!r}")
+                            continue
+                    yield path
 
         for folder, paths in by_folder.items():
             pending = checked(paths, folder)
@@ -295,6 +321,7 @@ class SearchResult:
                 failed.update((path, why) for path in pending)
                 continue
             failed.update(not_done)
+            checks.put_back_if_key_lost(done, failed)
             moved.update(done)
             trashed.update((path, folder) for path in done)
             if manifest is not None:
@@ -324,41 +351,121 @@ class SearchResult:
         root = self.repository.folders[0] if self.repository.folders else ""
         return dict.fromkeys(self.lower_quality, root)
 
-    def _refusal_checker(self, keys: dict[str, str]):
-        """A function of a ``lower_quality`` path: None if it may be acted on now, else why not.
 
-        ``keys`` is :func:`_key_of` the result. One per action: keys are
-        decoded once for it.
-        """
-        dif = self.repository
-        records: dict[str, verify.Identity] = {}
+class _Checks:
+    """The checks of one action on a result's members (:mod:`fastdif.verify`).
+
+    One per action: keys are decoded once for it, and the files it must keep
+    (the library's and every key) are read from disk once.
+
+    Parameters
+    ----------
+    se : SearchResult
+    keys : dict
+        :func:`_key_of` the result.
+    dry_run : bool, default False
+        Nothing will be acted on: no lock is taken.
+    """
+
+    def __init__(self, se: SearchResult, keys: dict[str, str], dry_run: bool = False):
+        self._se = se
+        self._keys = keys
+        self._dry_run = dry_run
+        self._records: dict[str, verify.Identity] = {}
         wanted = set(keys) | set(keys.values())
-        library = () if self.reference is None else (self.reference,)
-        for repository in (*library, dif):
+        library = () if se.reference is None else (se.reference,)
+        for repository in (*library, se.repository):
             # Only a built repository recorded the files it decoded (from_arrays did not).
             if repository.thumbnail_version is None:
                 continue
             for i, path in enumerate(repository.paths):
                 if path in wanted:
-                    records[path] = verify.Identity.recorded(
+                    self._records[path] = verify.Identity.recorded(
                         repository.file_sizes[i], repository.mtimes_ns[i], *repository.inodes[i]
                     )
-        protected = set(self.reference.paths) if self.reference is not None else set()
-        key_thumbnails: dict = {}
+        self._protected = set(se.reference.paths) if se.reference is not None else set()
+        self._kept = verify.KeptFiles(self._protected, set(keys.values()))
+        self._key_thumbnails: dict = {}
 
-        def refusal(path: str) -> str | None:
-            origin, record = self._moved.get(path, (path, records.get(path)))
-            key = keys.get(origin)
-            if key is None:
-                return "not a member of a group in this result"
-            if origin in protected:
-                return "a reference (library) image is never moved or deleted"
-            found = verify.check_pair(
-                key, path, records.get(key), record, self.criteria, dif.px_size, key_thumbnails
+    def _origin(self, path: str) -> tuple[str, verify.Identity | None]:
+        """The path in the result of the member at ``path`` (moved since or not), and its record."""
+        return self._se._moved.get(path, (path, self._records.get(path)))
+
+    def key(self, path: str) -> str | None:
+        """The key of the member at ``path``; None if it is no member."""
+        return self._keys.get(self._origin(path)[0])
+
+    def acting_on(self, path: str):
+        """:func:`fastdif.verify.acting_on` the member ``path`` and its key, as a reason or None."""
+        if self._dry_run:
+            return contextlib.nullcontext()
+        return _reason_of(verify.acting_on(path, self.key(path)))
+
+    def refusal(self, path: str) -> str | None:
+        """None if the member at ``path`` may be acted on now, else why not."""
+        origin, record = self._origin(path)
+        key = self._keys.get(origin)
+        if key is None:
+            return "not a member of a group in this result"
+        if origin in self._protected:
+            return "a reference (library) image is never moved or deleted"
+        found = verify.check_pair(
+            key,
+            path,
+            self._records.get(key),
+            record,
+            self._se.criteria,
+            self._se.repository.px_size,
+            self._key_thumbnails,
+            self._kept,
+        )
+        return None if found is None else str(found)
+
+    def lost(self, path: str) -> str | None:
+        """Why the key of ``path``, just acted on, is no longer the file its check found."""
+        key = self.key(path)
+        return verify.key_lost(key, self._records[key])
+
+    def warn_if_key_lost(self, path: str, done: str) -> None:
+        """Warn, loudly, when the key of ``path`` (just ``done``: deleted...) vanished meanwhile."""
+        lost = self.lost(path)
+        if lost is not None:
+            warnings.warn(
+                f"{path!r} was {done}, and {lost}: no other copy of it may remain",
+                verify.LostKeyWarning,
+                stacklevel=3,
             )
-            return None if found is None else str(found)
 
-        return refusal
+    def put_back_if_key_lost(self, moved: dict[str, str], failed: dict[str, str]) -> None:
+        """Move back each file of ``moved`` (``{source: new path}``) whose key vanished.
+
+        Such a file leaves ``moved`` for ``failed``, with the reason; one that
+        cannot be put back stays moved, with a warning.
+        """
+        for source, target in list(moved.items()):
+            with _reason_of(verify.acting_on(target, self.key(source))) as busy:
+                lost = None if busy is not None else self.lost(source)
+                if lost is None:
+                    continue
+                try:
+                    place(target, source)
+                except OSError as exc:
+                    warnings.warn(
+                        f"{source!r} was moved to {target!r}, and {lost}; it could not be put "
+                        f"back ({exc.strerror or exc}): keep it",
+                        verify.LostKeyWarning,
+                        stacklevel=3,
+                    )
+                    continue
+            del moved[source]
+            failed[source] = f"put back: {lost} while it was moved"
+
+
+@contextlib.contextmanager
+def _reason_of(locks):
+    """``verify.acting_on`` yielding its refusal as a string (None: the locks are held)."""
+    with locks as refusal:
+        yield None if refusal is None else str(refusal)
 
 
 def _key_of(result, in_folder: bool) -> dict[str, str]:

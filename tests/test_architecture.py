@@ -19,6 +19,8 @@ LAYERS = {
     "fastdif.params": 0,
     "fastdif.progress": 0,
     "fastdif.trash": 0,
+    "fastdif.kernel_cache": 0,
+    "fastdif.io.files": 0,
     "fastdif.io.store": 1,
     "fastdif.io.decisions": 1,
     "fastdif.model": 2,

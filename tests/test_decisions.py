@@ -330,10 +330,10 @@ def test_drop_distinct_joins_closest_first_and_leaves_other_components_alone():
     # 0 - 1 - 2 (0 and 2 distinct, no direct pair), and 3 - 4 unmarked.
     i, j = np.array([0, 1, 3]), np.array([1, 2, 4])
     labels = np.array([10, -1, 12, 10, -1])
-    conflicts = {10: {12}, 12: {10}}
-    keep = drop_distinct(5, i, j, labels, conflicts, _mse_of({(0, 1): 2.0, (1, 2): 1.0}))
+    distinct = {10: {0: 1}, 12: {0: 1}}  # one entry, number 0, holds 10 and 12
+    keep = drop_distinct(5, i, j, labels, distinct, _mse_of({(0, 1): 2.0, (1, 2): 1.0}))
     assert keep.tolist() == [False, True, True]  # 1 - 2 is closer: 1 goes with 2
-    keep = drop_distinct(5, i, j, labels, conflicts, _mse_of({(0, 1): 1.0, (1, 2): 1.0}))
+    keep = drop_distinct(5, i, j, labels, distinct, _mse_of({(0, 1): 1.0, (1, 2): 1.0}))
     assert keep.tolist() == [True, False, True]  # a tie: the lower image numbers first
     # Identity 10 is also image 3's: 3 - 4 holds no conflict and is kept.
     calls = []
@@ -343,7 +343,7 @@ def test_drop_distinct_joins_closest_first_and_leaves_other_components_alone():
         return np.zeros(left.size)
 
     assert drop_distinct(5, i, j, labels, {}, never).all()
-    assert drop_distinct(5, i[2:], j[2:], labels, conflicts, never).all() and not calls
+    assert drop_distinct(5, i[2:], j[2:], labels, distinct, never).all() and not calls
 
 
 @settings(max_examples=200, deadline=None)
@@ -358,12 +358,14 @@ def test_drop_distinct_properties(edges, labels, marked, rng):
     i = np.array([a for a, _ in edges], dtype=np.int64)
     j = np.array([b for _, b in edges], dtype=np.int64)
     labels = np.array(labels, dtype=np.int64)
-    conflicts = {}
-    for x, y in marked:
+    conflicts, entries = {}, {}
+    for n, (x, y) in enumerate(marked):
         conflicts.setdefault(x, set()).add(y)
         conflicts.setdefault(y, set()).add(x)
+        for z in (x, y):  # entry n holds x and y: z twice when x == y
+            entries.setdefault(z, {})[n] = entries.get(z, {}).get(n, 0) + 1
     values = {e: float(rng.choice([0.0, 1.0, 2.5])) for e in edges}
-    keep = drop_distinct(10, i, j, labels, conflicts, _mse_of(values))
+    keep = drop_distinct(10, i, j, labels, entries, _mse_of(values))
 
     def clash(members):
         return any(
@@ -387,7 +389,7 @@ def test_drop_distinct_properties(edges, labels, marked, rng):
     # The order the pairs come in does not matter.
     order = list(range(len(edges)))
     rng.shuffle(order)
-    shuffled = drop_distinct(10, i[order], j[order], labels, conflicts, _mse_of(values))
+    shuffled = drop_distinct(10, i[order], j[order], labels, entries, _mse_of(values))
     assert connected_groups(10, i[order][shuffled], j[order][shuffled]) == after
 
 

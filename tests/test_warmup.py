@@ -117,8 +117,11 @@ def test_a_search_against_a_library_compiles_only_what_the_warmup_compiles(
         str(types["match_ranges"]),
         str(types["match_library"]),
     }
+    # The warm-up stops when the search ends: a quick search may end before it
+    # reaches these (the library search itself calls neither). Compiled, they
+    # have the warm-up's types; a second signature would be a second compile.
     for name in ("block_means", "pair_mse"):
-        assert report[name]["signatures"] == [str(types[name])]
+        assert set(report[name]["signatures"]) <= {str(types[name])}
 
 
 def test_a_later_process_loads_the_kernels_the_warmup_compiled(pics, tmp_path):

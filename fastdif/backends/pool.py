@@ -5,8 +5,10 @@ knows which file each worker holds: a worker that dies (killed, out of
 memory, a crash in a C decoder) costs that file one retry in a fresh worker
 and, if it dies again, only that file (:class:`fastdif.io.decode.Retries`);
 a worker stuck on a file past the time limit is killed and the file
-reported. On any exception in the parent (Ctrl-C included) every worker is
-killed and reaped before it propagates.
+reported. On any exception in the parent (Ctrl-C included, and SIGTERM,
+which the command line turns into one) every worker is killed and reaped
+before it propagates. A worker whose parent died without doing so (SIGKILL)
+exits quietly when it next reads or sends.
 
 Workers only run Pillow, the two decoders and NumPy: each returns a compact
 uint8 thumbnail, and the parent writes it into one contiguous float32 array.
@@ -117,7 +119,8 @@ def _worker_main(conn, px_size: int, time_limit: float, decoder) -> None:
     # worker started with SIGINT blocked: ignore it, then drop the block.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    conn.send(None)  # started: from now on a death is blamed on the file held
+    if not _send(conn, None):  # started: from now on a death is blamed on the file held
+        return
     while True:
         try:
             task = conn.recv()
@@ -126,7 +129,22 @@ def _worker_main(conn, px_size: int, time_limit: float, decoder) -> None:
         if task is None:
             return
         index, path = task
-        conn.send((index, decoder(path, px_size, time_limit)))
+        if not _send(conn, (index, decoder(path, px_size, time_limit))):
+            return
+
+
+def _send(conn, message) -> bool:
+    """Send ``message`` to the parent; False, quietly, if the parent is gone.
+
+    A parent killed (SIGKILL) or ended by a signal it does not handle leaves
+    its workers a broken pipe: there is no one left to report to, and a
+    traceback would only land on the user's terminal.
+    """
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        return False
+    return True
 
 
 def _exit_reason(exitcode: int | None) -> str:

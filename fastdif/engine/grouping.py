@@ -145,7 +145,7 @@ def _measure(mse, left, right, index, symmetries) -> list[float]:
     return values.tolist()
 
 
-def drop_distinct(n, i, j, labels, conflicts, mse):
+def drop_distinct(n, i, j, labels, distinct, mse):
     """Which matching pairs to keep so that no group holds two images marked distinct.
 
     A component of the match graph with no two images marked distinct keeps
@@ -156,6 +156,12 @@ def drop_distinct(n, i, j, labels, conflicts, mse):
     (Kruskal's order with cannot-link marks): each image stays with its
     closest matches, and the result does not depend on the order pairs came in.
 
+    Marks are given by entry, never as pairs: an entry of k files would be
+    k * (k - 1) / 2 pairs. Each group keeps, per entry, the one identity it
+    holds of it (two would be marked distinct); a pair is checked against
+    the entries of its smaller group, and joining merges the smaller group's
+    into the larger's, so each is copied at most log2(n) times.
+
     Parameters
     ----------
     n : int
@@ -164,10 +170,12 @@ def drop_distinct(n, i, j, labels, conflicts, mse):
         Matching pairs of image numbers.
     labels : int64 array of n
         Each image's identity number, -1 for none (it is marked distinct from nothing).
-    conflicts : dict of int to set of int
-        For an identity number, the numbers marked distinct from it
-        (symmetric); a number may be marked distinct from itself (copies of
-        one content are never grouped together).
+    distinct : dict of int to dict of int to int
+        For an identity number, the entries that mark it distinct: ``{entry
+        number: how many of the entry's files have this identity}``. Two
+        images are marked distinct when one entry holds both their
+        identities, or holds their one identity twice (then copies of one
+        content are never grouped together).
     mse : callable
         ``mse(left, right)`` of image numbers; called at most once, for the
         pairs of components that hold two images marked distinct.
@@ -178,13 +186,13 @@ def drop_distinct(n, i, j, labels, conflicts, mse):
         One per pair: True to keep it.
     """
     keep = np.ones(i.size, dtype=bool)
-    if not conflicts or not i.size:
+    if not distinct or not i.size:
         return keep
     component = np.full(n, -1, dtype=np.int64)
     marked = []
     for c, members in enumerate(connected_groups(n, i, j)):
         component[members] = c
-        if _holds_marked(labels[members].tolist(), conflicts):
+        if _holds_marked(labels[members].tolist(), distinct):
             marked.append(c)
     if not marked:
         return keep
@@ -192,7 +200,8 @@ def drop_distinct(n, i, j, labels, conflicts, mse):
     left, right = i[edges], j[edges]
     order = np.lexsort((np.maximum(left, right), np.minimum(left, right), mse(left, right)))
     parent: dict[int, int] = {}
-    ids: dict[int, set[int]] = {}
+    #: For the root of each group: {entry number: the identity the group holds of it}.
+    held: dict[int, dict[int, int]] = {}
 
     def root(a):
         while parent.setdefault(a, a) != a:
@@ -200,26 +209,39 @@ def drop_distinct(n, i, j, labels, conflicts, mse):
             a = parent[a]
         return a
 
+    def holding(a):
+        if a not in held:
+            x = int(labels[a])
+            held[a] = dict.fromkeys(distinct.get(x, ()), x)
+        return held[a]
+
     for e in order.tolist():
         a, b = root(int(left[e])), root(int(right[e]))
         if a == b:
             continue
-        ids_a = ids.setdefault(a, {int(labels[a])} - {-1})
-        ids_b = ids.setdefault(b, {int(labels[b])} - {-1})
-        if any(conflicts.get(x, set()) & ids_b for x in ids_a):
+        small, large = sorted((holding(a), holding(b)), key=len)
+        if any(_marked(x, large.get(entry), entry, distinct) for entry, x in small.items()):
             keep[edges[e]] = False
             continue
+        large.update(small)
         low, high = min(a, b), max(a, b)
         parent[high] = low
-        ids[low] = ids_a | ids_b
+        held[low] = large
+        del held[high]
     return keep
 
 
-def _holds_marked(labels, conflicts) -> bool:
+def _holds_marked(labels, distinct) -> bool:
     """Whether two of the images with identity numbers ``labels`` are marked distinct."""
-    seen: set[int] = set()
+    seen: dict[int, int] = {}  # entry number -> the identity seen of it
     for x in labels:
-        if x >= 0 and conflicts.get(x, set()) & seen:
-            return True
-        seen.add(x)
+        for entry in distinct.get(x, ()):
+            if _marked(x, seen.get(entry), entry, distinct):
+                return True
+            seen[entry] = x
     return False
+
+
+def _marked(x: int, y: int | None, entry: int, distinct) -> bool:
+    """Whether identities ``x`` and ``y`` (None: no identity) are both in ``entry``'s files."""
+    return y is not None and (x != y or distinct[x][entry] > 1)

@@ -3,9 +3,14 @@
 Values in, values out. What a rule compares of each image (:class:`Facts`)
 is gathered by the caller: :func:`fastdif.search` takes dimensions, sizes
 and modification times from the repository and reads EXIF dates and formats
-of group members only, through :mod:`fastdif.io.metadata`. Nothing here
-opens a file. The rule itself is checked and parsed by
-:func:`fastdif.params.check_keep`; docs/curate.md describes it.
+of group members only, through :mod:`fastdif.io.metadata`, with each
+member's frame count. Nothing here opens a file.
+
+Before any rule, the image with the most frames or pages is kept: an
+animated GIF or a multi-page TIFF is never lower quality than a copy of its
+first frame, whose other frames would exist nowhere else. The rule itself is
+checked and parsed by :func:`fastdif.params.check_keep`; docs/curate.md
+describes it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ class Facts:
         ``"raw"``); None when unknown or not read.
     folders : tuple of str
         Case-folded names of the folders holding the file (:func:`folder_parts`).
+    frames : int
+        Frames or pages in the file (an animation's frames, a TIFF's pages); 1
+        when it has one or it is unknown.
     """
 
     width: int = 0
@@ -48,6 +56,7 @@ class Facts:
     mtime_ns: int = 0
     format: str | None = None
     folders: tuple[str, ...] = ()
+    frames: int = 1
 
 
 def folder_parts(path: str) -> tuple[str, ...]:
@@ -148,6 +157,10 @@ def _first_under(patterns, folders) -> PathPattern | None:
     return next((p for p in patterns if under(p, folders)), None)
 
 
+#: Compared before any rule: the image with more frames or pages is kept.
+_MORE_FRAMES = _Step(lambda f: -f.frames, lambda a, b: f"more frames ({a.frames} vs {b.frames})")
+
+
 @functools.cache
 def _steps(criterion: KeepCriterion) -> tuple[_Step, ...]:
     """The comparisons of one criterion (two for dates: EXIF, then modification time)."""
@@ -197,7 +210,9 @@ def choose(
 
     Each criterion keeps only the images best by it, breaking the ties the
     criteria before it left; the first image in path order is kept when
-    several remain.
+    several remain. Before the rule, only the images with the most frames or
+    pages remain (:attr:`Facts.frames`): a multi-frame file is never lower
+    quality than a copy of one of its frames.
 
     Parameters
     ----------
@@ -215,7 +230,8 @@ def choose(
     reason : str
         ``"kept: "`` and the deciding criterion with the values that decided
         it, against the best image it ruled out, e.g. ``"kept: larger (4032 x
-        3024 vs 2016 x 1512)"``, ``"kept: PNG preferred over JPEG"``,
+        3024 vs 2016 x 1512)"``, ``"kept: more frames (3 vs 1)"``,
+        ``"kept: PNG preferred over JPEG"``,
         ``"kept: path order (all else equal)"``; for library images
         ``"kept: library image"``, then the reason among several.
     """
@@ -223,7 +239,7 @@ def choose(
     why = "path order (all else equal)"
     if len(survivors) == 1:
         why = "the only candidate"
-    steps = [step for c in rule for step in _steps(c)]
+    steps = [_MORE_FRAMES, *(step for c in rule for step in _steps(c))]
     for step in steps:
         if len(survivors) == 1:
             break

@@ -49,13 +49,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .. import kernel_cache
+
 _FASTMATH = {"reassoc", "contract"}
 
 #: A bound must exceed ``max_mse * (1 + BOUND_SLACK) + BOUND_SLACK`` to skip a pair.
 BOUND_SLACK = 1e-3
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def symmetry_range(rotate, flip):
     """The symmetries compared: ``range(0, stop, step)`` gives their indices k.
 
@@ -66,7 +68,7 @@ def symmetry_range(rotate, flip):
     return stop, step
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def rotations(image, flip):
     """The symmetries 0..3 (0..7 with ``flip``) of a (p, p, c) image, flattened.
 
@@ -93,7 +95,7 @@ def rotations(image, flip):
     return out.reshape(count, p * p * ch)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=kernel_cache.ENABLED, fastmath=_FASTMATH)
 def bounded_sse(a, b, row_len, limit):
     """Sum of squared differences of flat arrays ``a`` and ``b``, up to ``limit``.
 
@@ -114,7 +116,7 @@ def bounded_sse(a, b, row_len, limit):
     return total
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def comparable(shapes, i, other_shapes, j, same_dim):
     """True when image ``i`` (of ``shapes``) and ``j`` (of ``other_shapes``) may be compared."""
     if not same_dim:
@@ -124,7 +126,7 @@ def comparable(shapes, i, other_shapes, j, same_dim):
     return (wi == wj and hi == hj) or (wi == hj and hi == wj)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=kernel_cache.ENABLED)
 def block_means(tensors, g):
     """Means of a g x g grid of equal blocks per channel: float32 (N, g, g, 3).
 
@@ -145,14 +147,14 @@ def block_means(tensors, g):
     return out
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def ring_size(g, r):
     """Blocks in ring ``r`` of a g x g grid: those ``r`` blocks in from its nearest edge."""
     side = g - 2 * r
     return 1 if side == 1 else 4 * side - 4
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=kernel_cache.ENABLED)
 def match_ranges(
     tensors,
     grids,
@@ -303,7 +305,7 @@ def match_ranges(
     return counts, cols, mses, exact
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def rotation_offsets(p, k):
     """Where symmetry ``k`` (0..7) reads a flat (p, p, 3) image: ``(start, dy, dx)``.
 
@@ -332,7 +334,7 @@ def rotation_offsets(p, k):
     return last * row + 3 * last, -3, -row  # k == 7: (last - x, last - y)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=kernel_cache.ENABLED)
 def rotation_hashes(tensors, flip):
     """A 64-bit hash (FNV-1a over the values) of each symmetry: uint64 (N, 4), (N, 8) with ``flip``.
 
@@ -370,7 +372,7 @@ def grid_side(p: int) -> int:
     return 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=kernel_cache.ENABLED)
 def pair_mse(tensors, left, right, rotate, flip):
     """Exact MSE of each pair (``left[m]``, ``right[m]``), and the symmetry that gave it.
 

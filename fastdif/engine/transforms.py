@@ -81,6 +81,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .. import kernel_cache
 from ..model import Criteria, Repository
 
 #: Luma weights in thousandths: ITU-R BT.601, as Pillow's "L" conversion.
@@ -194,7 +195,7 @@ def compared(dif: Repository, criteria: Criteria) -> Repository:
     )
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=kernel_cache.ENABLED)
 def transformed_thumbnails(tensors, color, normalize, flat_contrast, contrast, grid, regions, out):
     """Luma or normalised thumbnails, flat images left as they are, into ``out``.
 
@@ -284,7 +285,7 @@ def transformed_thumbnails(tensors, color, normalize, flat_contrast, contrast, g
             _swap_means(target, regions, grid, 0 if normalize else 1)
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def _swap_means(values, regions, grid, first):
     """Swap the mean of each channel from ``first`` on and its region contrast, in place.
 
@@ -320,7 +321,7 @@ def _swap_means(values, regions, grid, first):
             values[t, c] = np.rint(v * grid) / grid
 
 
-@njit(cache=True)
+@njit(cache=kernel_cache.ENABLED)
 def _sorted_moments(values):
     """Mean and variance of float64 ``values``, summed in sorted order."""
     ordered = np.sort(values)

@@ -2,7 +2,8 @@
 
 In a fresh environment the first search pays Numba's compile, seconds per
 parallel kernel; later processes load the kernels from Numba's on-disk cache
-in tenths of a second. :func:`load_kernels` does either for the kernels a
+(in the user's cache folder: :mod:`fastdif.kernel_cache`) in tenths of a
+second. :func:`load_kernels` does either for the kernels a
 search will call, without running them: each is compiled for the exact
 argument types the search passes (Numba compiles a kernel once per set of
 types, and read-only and writable arrays are different types), so the search

@@ -20,6 +20,7 @@ import enum
 import os
 import sqlite3
 import stat
+import sys
 import time
 import urllib.parse
 import warnings
@@ -100,6 +101,87 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _META_SQL = _SCHEMA[0].replace("IF NOT EXISTS ", "")
 
 
+#: SQLite keeps these beside a database, by name: its write-ahead log and
+#: shared-memory index (WAL mode), and the rollback journal a new database
+#: has while it switches to WAL. It reads, rewrites and deletes whatever has
+#: these names, so a user's files there are checked first
+#: (:func:`foreign_siblings`).
+SIBLINGS = ("-wal", "-shm", "-journal")
+
+#: The first 4 bytes of a write-ahead log (big- and little-endian checksums).
+_WAL_MAGIC = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
+
+#: The first 8 bytes of a rollback journal; SQLite writes zeros there first.
+_JOURNAL_MAGIC = (bytes.fromhex("d9d505f920a163d7"), bytes(8))
+
+#: The version in a shared-memory index's header (native byte order).
+_SHM_VERSION = 3007000
+
+
+def _in_wal_mode(path: str) -> bool:
+    """Whether ``path`` starts as an SQLite database in WAL mode (file format versions 2)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return head[:16] == _SQLITE_HEADER and head[18:20] == b"\x02\x02"
+
+
+def foreign_siblings(path: str) -> list[str]:
+    """The files beside the database ``path`` that SQLite would take as its own, but are not.
+
+    SQLite opens ``path-wal``, ``path-shm`` and ``path-journal`` as its own
+    (:data:`SIBLINGS`), rewrites and deletes them. One is SQLite's when it
+    is empty (SQLite makes them so for a moment), or a regular file that
+    begins as SQLite begins it: a write-ahead log or shared-memory index
+    beside a database in WAL mode, a rollback journal. Anything else (a
+    user's files that happen to have these names, a symbolic link, a
+    folder) is listed, and must not be touched.
+
+    Raises
+    ------
+    OSError
+        A sibling cannot be examined (permission denied, I/O error).
+    """
+    wal_mode = None
+    foreign = []
+    for suffix in SIBLINGS:
+        name = path + suffix
+        try:
+            st = os.lstat(name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            foreign.append(name)  # never opened: a named pipe would block
+            continue
+        if st.st_size == 0:
+            continue
+        with open(name, "rb") as f:
+            head = f.read(8)
+        if suffix == "-journal":
+            ours = head in _JOURNAL_MAGIC
+        else:
+            if wal_mode is None:
+                wal_mode = _in_wal_mode(path)
+            if suffix == "-wal":
+                ours = head[:4] in _WAL_MAGIC
+            else:
+                ours = int.from_bytes(head[:4], sys.byteorder) in (0, _SHM_VERSION)
+            ours = ours and wal_mode
+        if not ours:
+            foreign.append(name)
+    return foreign
+
+
+def _not_siblings(path: str, foreign: list[str]) -> str:
+    names = ", ".join(f'"{name}"' for name in foreign)
+    return (
+        f'files beside "{path}" that SQLite did not make for it: {names}; SQLite would '
+        "overwrite or delete them"
+    )
+
+
 def cache_file_kind(path: str) -> CacheFile:
     """Tell by its content whether ``path`` is a fastdif cache file.
 
@@ -131,10 +213,11 @@ def cache_file_kind(path: str) -> CacheFile:
     tables = _tables(path, immutable=True)
     if tables is not None and _is_cache(tables):
         return CacheFile.FASTDIF
-    if tables is None or os.path.exists(path + "-wal"):
+    if (tables is None or os.path.exists(path + "-wal")) and not foreign_siblings(path):
         # Being written, or its process was killed: the tables may still be
         # only in the write-ahead log, or the first page half written. Read
-        # it properly, with locks (waiting for the writer).
+        # it properly, with locks (waiting for the writer); never with a
+        # user's files beside it, which SQLite would take for its own.
         tables = _tables(path, immutable=False)
         if tables is not None and _is_cache(tables):
             return CacheFile.FASTDIF
@@ -187,20 +270,28 @@ def resolve_cache(cache: object) -> str | None:
     TypeError
         For any other type.
     ValueError
-        An empty path, or a file that is not a fastdif cache (a photo, another
-        program's database: see :func:`cache_file_kind`); it is left untouched.
+        An empty path, a file that is not a fastdif cache (a photo, another
+        program's database: see :func:`cache_file_kind`), or one beside files
+        SQLite did not make for it (:func:`foreign_siblings`); all are left
+        untouched.
     """
     path = _cache_path(cache)
     if path is None:
         return None
     try:
         kind = cache_file_kind(path)
+        foreign = foreign_siblings(path)
     except OSError:
         return path  # the build warns when it cannot open it
     if kind is CacheFile.OTHER:
         raise ValueError(
             f'Invalid value for "cache" parameter: {_not_a_cache(path, kind)}; '
             "name another file, or use no cache."
+        )
+    if foreign:
+        raise ValueError(
+            f'Invalid value for "cache" parameter: {_not_siblings(path, foreign)}; '
+            "name another file, move them away, or use no cache."
         )
     return path
 
@@ -225,7 +316,8 @@ def clear_cache(path: str | os.PathLike) -> list[str]:
     """Delete the cache file ``path`` with its WAL and shared-memory files.
 
     Only a fastdif cache, recognised by its content (:func:`cache_file_kind`),
-    is deleted.
+    is deleted, and only with SQLite's own files beside it
+    (:func:`foreign_siblings`).
 
     Returns
     -------
@@ -236,7 +328,8 @@ def clear_cache(path: str | os.PathLike) -> list[str]:
     ------
     ValueError
         ``path`` is empty, or is a file that is not a fastdif cache (an empty
-        file included); nothing is removed.
+        file included), or has files beside it that SQLite did not make;
+        nothing is removed.
     OSError
         ``path`` cannot be examined or removed.
     """
@@ -246,6 +339,9 @@ def clear_cache(path: str | os.PathLike) -> list[str]:
         return []
     if kind is not CacheFile.FASTDIF:
         raise ValueError(f"not clearing the cache: {_not_a_cache(path, kind)}")
+    foreign = foreign_siblings(path)
+    if foreign:
+        raise ValueError(f"not clearing the cache: {_not_siblings(path, foreign)}")
     removed = []
     for name in (path, path + "-wal", path + "-shm"):
         try:
@@ -377,6 +473,12 @@ class CachedDecoder:
             if kind is CacheFile.OTHER:
                 self._warn(f"cache not used for this build: {_not_a_cache(self.cache_path, kind)}")
                 return
+            foreign = foreign_siblings(self.cache_path)
+            if foreign:
+                self._warn(
+                    f"cache not used for this build: {_not_siblings(self.cache_path, foreign)}"
+                )
+                return
             self._db = _connect(self.cache_path)
             version = self._db.execute(
                 "SELECT value FROM meta WHERE name = 'schema_version'"
@@ -400,6 +502,9 @@ class CachedDecoder:
         kind = cache_file_kind(self.cache_path)
         if kind is not CacheFile.FASTDIF:
             raise sqlite3.DatabaseError(f"{problem}, and {_not_a_cache(self.cache_path, kind)}")
+        foreign = foreign_siblings(self.cache_path)
+        if foreign:
+            raise sqlite3.DatabaseError(f"{problem}, and {_not_siblings(self.cache_path, foreign)}")
         aside = f"{self.cache_path}.bad-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
         for suffix in ("", "-wal", "-shm"):
             try:

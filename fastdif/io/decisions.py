@@ -34,7 +34,8 @@ import json
 import os
 import re
 import secrets
-import stat
+
+from .files import open_regular
 
 FORMAT = "fastdif-decisions"
 VERSION = 1
@@ -51,13 +52,11 @@ def empty() -> dict:
 
 def content_hash(path: str) -> str | None:
     """The SHA-256 of the bytes of the file at ``path`` (a link: of its target), or None
-    when it cannot be read."""
+    when it cannot be read or is not a regular file."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            while chunk := f.read(_CHUNK):
+        with open_regular(path) as f:  # a named pipe in its place: None, at once
+            while chunk := f.read(_CHUNK):  # in chunks: any size in bounded memory
                 digest.update(chunk)
     except OSError:
         return None
@@ -131,8 +130,8 @@ def read(path) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Decisions file "{path}" is not a file, or its folder is missing')
     try:
-        with open(path, encoding="utf-8") as f:
-            document = json.load(f)
+        with open_regular(path) as f:
+            document = json.loads(f.read().decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f'Invalid decisions file "{path}": not UTF-8 text') from None
     except ValueError as exc:
@@ -221,7 +220,7 @@ def mark(document, kind: str, paths) -> dict:
 class Decisions:
     """A decision document applied to files, each file hashed at most once.
 
-    ``conflicts`` and :meth:`label` give the engine plain numbers
+    ``distinct`` and :meth:`label` give the engine plain numbers
     (:func:`fastdif.engine.grouping.drop_distinct`); :meth:`is_done` says
     whether a group is hidden. Counters for the search's stats are kept here.
 
@@ -238,14 +237,15 @@ class Decisions:
         self.source = source
         self._hashes: dict[str, str | None] = {}
         numbers: dict[str, int] = {}
-        #: Identity number -> identity numbers marked distinct from it (symmetric).
-        self.conflicts: dict[int, set[int]] = {}
-        for entry in document["distinct"]:
-            ids = [numbers.setdefault(f["sha256"], len(numbers)) for f in entry["files"]]
-            for a in range(len(ids)):
-                for b in range(a + 1, len(ids)):
-                    self.conflicts.setdefault(ids[a], set()).add(ids[b])
-                    self.conflicts.setdefault(ids[b], set()).add(ids[a])
+        #: Identity number -> {number of a distinct entry holding it: how many of that
+        #: entry's files have it}. By entry, not by pair: an entry of k files would be
+        #: k * (k - 1) / 2 pairs, 32 million for 8,000 files.
+        self.distinct: dict[int, dict[int, int]] = {}
+        for n, entry in enumerate(document["distinct"]):
+            for file in entry["files"]:
+                x = numbers.setdefault(file["sha256"], len(numbers))
+                held = self.distinct.setdefault(x, {})
+                held[n] = held.get(n, 0) + 1
         self._numbers = numbers
         self._done = [frozenset(f["sha256"] for f in entry["files"]) for entry in document["done"]]
         self.pairs_dropped = 0
@@ -267,7 +267,7 @@ class Decisions:
         return self._hashes[path]
 
     def label(self, path: str) -> int:
-        """The identity number of the file at ``path`` in ``conflicts``, or -1 (none)."""
+        """The identity number of the file at ``path`` in ``distinct``, or -1 (none)."""
         return self._numbers.get(self.hash_of(path), -1)
 
     def is_done(self, paths) -> bool:

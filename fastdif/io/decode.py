@@ -4,8 +4,10 @@ Every file is decoded at full resolution and reduced by one filter,
 :func:`fastdif.io.resample.area_thumbnail`, so a thumbnail does not depend on
 which decoder read the file: JPEG goes through libjpeg-turbo (simplejpeg) and
 8-bit PNG through libspng (pyspng), both straight into NumPy and bit-for-bit
-what Pillow decodes; everything else, and any file those two refuse, through
-Pillow. HEIC and HEIF are read by Pillow through pillow-heif's opener (libheif),
+what Pillow decodes; everything else, any file those two refuse, and any file
+over :data:`FAST_DECODE_BYTES`, through Pillow. Only a regular file is opened
+(:func:`fastdif.io.files.open_regular`: a named pipe is refused, never waited
+on). HEIC and HEIF are read by Pillow through pillow-heif's opener (libheif),
 registered when this module is imported: so in every process that decodes (a
 spawned worker imports this module) and before ``limit_extensions`` lists the
 extensions Pillow opens. AVIF is Pillow's own (libavif).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import io
+import os
 import signal
 import struct
 import threading
@@ -25,6 +28,7 @@ import warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import PIL
@@ -33,6 +37,7 @@ import pyspng
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
+from .files import open_regular
 from .resample import area_thumbnail, orient
 
 # HEIC/HEIF in Image.open, and .heic, .heif, .hif among Pillow's extensions.
@@ -76,6 +81,17 @@ FILE_TIME_LIMIT = 60.0
 #: many times (a local worker, a Dask task of one file). A death with several
 #: files in hand (a Dask shard) blames none of them: each is decoded again alone.
 DECODE_ATTEMPTS = 2
+
+#: Largest file read whole, in bytes, for the faster decoders (which take
+#: bytes); a larger one is decoded by Pillow, which reads as it needs: so the
+#: memory a file costs does not grow with bytes beyond its image. Far above a
+#: camera's JPEG; a larger file (a PNG of tens of megapixels) decodes more
+#: slowly, to the same thumbnail.
+FAST_DECODE_BYTES = 128 << 20
+
+#: Largest PNG ``eXIf`` chunk read for the orientation (a JPEG's EXIF is at
+#: most 64 KiB); a larger one is ignored, never read into memory.
+MAX_EXIF_BYTES = 1 << 20
 
 _BACKGROUND = (255, 255, 255)
 
@@ -172,23 +188,29 @@ def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
     OSError, ValueError
         When the file cannot be read or decoded.
     """
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        opened = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        # Pillow's message would name the BytesIO, not the file.
-        raise UnidentifiedImageError(f"cannot identify image file {path!r}") from None
-    with opened as image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise Image.DecompressionBombError(
-                f"Image size ({width * height} pixels) exceeds limit of {MAX_PIXELS} pixels"
-            )
-        orientation = _orientation(image, data)
-        pixels = _fast_decode(image, data)
-        if pixels is None:
-            pixels = np.asarray(to_rgb(image))
+    with open_regular(path) as file:
+        # The fast decoders take the whole file as bytes (and pyspng copies them):
+        # only a file of at most FAST_DECODE_BYTES is read whole. Pillow reads a
+        # larger one as it decodes, and stops at the image's end, so padding or
+        # anything else after the image costs nothing.
+        size = os.fstat(file.fileno()).st_size
+        data = file.read(size) if size <= FAST_DECODE_BYTES else None
+        source = file if data is None else io.BytesIO(data)
+        try:
+            opened = Image.open(source)
+        except UnidentifiedImageError:
+            # Pillow's message would name the file object, not the path.
+            raise UnidentifiedImageError(f"cannot identify image file {path!r}") from None
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise Image.DecompressionBombError(
+                    f"Image size ({width * height} pixels) exceeds limit of {MAX_PIXELS} pixels"
+                )
+            orientation = _orientation(image, source)
+            pixels = None if data is None else _fast_decode(image, data)
+            if pixels is None:
+                pixels = np.asarray(to_rgb(image))
     thumb = area_thumbnail(pixels, px_size)
     if thumb.ndim == 2:
         thumb = np.repeat(thumb[:, :, None], 3, axis=2)
@@ -197,14 +219,15 @@ def load_thumbnail(path: str, px_size: int) -> tuple[np.ndarray, int, int]:
     return orient(thumb, orientation), width, height
 
 
-def _orientation(image: Image.Image, data: bytes) -> int:
+def _orientation(image: Image.Image, file: BinaryIO) -> int:
     """The EXIF orientation (1 to 8) of an opened image, without decoding its pixels.
 
     Pillow finds a PNG's ``eXIf`` chunk after the image data only by decoding
-    the whole image; here the chunk is looked up in ``data`` instead.
+    the whole image; here the chunk is looked up in ``file`` (the file Pillow
+    reads, its position kept) instead.
     """
     if image.format == "PNG" and "exif" not in image.info:
-        exif = _png_chunk(data, b"eXIf")
+        exif = _png_chunk(file, b"eXIf")
         if exif is not None:
             image.info["exif"] = b"Exif\x00\x00" + exif.removeprefix(b"Exif\x00\x00")
         # The base class's method reads info and XMP, and never decodes.
@@ -212,17 +235,29 @@ def _orientation(image: Image.Image, data: bytes) -> int:
     return image.getexif().get(0x0112, 1)
 
 
-def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
-    """The data of the first chunk of type ``kind`` in the PNG file ``data``, if any."""
-    pos = 8  # after the signature
-    while pos + 8 <= len(data):
-        length, found = struct.unpack_from(">I4s", data, pos)
-        if found == kind:
-            return data[pos + 8 : pos + 8 + length]
-        if found == b"IEND":
-            break
-        pos += length + 12  # length, type, data, CRC
-    return None
+def _png_chunk(file: BinaryIO, kind: bytes) -> bytes | None:
+    """The data of the first chunk of type ``kind`` in the PNG ``file``, if any.
+
+    Only chunk headers are read, and the one chunk's data if it is at most
+    :data:`MAX_EXIF_BYTES` (a larger one counts as absent); the file's
+    position is left as it was, for Pillow.
+    """
+    start = file.tell()
+    try:
+        pos = 8  # after the signature
+        while True:
+            file.seek(pos)
+            header = file.read(8)
+            if len(header) < 8:
+                return None
+            length, found = struct.unpack(">I4s", header)
+            if found == kind:
+                return file.read(length) if length <= MAX_EXIF_BYTES else None
+            if found == b"IEND":
+                return None
+            pos += length + 12  # length, type, data, CRC
+    finally:
+        file.seek(start)
 
 
 def _fast_decode(image: Image.Image, data: bytes) -> np.ndarray | None:

@@ -1,9 +1,10 @@
-"""What a keep-best rule reads of a file beyond the repository: its format and EXIF date.
+"""What a keep-best rule reads of a file beyond the repository: format, EXIF date, frames.
 
 Only the header is read: Pillow opens a file lazily and reads no pixels
 until asked, and none are asked for here. :func:`fastdif.search` calls this
-for the members of groups only, and only when its rule compares dates or
-formats. A file that cannot be read has an unknown format and no date: the
+for the members of groups only: frame counts always (a file with more frames
+is always kept), dates and formats only when its rule compares them. A file
+that cannot be read has an unknown format, no date and one frame: the
 failure is that value, never an exception.
 """
 
@@ -18,6 +19,7 @@ from PIL import Image
 
 from ..params import canonical_format
 from . import decode  # noqa: F401 - registers the HEIC/HEIF opener with Pillow
+from .files import open_regular
 
 #: Camera raw extensions: a file with one of these is format "raw", whatever
 #: Pillow reads of it (many raws are TIFF-like and Pillow calls them TIFF).
@@ -91,7 +93,7 @@ def read_metadata(path: str, format: bool = True, taken: bool = True) -> Metadat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with Image.open(path) as image:
+            with open_regular(path) as file, Image.open(file) as image:
                 fmt = canonical_format(image.format) if image.format else None
                 if taken and (image.format != "PNG" or "exif" in image.info):
                     when = exif_date(image.getexif().get_ifd(EXIF_IFD).get(DATE_TIME_ORIGINAL))
@@ -100,6 +102,24 @@ def read_metadata(path: str, format: bool = True, taken: bool = True) -> Metadat
     if raw:
         fmt = "raw"
     return Metadata(fmt if format else None, when)
+
+
+def frame_count(path: str) -> int:
+    """How many frames or pages ``path`` holds (Pillow's ``n_frames``); 1 when unknown.
+
+    Only headers are read: GIF frames are skipped by their block lengths,
+    TIFF pages followed along their directory chain, APNG and WebP counts
+    read from their headers; no pixel is decoded. A file that cannot be read
+    or is not a regular file (never opened blocking: a named pipe would
+    hang) counts as one frame.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with open_regular(path) as file, Image.open(file) as image:
+                return max(1, int(getattr(image, "n_frames", 1)))
+        except Exception:  # noqa: BLE001 - an unreadable file has one frame, as far as is known
+            return 1
 
 
 def exif_date(value) -> datetime | None:

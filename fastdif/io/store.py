@@ -37,11 +37,18 @@ loading takes milliseconds plus one CRC pass over the data.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import functools
+import io
 import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
+import warnings
 import zlib
 from datetime import datetime
 
@@ -75,6 +82,17 @@ _BLOCK_MEANS = ("grids", "means")
 
 _TENSOR_DTYPES = ("<f4", "|u1")
 
+#: The files a saved repository is made of: the only ones replacing it removes.
+REPOSITORY_FILES = (META_FILE, *(f"{name}.npy" for name in _ARRAYS))
+
+#: Open flag that refuses a symbolic link as the last part of a path (0 where there is none).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+#: ``renameat2``'s and ``renamex_np``'s flags that refuse an existing target.
+_RENAME_NOREPLACE = 1
+_RENAME_EXCL = 4
+_AT_FDCWD = -100
+
 
 class RepositoryFormatError(ValueError):
     """A saved repository that cannot be loaded: corrupt, or an incompatible format."""
@@ -84,23 +102,41 @@ def save(dif, path: str | os.PathLike, overwrite: bool = False) -> str:
     """Write the repository ``dif`` into the new folder ``path``, atomically.
 
     ``path`` may replace a repository saved there with ``overwrite``;
-    anything else at ``path`` is never replaced (FileExistsError). See
-    :meth:`fastdif.Repository.save`.
+    anything else at ``path``, there when called or put there while the
+    repository is written, is never replaced (FileExistsError). See
+    :meth:`fastdif.Repository.save` and :func:`publish`.
     """
     target = os.path.abspath(os.fspath(path))
     if os.path.lexists(target):
         if not overwrite:
             raise FileExistsError(f'"{target}" exists; pass overwrite=True to replace it')
-        if not os.path.isfile(os.path.join(target, META_FILE)):
+        if not is_repository(target):
             raise FileExistsError(f'"{target}" exists and is not a saved fastdif repository')
     tmp = staging_folder(target)
     try:
         write(dif, tmp)
-        publish(tmp, target)
+        publish(tmp, target, replace=overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder, never published
         raise
     return target
+
+
+def is_repository(path: str) -> bool:
+    """Whether ``path`` is a folder (not a link) holding a fastdif ``repository.json``.
+
+    The file must be a regular file (not a link) whose JSON names the
+    repository format: a user's folder is never taken for a repository.
+    """
+    meta = os.path.join(path, META_FILE)
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode) or not stat.S_ISREG(os.lstat(meta).st_mode):
+            return False
+        with open(os.open(meta, os.O_RDONLY | NOFOLLOW), encoding="utf-8") as src:
+            found = json.load(src)
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and found.get("format") == FORMAT
 
 
 def array_file(folder: str, name: str) -> str:
@@ -164,7 +200,8 @@ def write(dif, folder: str, written: tuple[str, ...] = ()) -> None:
         if dtype is None:
             dtype = data.dtype.str if data.dtype.str in _TENSOR_DTYPES else "<f4"
         data = np.ascontiguousarray(data, dtype=dtype)
-        np.save(file, data, allow_pickle=False)
+        with _new_file(file, "wb") as out:
+            np.save(out, data, allow_pickle=False)
         arrays[name] = {
             "file": f"{name}.npy",
             "dtype": dtype,
@@ -187,20 +224,202 @@ def write(dif, folder: str, written: tuple[str, ...] = ()) -> None:
         "arrays": arrays,
     }
     # Written last: a folder without it is never taken for a repository.
-    with open(os.path.join(folder, META_FILE), "w", encoding="utf-8") as out:
+    with _new_file(os.path.join(folder, META_FILE), "w") as out:
         json.dump(meta, out)
 
 
-def publish(tmp: str, target: str) -> None:
-    """Move the folder ``tmp`` to ``target``, replacing a repository saved there."""
-    parent = os.path.dirname(target)
-    if os.path.lexists(target):
-        old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.old-")
-        os.replace(target, os.path.join(old, "repository"))
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+@contextlib.contextmanager
+def _new_file(path: str, mode: str):
+    """``path`` opened for writing in ``mode``, created or emptied, on disk when the block ends.
+
+    A symbolic link at ``path`` is refused (OSError), never followed: the
+    file written is the folder's own. The data is flushed and ``fsync``-ed
+    before the folder can be published, so a power cut never leaves a
+    published repository with missing data.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW | getattr(os, "O_BINARY", 0)
+    kwargs = {} if "b" in mode else {"encoding": "utf-8"}
+    with open(os.open(path, flags, 0o666), mode, **kwargs) as out:
+        yield out
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def new_array(path: str, dtype, shape: tuple) -> np.memmap:
+    """Create the ``.npy`` file ``path`` for ``dtype`` and ``shape`` and map it for writing.
+
+    Its space is reserved first (``posix_fallocate`` where the system and
+    file system offer it), so a full disk is an OSError here rather than a
+    SIGBUS when a mapped page is written. A link at ``path`` is refused.
+    """
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header,
+        {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+            "fortran_order": False,
+            "shape": tuple(int(s) for s in shape),
+        },
+    )
+    start = len(header.getvalue())
+    length = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
+    with _new_file(path, "wb") as out:
+        out.write(header.getvalue())
+        out.truncate(start + length)
+        if length and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(out.fileno(), start, length)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise
+                # EINVAL, EOPNOTSUPP: a file system that cannot reserve; writes still work.
+    return np.lib.format.open_memmap(path, mode="r+")
+
+
+def write_all(fd: int, data, offset: int | None = None) -> None:
+    """Write all of ``data`` to the file ``fd``, at ``offset`` (else at its position).
+
+    Every count the system returns is checked: a short write is followed
+    by another for the rest, and a write that takes nothing raises
+    OSError(ENOSPC), so a full disk is an error, never a silently short
+    file.
+    """
+    view = memoryview(data).cast("B")
+    while view:
+        if offset is None:
+            count = os.write(fd, view)
+        elif hasattr(os, "pwrite"):
+            count = os.pwrite(fd, view, offset)
+        else:  # Windows
+            os.lseek(fd, offset, os.SEEK_SET)
+            count = os.write(fd, view)
+        if count <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[count:]
+        if offset is not None:
+            offset += count
+
+
+def publish(tmp: str, target: str, replace: bool = False) -> None:
+    """Rename the finished folder ``tmp`` to ``target``, a name that must be free.
+
+    The rename itself refuses an existing ``target`` (:func:`rename_noreplace`),
+    so a folder that appeared there at any time before is left as it was
+    (FileExistsError). With ``replace``, a saved repository there
+    (:func:`is_repository`) is replaced: moved aside under a new name,
+    checked again, the new folder renamed into the freed name, and only
+    then the old one's files (:data:`REPOSITORY_FILES`) removed; anything
+    else found there is put back and FileExistsError raised.
+    """
+    try:
+        rename_noreplace(tmp, target)
+    except FileExistsError:
+        if not replace:
+            raise FileExistsError(f'"{target}" exists; it was left as it was') from None
+        _replace(tmp, target)
+    _sync_folder(os.path.dirname(target))
+
+
+def _replace(tmp: str, target: str) -> None:
+    """Put the folder ``tmp`` in the place of the saved repository ``target``."""
+    aside = tempfile.mkdtemp(
+        dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.old-"
+    )
+    old = os.path.join(aside, "repository")
+    try:
+        rename_noreplace(target, old)
+    except FileNotFoundError:  # gone meanwhile: the name is free
+        os.rmdir(aside)
+        rename_noreplace(tmp, target)
+        return
+    if not is_repository(old):  # not what was checked: another folder took the name
+        _put_back(old, target, f'"{target}" is not a saved fastdif repository')
+    try:
+        rename_noreplace(tmp, target)
+    except OSError as exc:
+        _put_back(old, target, f'"{target}" could not be replaced ({exc.strerror})')
+    for name in REPOSITORY_FILES:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(old, name))
+    try:
+        os.rmdir(old)
+        os.rmdir(aside)
+    except OSError:
+        warnings.warn(
+            f'The repository replaced at "{target}" also held other files; '
+            f'they were kept in "{old}".',
+            stacklevel=4,
+        )
+
+
+def _put_back(old: str, target: str, why: str):
+    """Rename ``old`` back to ``target`` and raise FileExistsError(``why``), saying where it is."""
+    try:
+        rename_noreplace(old, target)
+        os.rmdir(os.path.dirname(old))
+    except OSError:
+        raise FileExistsError(f'{why}; it was moved to "{old}", which holds it unchanged') from None
+    raise FileExistsError(f"{why}; it was left as it was")
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``, which must not exist (else FileExistsError, ``dst`` untouched).
+
+    Atomic where the system offers it: ``renameat2(RENAME_NOREPLACE)`` on
+    Linux, ``renamex_np(RENAME_EXCL)`` on macOS, and ``os.rename`` on
+    Windows, which never replaces. Elsewhere, or on a file system without
+    it, the name is checked just before an ordinary rename: a folder
+    ``src`` can then replace only an empty folder made in the instant
+    between the two (a rename refuses a folder with anything in it, a file
+    and a link), so nothing is lost.
+    """
+    exclusive = _exclusive_rename()
+    if exclusive is not None:
+        if exclusive(os.fsencode(src), os.fsencode(dst)) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), src, None, dst)
+    elif os.name == "nt":
+        os.rename(src, dst)
+        return
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), src, None, dst)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if os.path.lexists(dst):  # taken since the check: ENOTEMPTY, EEXIST or ENOTDIR
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), src, None, dst) from exc
+        raise
+
+
+@functools.cache
+def _exclusive_rename():
+    """The system's rename that refuses an existing target, ``f(src, dst) -> 0 or -1``; or None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith("linux"):
+            call = libc.renameat2
+            call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+            call.argtypes += [ctypes.c_uint]
+            return lambda src, dst: call(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE)
+        if sys.platform == "darwin":
+            call = libc.renamex_np
+            call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+            return lambda src, dst: call(src, dst, _RENAME_EXCL)
+    except (OSError, AttributeError, TypeError):  # no such C library function (an old glibc, musl)
+        pass
+    return None
+
+
+def _sync_folder(folder: str) -> None:
+    """``fsync`` a folder, so a rename in it survives a power cut (where folders can be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read(path: str | os.PathLike, verify: bool = True) -> dict:
