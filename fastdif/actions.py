@@ -12,6 +12,8 @@ import stat
 from collections.abc import Callable
 from datetime import datetime
 
+from .io.files import open_regular
+
 #: Manifest files written by :func:`move_files` are named
 #: ``fastdif_moved_<timestamp>.json``.
 MANIFEST_PREFIX = "fastdif_moved_"
@@ -534,8 +536,8 @@ def move_files(paths, destination) -> tuple[dict[str, str], dict[str, str], str 
 def _read_manifest(path: str) -> tuple[list[dict], bool] | None:
     """The entries of a manifest or journal, each with ``done``, and whether it is a journal."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open_regular(path) as f:  # a pipe put in its place never hangs the undo
+            text = f.read().decode("utf-8")
     except UnicodeDecodeError:
         return None
     try:

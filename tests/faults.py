@@ -58,3 +58,25 @@ def _slow_load(path, px_size):
 def cannot_start(conn, px_size, time_limit, decoder):
     """A worker main that fails before it reports ready (a broken install)."""
     os._exit(1)
+
+
+def counting_decoder(monkeypatch) -> list:
+    """The paths decoded in this process from now on (``processes=1``), in order."""
+    seen = []
+    real = _decode.decode_file
+
+    def counted(path, px_size, time_limit=None):
+        seen.append(path)
+        return real(path, px_size, time_limit)
+
+    monkeypatch.setattr(_decode, "decode_file", counted)
+    return seen
+
+
+def other_filesystem(tmp_path):
+    """A writable folder on another file system than ``tmp_path``, or None."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        if os.stat(shm).st_dev != os.stat(tmp_path).st_dev:
+            return shm
+    return None

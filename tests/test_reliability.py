@@ -22,6 +22,7 @@ import faults
 import images
 import numpy as np
 import pytest
+from faults import other_filesystem
 from PIL import Image
 
 import fastdif
@@ -891,15 +892,6 @@ def dupes(tmp_path, find):
     for k, path in enumerate(lower):
         os.utime(path, (1_000_000_000, 1_200_000_000 + k))
     return find(src), a, lower
-
-
-def other_filesystem(tmp_path):
-    """A writable folder on another filesystem than ``tmp_path``, or None."""
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK):
-        if os.stat(shm).st_dev != os.stat(tmp_path).st_dev:
-            return shm
-    return None
 
 
 @pytest.mark.parametrize("across", [False, True], ids=["same-fs", "other-fs"])

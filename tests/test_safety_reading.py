@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import fastdif
+from fastdif import actions
 from fastdif.engine.grouping import connected_groups, drop_distinct
 from fastdif.io import decisions, decode
 from fastdif.io.files import NOT_REGULAR, open_regular
@@ -146,6 +147,17 @@ def test_a_pipe_is_a_failure_of_the_system_when_decoded_again(tmp_path):
 
     assert decoded.failure is decode.Failure.SYSTEM and NOT_REGULAR in decoded.reason
     assert _without_waiting(lambda: decisions.content_hash(fifo), fifo) is None
+
+
+@needs_fifo
+def test_a_pipe_in_a_manifests_place_is_refused_by_undo_without_waiting(tmp_path):
+    # undo_move checks the path is a file, then reads it: a pipe put there between
+    # the two must not hang it.
+    fifo = str(tmp_path / "fastdif_moved_1.json")
+    os.mkfifo(fifo)
+
+    with pytest.raises(OSError, match="Not a regular file"):
+        _without_waiting(lambda: actions._read_manifest(fifo), fifo)
 
 
 @needs_fifo

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from faults import counting_decoder
 from images import copy_bytes, save_photo
 
 import fastdif
@@ -72,19 +73,6 @@ def assert_user_folder(path):
 
 def build(folder, target, **kwargs):
     return fastdif.build(folder, store=target, show_progress=False, processes=1, **kwargs)
-
-
-def counting_decoder(monkeypatch):
-    """The paths decoded in this process from now on (``processes=1``)."""
-    seen = []
-    real = decode.decode_file
-
-    def counted(path, px_size, time_limit=None):
-        seen.append(path)
-        return real(path, px_size, time_limit)
-
-    monkeypatch.setattr(decode, "decode_file", counted)
-    return seen
 
 
 # Item 7: the partial folder is fastdif's own, never reached through a link.

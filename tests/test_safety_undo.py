@@ -20,6 +20,7 @@ import tempfile
 
 import images
 import pytest
+from faults import other_filesystem
 
 import fastdif
 from fastdif import actions
@@ -258,15 +259,6 @@ def test_the_moves_fastdif_made_are_still_undone(tmp_path, photo, monkeypatch, l
 
 
 # ------------------------------------------------------------- 20: owner, group, mode, times
-
-
-def other_filesystem(tmp_path):
-    """A writable folder on another file system than ``tmp_path``, or None."""
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK):
-        if os.stat(shm).st_dev != os.stat(tmp_path).st_dev:
-            return shm
-    return None
 
 
 def assert_same_metadata(path, expected):

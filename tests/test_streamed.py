@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from faults import counting_decoder
 from images import copy_bytes, photo_image, reencode, rotated, save, save_photo
 
 import fastdif
@@ -82,19 +83,6 @@ def test_a_store_is_never_overwritten(mixed, tmp_path):
         fastdif.build(mixed, show_progress=False, store=tmp_path / "taken")
     assert (tmp_path / "taken" / "mine.txt").read_text() == "keep me"
     assert not os.path.exists(partial_folder(str(tmp_path / "taken")))
-
-
-def counting_decoder(monkeypatch):
-    """Count the files decoded in this process (``processes=1``)."""
-    seen = []
-    real = decode.decode_file
-
-    def counted(path, px_size, time_limit=None):
-        seen.append(path)
-        return real(path, px_size, time_limit)
-
-    monkeypatch.setattr(decode, "decode_file", counted)
-    return seen
 
 
 KILLED_BUILD = """
