@@ -15,6 +15,9 @@ On the generated photo set of ``$FASTDIF_BENCH_IMAGES`` images (default
 - ``test_build_warm``: ``fastdif.build`` in this process (modules imported).
 - ``test_build_cold``: a fresh interpreter with an empty ``NUMBA_CACHE_DIR``
   running ``import fastdif; fastdif.build(...)``, timed end to end.
+- ``test_worker_start``: the CPU seconds one spawned decoding worker takes to
+  start (imports included) and stop, decoding nothing; ``extra_info`` has the
+  best per-worker figure (``worker_start_cpu_s``).
 
 Every round of the ceiling and of the warm build runs the other one just
 before it (untimed), so each timed figure has a partner measured moments
@@ -41,6 +44,8 @@ import pytest
 
 import fastdif
 from benchmarks.datasets import dataset, image_files
+from fastdif.backends import pool
+from fastdif.io import decode
 from fastdif.io.decode import load_thumbnail
 
 IMAGES = int(os.environ.get("FASTDIF_BENCH_IMAGES", "1000"))
@@ -126,11 +131,11 @@ def _summary(n: int) -> dict:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _report(request, photos):
+def _report(request):
     """Print the images/s and build/ceiling ratios once the module's benchmarks ran."""
     yield
     if _runs["build"]:
-        figures = _summary(len(photos[1]))
+        figures = _summary(IMAGES)
         text = ", ".join(f"{key}={value}" for key, value in figures.items())
         # Output is captured during teardown; this line is for the person running it.
         capture = request.config.pluginmanager.getplugin("capturemanager")
@@ -183,3 +188,30 @@ def test_build_cold(benchmark, photos, tmp_path):
     counter = iter(range(rounds))
     benchmark.pedantic(lambda: _timed("cold", cold, next(counter)), rounds=rounds, iterations=1)
     benchmark.extra_info.update(_summary(len(files)))
+
+
+def worker_start_cpu(workers: int) -> float:
+    """CPU seconds per decoding worker to start, report ready and stop, decoding nothing."""
+    context = multiprocessing.get_context("spawn")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = [
+        pool._Worker(context, PX_SIZE, decode.FILE_TIME_LIMIT, decode.decode_file)
+        for _ in range(workers)
+    ]
+    for worker in started:
+        assert worker.conn.recv() is None  # ready
+    for worker in started:
+        worker.stop(kill=False)  # reaped: its CPU time is counted in RUSAGE_CHILDREN
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return used / workers
+
+
+def test_worker_start(benchmark):
+    cpu: list[float] = []
+    benchmark.pedantic(lambda: cpu.append(worker_start_cpu(PROCESSES)), rounds=ROUNDS, iterations=1)
+    benchmark.extra_info.update(
+        workers=PROCESSES,
+        worker_start_cpu_s=round(min(cpu), 3),
+        load_average_1min=round(os.getloadavg()[0], 2),
+    )

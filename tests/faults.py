@@ -6,9 +6,13 @@ can import (this one: the tests folder is on ``sys.path``). What it does
 depends on the file name's prefix; other files decode normally.
 """
 
+import ctypes
 import os
 import signal
+import sys
 import time
+
+import numpy as np
 
 from fastdif.io import decode as _decode
 
@@ -53,6 +57,47 @@ def decode(path, px_size, time_limit=None):
 def _slow_load(path, px_size):
     time.sleep(10)
     raise AssertionError("the time limit should have stopped this")
+
+
+def imported_modules(path, px_size, time_limit=None):
+    """A decoder that decodes nothing: the modules imported in its process, sorted."""
+    return sorted(sys.modules)
+
+
+#: A buffer the size of a 13-megapixel photo's pixels (RGB).
+LARGE_BUFFER = 40 << 20
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def mallinfo2():
+    """glibc's ``mallinfo2`` function (2.33 and later), or None."""
+    try:
+        function = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    function.restype = _Mallinfo2
+    return function
+
+
+def mapped_memory(path, px_size, time_limit=None):
+    """A decoder that decodes nothing: bytes glibc holds in mapped blocks while
+    this process holds :data:`LARGE_BUFFER` bytes of pixels (allocated twice,
+    as two files in a row would be)."""
+    for _ in range(2):
+        pixels = np.empty(LARGE_BUFFER, np.uint8)
+        pixels.fill(1)
+        mapped = mallinfo2()().hblkhd
+        del pixels
+    return mapped
 
 
 def cannot_start(conn, px_size, time_limit, decoder):

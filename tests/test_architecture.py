@@ -30,6 +30,7 @@ LAYERS = {
     "fastdif.engine.grouping": 3,
     "fastdif.engine.keep": 3,
     "fastdif.engine.warmup": 3,
+    "fastdif.engine.numpy_kernels": 3,
     "fastdif.engine.transforms": 3,
     "fastdif.io": 3,
     "fastdif.io.resample": 3,

@@ -374,7 +374,7 @@ def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
 
     photos = tmp_path / "photos"
     kept = [images.save_photo(k, photos / f"p{k:02d}.jpg", 80, 60) for k in range(5)]
-    images.copy_bytes(kept[0], photos / "kill.jpg")
+    images.save_photo(5, photos / "kill.jpg", 80, 60)  # not a copy: copies are decoded once
     local = fastdif.build(kept, show_progress=False, processes=1)
     monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     folder = tmp_path / "store" if store else None
@@ -397,7 +397,7 @@ def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(tmp_path, mon
 
     photos = tmp_path / "photos"
     images.save_photo(1, photos / "p01.jpg", 80, 60)
-    images.copy_bytes(photos / "p01.jpg", photos / "kill.jpg")
+    images.save_photo(2, photos / "kill.jpg", 80, 60)  # not a copy: copies are decoded once
     monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     cache = tmp_path / "cache.sqlite3"
 
@@ -418,7 +418,7 @@ def test_build_progress_counts_every_file_once_also_after_a_worker_dies(tmp_path
     import faults
 
     paths = [images.save_photo(k, tmp_path / f"p{k:03d}.jpg", 40, 30) for k in range(70)]
-    paths.insert(3, images.copy_bytes(paths[0], tmp_path / "kill.jpg"))  # in the first shard
+    paths.insert(3, images.save_photo(70, tmp_path / "kill.jpg", 40, 30))  # in the first shard
     monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     ticks = []
 

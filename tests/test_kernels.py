@@ -15,8 +15,9 @@ from reference import (
     symmetry,
 )
 
-from fastdif.engine import kernels
-from fastdif.engine.matching import bound_features
+from fastdif.engine import kernels, numpy_kernels
+from fastdif.engine.matching import bound_features, find_matches
+from fastdif.model import Criteria
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(SETTINGS, max_examples=300)
@@ -406,3 +407,95 @@ def test_reference_mse_matrix_is_symmetric(spec, rotate, flip):
     mse = reference_mse_matrix(tensors, rotate, flip)
     np.testing.assert_array_equal(mse, mse.T)
     assert np.all(np.diag(mse) == 0.0)
+
+
+# --------------------------------------------------------------------------- numpy_kernels
+
+
+def _as(tensors, kind):
+    """Planted integer thumbnails as uint8, as float32, or on the 1/256 grid of transforms."""
+    if kind == "uint8":
+        return np.ascontiguousarray(tensors.astype(np.uint8))
+    if kind == "grid":  # values k / 256, some far above 255, as normalised thumbnails
+        spread = np.arange(tensors.size, dtype=np.float64).reshape(tensors.shape) % 7
+        return np.ascontiguousarray((tensors * 9.5 + spread / 256).astype(np.float32))
+    return tensors
+
+
+@SETTINGS
+@given(
+    spec=image_specs(max_n=16),
+    kind=st.sampled_from(["float32", "uint8", "grid"]),
+    choice=st.sampled_from(THRESHOLDS),
+    random_value=st.floats(0, 2000),
+    which=st.integers(0, 50),
+    rotate=st.booleans(),
+    flip=st.booleans(),
+    same_dim=st.booleans(),
+)
+def test_numpy_kernels_give_the_kernels_results_bit_for_bit(
+    spec, kind, choice, random_value, which, rotate, flip, same_dim
+):
+    planted_tensors, shapes, planted = planted_images(*spec)
+    tensors = _as(planted_tensors, kind)
+    assert numpy_kernels.exact(tensors)
+    mse = reference_mse_matrix(tensors, rotate, flip)
+    max_mse = pick_threshold(choice, random_value, mse, planted, shapes, same_dim, which)
+    criteria = Criteria(max_mse, rotate, same_dim, flip)
+
+    i, j, summed = numpy_kernels.find_matches(tensors, shapes, criteria)
+    want_i, want_j, want_summed = find_matches(tensors, shapes, criteria)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(j, want_j)
+    assert summed == want_summed  # the bounds skip the same pairs
+
+    np.testing.assert_array_equal(
+        numpy_kernels.rotation_hashes(tensors, flip), kernels.rotation_hashes(tensors, flip)
+    )
+    n = tensors.shape[0]
+    left, right = np.divmod(np.arange(n * n, dtype=np.int64), n)
+    got_mse, got_symmetry = numpy_kernels.pair_mse(tensors, left, right, rotate, flip)
+    want_mse, want_symmetry = kernels.pair_mse(tensors, left, right, rotate, flip)
+    np.testing.assert_array_equal(got_mse, want_mse)
+    np.testing.assert_array_equal(got_symmetry, want_symmetry)
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_numpy_find_matches_threshold_on_a_pair_is_inclusive(rotate):
+    # Image 1 is image 0 with one value 3 higher, turned: MSE exactly 9 / size.
+    tensors = np.zeros((3, 10, 10, 3), dtype=np.uint8)
+    tensors[0, 2, 7, 1] = 200
+    tensors[1] = np.rot90(tensors[0], 1 if rotate else 0)
+    tensors[1][tensors[1] == 200] = 203
+    tensors[2] = 255
+    shapes = _square_shapes(3, 10)
+    exact = 9 / 300
+
+    at = numpy_kernels.find_matches(tensors, shapes, Criteria(exact, rotate, True))
+    below = Criteria(np.nextafter(exact, 0), rotate, True)
+    below = numpy_kernels.find_matches(tensors, shapes, below)
+
+    assert (at[0].tolist(), at[1].tolist()) == ([0], [1])
+    assert below[0].size == 0
+    assert at[2] == below[2] == 1  # the channel means skip the white image
+
+
+def test_exact_accepts_integers_and_the_transforms_grid_only():
+    integers = np.full((2, 4, 4, 3), 255.0, dtype=np.float32)
+    grid = integers / 256 * 3  # multiples of 1/256
+    assert numpy_kernels.exact(integers.astype(np.uint8))
+    assert numpy_kernels.exact(integers)
+    assert numpy_kernels.exact(grid)
+    assert not numpy_kernels.exact(integers + np.float32(0.1))  # neither
+    assert not numpy_kernels.exact(np.where(integers > 0, np.nan, 0).astype(np.float32))
+    # Integers, but squares summed over an image pass 2**53: a sum could round.
+    assert not numpy_kernels.exact(np.full((2, 4, 4, 3), 2.0**24, dtype=np.float32))
+    assert not numpy_kernels.exact(np.full((2, 4, 4, 3), 2.0**24, dtype=np.float64) + 0.5)
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_numpy_permutation_is_the_kernels_symmetry(k):
+    image = np.arange(5 * 5 * 3).reshape(5, 5, 3)
+    np.testing.assert_array_equal(
+        image.ravel()[numpy_kernels.permutation(5, k)], symmetry(image, k).ravel()
+    )

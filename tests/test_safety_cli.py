@@ -20,6 +20,7 @@ import pytest
 
 import fastdif
 from fastdif import cli, kernel_cache
+from fastdif.engine import warmup
 
 TESTS = os.path.dirname(__file__)
 PACKAGE = os.path.dirname(fastdif.__file__)
@@ -88,9 +89,8 @@ def session_members(sid: int) -> list[int]:
 )
 def test_a_signal_while_workers_decode_prints_no_traceback_and_leaves_no_worker(tmp_path, how):
     folder = tmp_path / "pics"
-    base = images.save_photo(70, folder / "nap_000.png", 40, 30)
-    for k in range(1, 40):  # 0.3 s each (tests/faults.py): workers are mid-file when it lands
-        images.copy_bytes(base, folder / f"nap_{k:03d}.png")
+    for k in range(40):  # 0.3 s each (tests/faults.py): workers are mid-file when it lands
+        images.save_photo(70 + k, folder / f"nap_{k:03d}.png", 40, 30)  # distinct: no copy
     out = tmp_path / "out"
     script = textwrap.dedent(
         f"""
@@ -227,6 +227,8 @@ def test_without_a_writable_home_kernels_cache_in_a_private_temporary_folder(tmp
     # The thumbnail cache, in the home too, may say in one line that it is not used.
     out = run("-m", "fastdif", pics, "-Z", tmp_path / "out", "-p", "false", notes=1)
     assert "1 groups, 1 duplicates" in out
+    # A first run searches in NumPy and compiles the kernels in the background.
+    assert warmup.wait_for_background(folder, timeout=180)
     assert kernel_files(folder)
 
 

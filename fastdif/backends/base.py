@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..engine.kernels import pair_mse
 from ..engine.matching import identical_pairs, unit_mse
 from ..model import Criteria
 
@@ -88,7 +89,7 @@ class Searcher(ABC):
         if criteria.max_mse == 0:
             hashed = self.rotation_hashes(indexes, criteria.flip)
             for index, hashes in zip(indexes, hashed, strict=True):
-                mse = unit_mse(self.dif.tensors, index, criteria)
+                mse = unit_mse(self.dif.tensors, index, criteria, self.pair_kernel(index, criteria))
                 i, j = identical_pairs(
                     hashes,
                     self.dif.shapes[index],
@@ -101,7 +102,16 @@ class Searcher(ABC):
         matches = self.matches(indexes, criteria, tile_rows, progress)
         for index, (i, j, summed) in zip(indexes, matches, strict=True):
             self.summed += summed
-            yield i, j, unit_mse(self.dif.tensors, index, criteria)
+            mse = unit_mse(self.dif.tensors, index, criteria, self.pair_kernel(index, criteria))
+            yield i, j, mse
+
+    def pair_kernel(self, index: np.ndarray, criteria: Criteria):
+        """What gives the exact MSEs of pairs of the unit ``index`` (see :func:`unit_mse`).
+
+        :func:`~fastdif.engine.kernels.pair_mse`; a backend may give a
+        function that returns the same, bit for bit.
+        """
+        return pair_mse
 
     @abstractmethod
     def rotation_hashes(self, indexes: list[np.ndarray], flip: bool) -> Iterator[np.ndarray]:

@@ -42,14 +42,66 @@ Bounds are computed from float32/float64 means with rounding errors far
 below ``BOUND_SLACK``; a pair is skipped only when its bound exceeds the
 threshold by more than that slack, and a pair that is not skipped is decided
 by its exact sum.
+
+Numba's cache. Each kernel keeps an index of the signatures it compiled,
+and Numba adds one by reading the index, choosing a data file name and
+writing both: two processes doing it at once can leave the index naming
+another signature's code (numba issues 4807 and 10128). So every save of
+a fastdif kernel holds an exclusive lock on :data:`SAVE_LOCK` in the cache
+folder (:func:`serialise_saves`), and processes that compile at once (a
+search and :func:`fastdif.engine.warmup.compile_in_background`, two runs)
+save one after the other.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import numpy as np
 from numba import njit, prange
 
 from .. import kernel_cache
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, as Numba itself
+    fcntl = None
+
+#: The file every save of a kernel to Numba's cache holds locked, in its folder.
+SAVE_LOCK = "fastdif-saves.lock"
+
+
+def serialise_saves(*dispatchers) -> None:
+    """Make every save of ``dispatchers`` to Numba's cache hold :data:`SAVE_LOCK`."""
+    if fcntl is None or kernel_cache.FOLDER is None:
+        return
+    for dispatcher in dispatchers:
+        cache = dispatcher._cache
+        cache.save_overload = _locked(cache.save_overload)
+
+
+def _locked(save):
+    def locked_save(sig, data):
+        with _save_lock():
+            save(sig, data)
+
+    return locked_save
+
+
+@contextlib.contextmanager
+def _save_lock():
+    try:
+        lock = os.open(os.path.join(kernel_cache.FOLDER, SAVE_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # the folder went away: Numba's own save fails quietly too
+        yield
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)
+
 
 _FASTMATH = {"reassoc", "contract"}
 
@@ -410,3 +462,17 @@ def pair_mse(tensors, left, right, rotate, flip):
         out[m] = best / size
         which[m] = arg
     return out, which
+
+
+serialise_saves(
+    symmetry_range,
+    rotations,
+    bounded_sse,
+    comparable,
+    block_means,
+    ring_size,
+    match_ranges,
+    rotation_offsets,
+    rotation_hashes,
+    pair_mse,
+)

@@ -152,7 +152,8 @@ def bound_features(grids, means, chunk: int = 16384) -> np.ndarray:
     y, x = np.mgrid[:g, :g]
     ring = np.minimum(np.minimum(y, x), np.minimum(g - 1 - y, g - 1 - x)).ravel()
     n_rings = (g + 1) // 2
-    sizes = np.array([ring_size(g, r) for r in range(n_rings)], dtype=np.float64)
+    # The plain Python function: nothing to compile for two integers.
+    sizes = np.array([ring_size.py_func(g, r) for r in range(n_rings)], dtype=np.float64)
     # One linear map from a grid, flat (block, channel), to (ring, channel):
     # the ring's mean minus the grid's mean, as one matrix product.
     residual = (ring[:, None] == np.arange(n_rings)) / sizes - 1.0 / (g * g)
@@ -613,27 +614,28 @@ def identical_pairs(hashes, shapes, criteria: Criteria, equal):
     return i[first], j[first]
 
 
-def unit_mse(tensors, index, criteria: Criteria):
+def unit_mse(tensors, index, criteria: Criteria, kernel=pair_mse):
     """``mse(left, right)``: the exact MSEs of pairs of positions in ``index``.
 
     The smallest over the symmetries ``criteria`` compares, of ``left[m]``;
     ``mse(left, right, symmetry=True)`` also gives the symmetry of each
-    (:func:`~fastdif.engine.kernels.pair_mse`). ``tensors`` are all the
-    repository's thumbnails; only the rows a call needs are read (none
-    copied when ``index`` is every image in order).
+    (:func:`~fastdif.engine.kernels.pair_mse`, or ``kernel``, a function
+    that gives the same: :func:`fastdif.engine.numpy_kernels.pair_mse`).
+    ``tensors`` are all the repository's thumbnails; only the rows a call
+    needs are read (none copied when ``index`` is every image in order).
     """
     whole = index.size == tensors.shape[0] and np.array_equal(index, np.arange(index.size))
 
     def mse(left, right, symmetry=False):
         if whole:
-            found = pair_mse(tensors, left, right, criteria.rotate, criteria.flip)
+            found = kernel(tensors, left, right, criteria.rotate, criteria.flip)
             return found if symmetry else found[0]
         ids, inverse = np.unique(np.concatenate([index[left], index[right]]), return_inverse=True)
         rows = np.ascontiguousarray(tensors[ids])
         # Read-only like a repository's arrays: the kernel sees one type,
         # the one fastdif.engine.warmup compiles it for.
         rows.flags.writeable = False
-        found = pair_mse(
+        found = kernel(
             rows, inverse[: left.size], inverse[left.size :], criteria.rotate, criteria.flip
         )
         return found if symmetry else found[0]

@@ -83,6 +83,7 @@ from numba import njit, prange
 
 from .. import kernel_cache
 from ..model import Criteria, Repository
+from .kernels import serialise_saves
 
 #: Luma weights in thousandths: ITU-R BT.601, as Pillow's "L" conversion.
 LUMA_WEIGHTS = (299, 587, 114)
@@ -328,3 +329,6 @@ def _sorted_moments(values):
     mean = ordered.sum() / values.size
     ordered = np.sort((values - mean) ** 2)
     return mean, ordered.sum() / values.size
+
+
+serialise_saves(transformed_thumbnails, _swap_means, _sorted_moments)

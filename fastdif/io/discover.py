@@ -9,6 +9,7 @@ from functools import partial
 from PIL import Image
 
 from ..trash import is_trash_folder
+from . import decode  # noqa: F401 - registers the HEIC/HEIF opener: image_extensions lists them
 
 UNSUPPORTED = "Unsupported file type"
 NOT_A_FILE = "Not a regular file (named pipe, socket or device)"

@@ -50,20 +50,27 @@ def _cells(n: int, px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _sum_rows(pixels: np.ndarray, px: int) -> np.ndarray:
-    """Cell sums along axis 0 of uint8 ``pixels``: float64 (px, width, channels)."""
-    first, head, tail = _cells(pixels.shape[0], px)
+    """Cell sums along axis 0 of uint8 ``pixels``: float64 (px, width[, channels])."""
+    height = pixels.shape[0]
+    first, head, _ = _cells(height, px)
+    flat = pixels.reshape(height, -1)  # a row is one run of values: fewer, longer sums
     # uint8 rows add up fastest in uint16, while no cell can overflow it.
     wide = np.uint16 if np.diff(first).max() * 255 < 1 << 16 else np.uint32
-    out = np.empty((px,) + pixels.shape[1:], np.float64)
-    for i in range(px):
-        cell = out[i]
-        cell[...] = pixels[first[i] : first[i + 1]].sum(axis=0, dtype=wide)
-        cell *= px
-        if head[i]:
-            cell -= head[i] * pixels[first[i]]
-        if tail[i]:
-            cell += tail[i] * pixels[first[i + 1]]
-    return out
+    sums = np.empty(flat.shape[1], wide)
+    out = np.empty((px, flat.shape[1]), np.float64)
+    for i in range(px):  # a cell at a time: its sums stay in the processor's cache
+        np.add.reduce(flat[first[i] : first[i + 1]], axis=0, dtype=wide, out=sums)
+        np.multiply(sums, px, out=out[i], dtype=np.float64)
+    if head.any():  # some cell edge cuts a pixel
+        # The pixel cut by the edge between cells i - 1 and i is row first[i]:
+        # the part head[i] of it that cell i does not take is cell i - 1's tail
+        # (tail[i - 1] == head[i]; the first cell has no head, the last no
+        # tail). So one product per edge corrects both cells, all at once.
+        cut = flat[first[:-1]].astype(np.float64)
+        cut *= head[:, None]
+        out -= cut
+        out[:-1] += cut[1:]
+    return out.reshape((px,) + pixels.shape[1:])
 
 
 def _sum_columns(rows: np.ndarray, px: int) -> np.ndarray:
