@@ -18,13 +18,22 @@ program's own that is cached.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 import tempfile
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, as Numba itself
+    fcntl = None
+
 #: The environment variable Numba reads its cache folder from.
 VARIABLE = "NUMBA_CACHE_DIR"
+
+#: The file every save of a kernel to Numba's cache holds locked, in its folder.
+SAVE_LOCK = "fastdif-saves.lock"
 
 
 def user_folder() -> str:
@@ -96,6 +105,43 @@ def choose() -> tuple[str | None, str]:
     if folder is not None and _writable(folder):
         return folder, ""
     return None, f"fastdif: note: cannot write {first!r} nor a private temporary folder{again}"
+
+
+def serialise_saves(*dispatchers) -> None:
+    """Make every save of ``dispatchers`` (Numba kernels) to the cache hold :data:`SAVE_LOCK`.
+
+    Numba adds a signature to a kernel's cache by reading its index, choosing
+    a data file name and writing both: two processes doing it at once can
+    leave the index naming another signature's code (numba issues 4807 and
+    10128). With the lock they save one after the other.
+    """
+    if fcntl is None or FOLDER is None:
+        return
+    for dispatcher in dispatchers:
+        cache = dispatcher._cache
+        cache.save_overload = _locked(cache.save_overload)
+
+
+def _locked(save):
+    def locked_save(sig, data):
+        with _save_lock():
+            save(sig, data)
+
+    return locked_save
+
+
+@contextlib.contextmanager
+def _save_lock():
+    try:
+        lock = os.open(os.path.join(FOLDER, SAVE_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # the folder went away: Numba's own save fails quietly too
+        yield
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)
 
 
 #: The folder Numba caches fastdif's kernels in; None when they are not cached.

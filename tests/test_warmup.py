@@ -20,7 +20,7 @@ import pytest
 import fastdif
 from fastdif import kernel_cache
 from fastdif.cli import main
-from fastdif.engine import kernels, numpy_kernels, warmup
+from fastdif.engine import numpy_kernels, warmup
 
 KERNELS = ("rotation_hashes", "pair_mse", "block_means", "match_ranges")
 
@@ -368,15 +368,15 @@ def test_the_kernels_search_ready_large_or_inexact_units(monkeypatch, why):
     assert bool(waits) == (why != "ready")  # a compile in the background ends first
 
 
-@pytest.mark.skipif(kernels.fcntl is None, reason="no file locks on this system")
+@pytest.mark.skipif(kernel_cache.fcntl is None, reason="no file locks on this system")
 @pytest.mark.timeout(120)
 def test_a_kernel_is_saved_to_numbas_cache_only_under_the_save_lock(tmp_path):
     folder = tmp_path / "numba-cache"
     folder.mkdir()
     env = {**os.environ, "NUMBA_CACHE_DIR": str(folder)}
     code = "from fastdif.engine import kernels; kernels.ring_size.compile('(int64, int64)')"
-    with open(folder / kernels.SAVE_LOCK, "w") as lock:
-        kernels.fcntl.flock(lock, kernels.fcntl.LOCK_EX)  # as another process saving
+    with open(folder / kernel_cache.SAVE_LOCK, "w") as lock:
+        kernel_cache.fcntl.flock(lock, kernel_cache.fcntl.LOCK_EX)  # as another process saving
         child = subprocess.Popen([sys.executable, "-c", code], env=env)
         try:
             # The compile takes well under this: then it waits for the lock, unsaved.
@@ -384,7 +384,7 @@ def test_a_kernel_is_saved_to_numbas_cache_only_under_the_save_lock(tmp_path):
                 child.wait(timeout=8)
             saved_meanwhile = list(folder.rglob("*.nbi"))
         finally:
-            kernels.fcntl.flock(lock, kernels.fcntl.LOCK_UN)
+            kernel_cache.fcntl.flock(lock, kernel_cache.fcntl.LOCK_UN)
             returncode = child.wait(timeout=60)
 
     assert saved_meanwhile == []

@@ -47,61 +47,19 @@ Numba's cache. Each kernel keeps an index of the signatures it compiled,
 and Numba adds one by reading the index, choosing a data file name and
 writing both: two processes doing it at once can leave the index naming
 another signature's code (numba issues 4807 and 10128). So every save of
-a fastdif kernel holds an exclusive lock on :data:`SAVE_LOCK` in the cache
-folder (:func:`serialise_saves`), and processes that compile at once (a
+a fastdif kernel holds an exclusive lock on
+:data:`fastdif.kernel_cache.SAVE_LOCK` in the cache folder
+(:func:`fastdif.kernel_cache.serialise_saves`), and processes that compile at once (a
 search and :func:`fastdif.engine.warmup.compile_in_background`, two runs)
 save one after the other.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import numpy as np
 from numba import njit, prange
 
 from .. import kernel_cache
-
-try:
-    import fcntl
-except ImportError:  # Windows: no lock, as Numba itself
-    fcntl = None
-
-#: The file every save of a kernel to Numba's cache holds locked, in its folder.
-SAVE_LOCK = "fastdif-saves.lock"
-
-
-def serialise_saves(*dispatchers) -> None:
-    """Make every save of ``dispatchers`` to Numba's cache hold :data:`SAVE_LOCK`."""
-    if fcntl is None or kernel_cache.FOLDER is None:
-        return
-    for dispatcher in dispatchers:
-        cache = dispatcher._cache
-        cache.save_overload = _locked(cache.save_overload)
-
-
-def _locked(save):
-    def locked_save(sig, data):
-        with _save_lock():
-            save(sig, data)
-
-    return locked_save
-
-
-@contextlib.contextmanager
-def _save_lock():
-    try:
-        lock = os.open(os.path.join(kernel_cache.FOLDER, SAVE_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # the folder went away: Numba's own save fails quietly too
-        yield
-        return
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(lock)
-
 
 _FASTMATH = {"reassoc", "contract"}
 
@@ -464,7 +422,7 @@ def pair_mse(tensors, left, right, rotate, flip):
     return out, which
 
 
-serialise_saves(
+kernel_cache.serialise_saves(
     symmetry_range,
     rotations,
     bounded_sse,

@@ -83,7 +83,6 @@ from numba import njit, prange
 
 from .. import kernel_cache
 from ..model import Criteria, Repository
-from .kernels import serialise_saves
 
 #: Luma weights in thousandths: ITU-R BT.601, as Pillow's "L" conversion.
 LUMA_WEIGHTS = (299, 587, 114)
@@ -331,4 +330,4 @@ def _sorted_moments(values):
     return mean, ordered.sum() / values.size
 
 
-serialise_saves(transformed_thumbnails, _swap_means, _sorted_moments)
+kernel_cache.serialise_saves(transformed_thumbnails, _swap_means, _sorted_moments)

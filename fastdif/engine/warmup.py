@@ -20,7 +20,7 @@ the next run finds the kernels cached. A warm-up that fails only leaves the
 search to compile what it needs itself.
 
 Processes that compile at once save to Numba's cache one after the other
-(:func:`fastdif.engine.kernels.serialise_saves`). Compiling the same twice
+(:func:`fastdif.kernel_cache.serialise_saves`). Compiling the same twice
 is still waste: a background compile holds an exclusive lock on
 :data:`LOCK_NAME` in the cache folder while it runs, no second one starts
 while it is held, and a search about to compile what it lacks waits for it
