@@ -7,6 +7,7 @@ depends on the file name's prefix; other files decode normally.
 """
 
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -125,3 +126,14 @@ def other_filesystem(tmp_path):
         if os.stat(shm).st_dev != os.stat(tmp_path).st_dev:
             return shm
     return None
+
+
+def without_inodes(folder) -> None:
+    """Make the saved repository ``folder`` one saved before inodes were recorded."""
+    meta_file = os.path.join(folder, "repository.json")
+    with open(meta_file, encoding="utf-8") as f:
+        meta = json.load(f)
+    del meta["arrays"]["inodes"]
+    os.remove(os.path.join(folder, "inodes.npy"))
+    with open(meta_file, "w", encoding="utf-8") as out:
+        json.dump(meta, out)

@@ -12,6 +12,7 @@ import zlib
 import images
 import numpy as np
 import pytest
+from faults import without_inodes
 from PIL import Image
 
 import fastdif
@@ -104,12 +105,7 @@ def test_repository_saved_without_inodes_loads_and_still_checks(pair, tmp_path, 
     # Saved before inodes were recorded: size, mtime, same-file and content still apply.
     src, a, b = pair
     folder = build(src).save(tmp_path / "repo")
-    meta_file = os.path.join(folder, "repository.json")
-    meta = json.loads(read(meta_file))
-    del meta["arrays"]["inodes"]
-    os.remove(os.path.join(folder, "inodes.npy"))
-    with open(meta_file, "w", encoding="utf-8") as out:
-        json.dump(meta, out)
+    without_inodes(folder)
 
     dif = fastdif.load(folder)
     assert not dif.inodes.any() and dif.inodes.shape == (2, 2)

@@ -17,6 +17,7 @@ import time
 import images
 import numpy as np
 import pytest
+from faults import without_inodes
 from PIL import Image
 
 import fastdif
@@ -58,12 +59,7 @@ def find(dif, **kwargs):
 def library_without_inodes(folder, saved):
     """Save the repository of ``folder`` to ``saved`` as a fastdif before inodes would have."""
     path = quiet(folder).save(saved)
-    meta_file = os.path.join(path, "repository.json")
-    meta = json.loads(read(meta_file))
-    del meta["arrays"]["inodes"]
-    os.remove(os.path.join(path, "inodes.npy"))
-    with open(meta_file, "w", encoding="utf-8") as out:
-        json.dump(meta, out)
+    without_inodes(path)
     library = fastdif.load(path)
     assert not library.inodes.any()
     return library
