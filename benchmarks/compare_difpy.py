@@ -11,7 +11,8 @@ once to warm the page cache, then each run goes in its own fresh interpreter:
    compiled in the search phase, as on a first run);
 3. ``fastdif-warm``: the same again, the kernels now loaded from that cache.
 
-Same settings for both tools: similarity "similar" (MSE 5), rotate on,
+Same settings for both tools: similarity "similar" (MSE 5; ``--similarity
+duplicates`` for difPy's default, MSE 0), rotate on,
 same_dim on, px_size 50, all cores, show_progress off (and no thumbnail cache
 for fastdif). Per run it reports:
 
@@ -67,7 +68,7 @@ SAMPLE_INTERVAL_S = 0.1
 # --- the child: one tool, one build and one search -------------------------
 
 
-def child(tool: str, folder: str, processes: int, out: str) -> None:
+def child(tool: str, folder: str, processes: int, out: str, similarity: str) -> None:
     """Build and search ``folder`` with ``tool``; write timings and groups to ``out``.
 
     Runs in a fresh interpreter; the tool is imported here, so its import
@@ -93,7 +94,7 @@ def child(tool: str, folder: str, processes: int, out: str) -> None:
     marks["search"] = time.time()
     se = module.search(
         dif,
-        similarity=SETTINGS["similarity"],
+        similarity=similarity,
         rotate=SETTINGS["rotate"],
         same_dim=SETTINGS["same_dim"],
         show_progress=SETTINGS["show_progress"],
@@ -109,7 +110,7 @@ def child(tool: str, folder: str, processes: int, out: str) -> None:
         # search has nothing to load, and a repeat would double its long run.
         module.search(
             dif,
-            similarity=SETTINGS["similarity"],
+            similarity=similarity,
             rotate=SETTINGS["rotate"],
             same_dim=SETTINGS["same_dim"],
             show_progress=SETTINGS["show_progress"],
@@ -208,11 +209,13 @@ class TreeSampler(threading.Thread):
         return max((total for t, total in self.samples if start <= t <= end), default=0)
 
 
-def run_child(tool: str, folder: str, processes: int, env: dict, workdir: str) -> dict:
+def run_child(
+    tool: str, folder: str, processes: int, env: dict, workdir: str, similarity: str = "similar"
+) -> dict:
     """Run one tool in a fresh interpreter; return its figures (times, memory, groups)."""
     out = os.path.join(workdir, f"{tool}.json")
     command = [sys.executable, "-m", "benchmarks.compare_difpy", "--child", tool, folder]
-    command += ["--processes", str(processes), "--json", out]
+    command += ["--processes", str(processes), "--json", out, "--similarity", similarity]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=root)
@@ -251,21 +254,21 @@ def warm_page_cache(files: list[str]) -> None:
                 pass
 
 
-def compare(n: int, processes: int, runs: tuple[str, ...]) -> dict:
+def compare(n: int, processes: int, runs: tuple[str, ...], similarity: str = "similar") -> dict:
     """All runs on the set of ``n`` images; return their figures, scored against the truth."""
     from benchmarks.datasets import dataset, image_files, load_truth, score
 
     folder = dataset(n)
     truth = load_truth(folder)
     warm_page_cache(image_files(folder))
-    figures: dict = {"images": n, "folder": folder, "runs": {}}
+    figures: dict = {"images": n, "folder": folder, "similarity": similarity, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="fastdif-compare-") as workdir:
         numba_cache = os.path.join(workdir, "numba-cache")
         env = {**os.environ, "NUMBA_CACHE_DIR": numba_cache}
         for name in runs:
             tool = "difpy" if name == "difpy" else "fastdif"
             print(f"[{n} images] {name} ...", file=sys.stderr, flush=True)
-            record = run_child(tool, folder, processes, env, workdir)
+            record = run_child(tool, folder, processes, env, workdir, similarity)
             groups = record.pop("groups")
             record.update(score(groups, truth))
             figures["runs"][name] = record
@@ -341,12 +344,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, nargs="+", default=[1000, 6000])
     parser.add_argument("--processes", type=int, default=os.cpu_count())
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument(
+        "--similarity",
+        choices=("duplicates", "similar"),
+        default=SETTINGS["similarity"],
+        help='both tools\' similarity (default "similar"; difPy\'s own default is "duplicates")',
+    )
     parser.add_argument("--json", help="output file (default: in the cache folder)")
     parser.add_argument("--table", metavar="JSON", help="print the table of an earlier run")
     parser.add_argument("--child", nargs=2, metavar=("TOOL", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], args.child[1], args.processes, args.json)
+        child(args.child[0], args.child[1], args.processes, args.json, args.similarity)
         return
     if args.table:
         with open(args.table) as f:
@@ -357,9 +366,9 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.time()
     load_before = os.getloadavg()
-    results = [compare(n, args.processes, tuple(args.runs)) for n in args.images]
+    results = [compare(n, args.processes, tuple(args.runs), args.similarity) for n in args.images]
     report = {
-        "settings": {**SETTINGS, "processes": args.processes},
+        "settings": {**SETTINGS, "similarity": args.similarity, "processes": args.processes},
         "machine": {
             "cpu_count": os.cpu_count(),
             "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
