@@ -13,7 +13,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "fastdif"
 
 #: Each module's layer, bottom (0) to top, as docs/architecture.md lists them.
 #: A module may import modules of lower layers, and modules of its own
-#: package (engine/, io/, backends/) in its own layer.
+#: package (engine/, io/, backends/, pipelines/) in its own layer.
 LAYERS = {
     "fastdif._version": 0,
     "fastdif.params": 0,
@@ -39,6 +39,7 @@ LAYERS = {
     "fastdif.io.cache": 3,
     "fastdif.io.partial": 3,
     "fastdif.io.metadata": 3,
+    "fastdif.io.copies": 3,
     "fastdif.actions": 3,
     "fastdif.verify": 4,
     "fastdif.backends": 5,
@@ -48,10 +49,14 @@ LAYERS = {
     "fastdif.backends.dask": 5,
     "fastdif.report": 6,
     "fastdif.result": 7,
-    "fastdif.api": 8,
-    "fastdif.cli": 9,
-    "fastdif.__main__": 10,
-    "fastdif": 10,
+    "fastdif.pipelines": 8,
+    "fastdif.pipelines.library": 8,
+    "fastdif.pipelines.build": 8,
+    "fastdif.pipelines.search": 8,
+    "fastdif.api": 9,
+    "fastdif.cli": 10,
+    "fastdif.__main__": 11,
+    "fastdif": 11,
 }
 
 
@@ -183,3 +188,10 @@ def test_the_checks_find_what_they_look_for():
         ("fastdif.model", 1, False),
         ("fastdif.io.store", 3, True),
     ]
+
+
+def test_the_facade_only_checks_parameters_and_runs_a_pipeline():
+    """api.py stays a facade (issue 26): short, and importing few modules of fastdif's."""
+    lines = MODULES["fastdif.api"].read_text(encoding="utf-8").count("\n")
+    assert lines <= 350
+    assert len(GRAPH["fastdif.api"]) <= 8, GRAPH["fastdif.api"]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import fastdif
+import fastdif.pipelines.search
 from fastdif import params, report
 from fastdif.cli import main
 from fastdif.engine.grouping import choose_key
@@ -333,7 +334,7 @@ def test_metadata_is_read_only_for_group_members_and_only_when_needed(tmp_path, 
         read.append(path)
         return read_metadata(path, *args)
 
-    monkeypatch.setattr(fastdif.api, "read_metadata", recording)
+    monkeypatch.setattr(fastdif.pipelines.search, "read_metadata", recording)
     dif = _build(tmp_path)
     _search(dif, keep=["newest", "format:png"])
     assert sorted(read) == [a, b]

@@ -26,6 +26,7 @@ from faults import other_filesystem
 from PIL import Image
 
 import fastdif
+import fastdif.pipelines.build
 from fastdif import actions
 from fastdif.backends import pool as decode_pool
 from fastdif.cli import main
@@ -370,7 +371,7 @@ def test_files_deleted_or_replaced_between_discovery_and_decoding(
     gone = images.save_photo(16, tmp_path / "gone.png")
     garbage = images.save_photo(17, tmp_path / "garbage.png")
     swapped = images.save_photo(18, tmp_path / "swapped.png")
-    real_discover = fastdif.api.discover
+    real_discover = fastdif.pipelines.build.discover
 
     def discover_then_change(*args, **kwargs):
         found = real_discover(*args, **kwargs)
@@ -381,7 +382,7 @@ def test_files_deleted_or_replaced_between_discovery_and_decoding(
         images.copy_bytes(b, swapped)  # now a copy of b
         return found
 
-    monkeypatch.setattr(fastdif.api, "discover", discover_then_change)
+    monkeypatch.setattr(fastdif.pipelines.build, "discover", discover_then_change)
     if pool:
         monkeypatch.setattr(decode_pool, "MIN_FILES_FOR_POOL", 2)
 

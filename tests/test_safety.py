@@ -16,6 +16,7 @@ from faults import without_inodes
 from PIL import Image
 
 import fastdif
+import fastdif.pipelines.build
 from fastdif import verify
 from fastdif.cli import main
 from fastdif.engine import kernels
@@ -256,7 +257,7 @@ def two_paths(tmp_path, monkeypatch):
     a = images.save_photo(1, tmp_path / "src" / "a.png")
     b = str(tmp_path / "src" / "b.png")
     os.link(a, b)
-    real = fastdif.api.discover
+    real = fastdif.pipelines.build.discover
 
     def both(paths, *args):
         found = real(paths, *args)
@@ -265,7 +266,7 @@ def two_paths(tmp_path, monkeypatch):
             found.folders.append(os.path.dirname(b))
         return found
 
-    monkeypatch.setattr(fastdif.api, "discover", both)
+    monkeypatch.setattr(fastdif.pipelines.build, "discover", both)
     return tmp_path / "src", a, b
 
 

@@ -18,11 +18,11 @@ from faults import counting_decoder
 from images import copy_bytes, save_photo
 
 import fastdif
-from fastdif import api
 from fastdif.cli import main
 from fastdif.io import decode, partial, store
 from fastdif.io.cache import decoding_settings
 from fastdif.io.partial import JOURNAL_FILE, PartialBuild, PartialBuildError, partial_folder
+from fastdif.pipelines import build as building
 
 ARRAYS = ("tensors", "shapes", "file_sizes", "mtimes_ns", "inodes")
 
@@ -165,7 +165,7 @@ def test_a_folder_that_appears_at_the_store_during_the_build_is_left_alone(
     pairs, tmp_path, monkeypatch
 ):
     target = tmp_path / "store"
-    appearing_at(monkeypatch, api, target)
+    appearing_at(monkeypatch, building, target)
     with pytest.raises(FileExistsError, match="was left as it was") as error:
         build(pairs, target)
     assert_user_folder(target)
@@ -189,7 +189,7 @@ def test_a_folder_that_appears_at_the_store_during_the_build_is_left_alone(
 
 def test_command_line_leaves_a_folder_that_appears_at_the_store(pairs, tmp_path, monkeypatch):
     target = tmp_path / "store"
-    appearing_at(monkeypatch, api, target)
+    appearing_at(monkeypatch, building, target)
     assert main([pairs, "-q", "-Z", str(tmp_path / "out"), "--store", str(target)]) == 2
     assert_user_folder(target)
 

@@ -12,10 +12,11 @@ from faults import counting_decoder
 from images import copy_bytes, photo_image, reencode, rotated, save, save_photo
 
 import fastdif
-from fastdif import api, progress
+from fastdif import progress
 from fastdif.cli import main
 from fastdif.io import decode, partial
 from fastdif.io.partial import JOURNAL_FILE, PartialBuild, PartialBuildError, partial_folder
+from fastdif.pipelines import build as building
 
 ARRAYS = ("tensors", "shapes", "file_sizes", "mtimes_ns", "inodes")
 
@@ -244,13 +245,13 @@ def test_a_store_build_reads_and_fills_the_cache(mixed, tmp_path):
 def test_an_in_memory_build_too_large_asks_for_a_store(mixed, tmp_path, monkeypatch):
     count = len(fastdif.build(mixed, show_progress=False)) + 1  # the broken file counts
     needed = count * 50 * 50 * 3 * 4
-    monkeypatch.setattr(api, "_physical_memory", lambda: 2 * needed - 1)
+    monkeypatch.setattr(building, "_physical_memory", lambda: 2 * needed - 1)
     with pytest.raises(MemoryError, match='store="FOLDER"'):
         fastdif.build(mixed, show_progress=False)
     assert fastdif.build(mixed, show_progress=False, store=tmp_path / "s")  # streams instead
-    monkeypatch.setattr(api, "_physical_memory", lambda: 2 * needed)
+    monkeypatch.setattr(building, "_physical_memory", lambda: 2 * needed)
     assert fastdif.build(mixed, show_progress=False)
-    monkeypatch.setattr(api, "_physical_memory", lambda: None)  # unknown: no limit
+    monkeypatch.setattr(building, "_physical_memory", lambda: None)  # unknown: no limit
     assert fastdif.build(mixed, show_progress=False)
 
 

@@ -17,9 +17,8 @@ import images
 import numpy as np
 import pytest
 
-from fastdif import api
 from fastdif.backends import pool
-from fastdif.io import decode
+from fastdif.io import copies, decode
 
 #: What a decoding worker must never import: the search side of the package
 #: and the libraries only it needs.
@@ -30,6 +29,7 @@ SEARCH_SIDE = (
     "distributed",
     "fastdif.engine",
     "fastdif.api",
+    "fastdif.pipelines",
     "fastdif.backends.local",
     "fastdif.backends.dask",
 )
@@ -194,7 +194,7 @@ def test_a_copy_counts_as_a_file_decoded_for_progress(tmp_path):
             progress()
             yield decode.decode_file(path, 8)
 
-    once = api._decoding_copies_once(decode_files, threads=1)
+    once = copies.decoding_copies_once(decode_files, threads=1)
     results = list(once(paths, lambda: ticks.append(1)))
     assert calls == [paths[:1]]
     assert len(ticks) == 2

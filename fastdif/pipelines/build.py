@@ -1,0 +1,503 @@
+"""The build pipeline: discover, cache, decode on a backend, and collect thumbnails in a sink.
+
+:func:`build` runs it for :func:`fastdif.build` once the parameters are
+checked. Thumbnails go to one of three sinks: this process's memory
+(float32), the journal of a local build into a store (uint8, written as they
+come, so a build run again resumes), or the shards Dask workers write into a
+store's folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from .. import params
+from ..backends import dask
+from ..backends.local import LocalDecoder
+from ..engine.kernels import grid_side
+from ..engine.matching import repository_block_means
+from ..io.cache import CachedDecoder, decoding_settings
+from ..io.copies import decoding_copies_once
+from ..io.decode import THUMBNAIL_VERSION
+from ..io.discover import discover, folder_name, owning_inputs
+from ..io.partial import PartialBuild
+from ..io.store import array_file, create_tensors, new_array, publish, staging_folder, write
+from ..model import BlockMeans, BuildOptions, Repository, load
+from ..progress import progress_bar
+from .library import check_library, identities
+
+#: Share of physical memory an in-memory build's thumbnails may take; above
+#: it ``build`` asks for a ``store`` instead (see :func:`_check_fits_in_memory`).
+MEMORY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where a build runs and what it keeps: :func:`fastdif.build`'s own checked parameters.
+
+    Attributes
+    ----------
+    show_progress : bool
+    processes : int or None
+        Decoding processes (checked for a local build; Dask checks its own).
+    cache : str or None
+        The thumbnail cache file.
+    scheduler : dask.distributed.Client or None
+    store : str or None
+        The absolute path of the store to create.
+    """
+
+    show_progress: bool = True
+    processes: int | None = None
+    cache: str | None = None
+    scheduler: object = None
+    store: str | None = None
+
+
+def build(paths: list[str], options: BuildOptions, resources: Resources, reference=None):
+    """Build the repository of ``paths`` (see :func:`fastdif.build` for what is raised).
+
+    ``reference``: the library, folders and files to build as these are, or a repository.
+    """
+    start = datetime.now()
+    library = None if reference is None else _library(reference, options, resources)
+    target = resources.store
+    if target is not None and os.path.lexists(target):
+        raise FileExistsError(f'Invalid value for "store" parameter: "{target}" exists.')
+    processes = resources.processes
+    out = _Store(target)
+    if resources.scheduler is not None:
+        client = dask.checked_client(resources.scheduler, processes)
+        if target is not None:
+            if resources.cache is not None:
+                raise ValueError('"cache" and "store" cannot be combined with "scheduler".')
+            out.staging = staging_folder(target)
+        decoder = dask.DaskDecoder(client, options.px_size, out.staging)
+    else:
+        processes = params.check_processes(processes)
+        decoder = LocalDecoder(options.px_size, processes)
+        if target is not None:
+            out.partial = PartialBuild(target, options.px_size, decoding_settings(options.px_size))
+    exclude = set() if library is None else identities(library)
+    try:
+        dif, excluded = _decode_files(
+            paths, options, decoder, resources, start, processes, exclude, out.partial
+        )
+        if library is not None:
+            dif.reference = library
+            dif.stats["process"]["build"]["reference"] = {
+                "images": len(library),
+                "files_also_in_reference": excluded,
+            }
+        if target is None:
+            return dif
+        out.write(dif)
+        dif = None  # closes its map of the tensors, so the folder can move on every system
+        return out.publish()
+    except OSError as exc:
+        resumable = out.disk_full(exc)
+        if resumable is None:
+            raise
+        raise resumable from exc
+    finally:
+        out.close()
+
+
+def _library(reference, options: BuildOptions, resources: Resources) -> Repository:
+    """The library a build checks against: ``reference`` built as the inputs are, or as given."""
+    library = reference
+    if isinstance(reference, (str, os.PathLike, list, tuple)):
+        sources = reference if isinstance(reference, (list, tuple)) else [reference]
+        from_paths = BuildOptions(
+            recursive=options.recursive,
+            limit_extensions=options.limit_extensions,
+            px_size=options.px_size,
+        )
+        library = build(
+            list(sources), from_paths, Resources(**{**resources.__dict__, "store": None})
+        )
+    check_library(library, options.px_size, THUMBNAIL_VERSION)
+    return library
+
+
+class _Store:
+    """A build into the store ``target``: where it is written, and publishing it.
+
+    ``partial`` (a local build) journals each thumbnail; ``staging`` (a Dask
+    build) is the folder the workers write into. Either is published by a
+    rename that never replaces; what is left unpublished is removed, or
+    kept for a build run again to resume (the journal).
+    """
+
+    def __init__(self, target: str | None):
+        self.target = target
+        self.partial: PartialBuild | None = None
+        self.staging: str | None = None
+
+    def write(self, dif: Repository) -> None:
+        """Write what ``dif`` has not written yet into the folder to publish."""
+        written = ("tensors",)
+        if self.partial is not None:
+            self.staging = os.path.dirname(dif.tensors_file)
+            self.partial.close()
+            written = ("tensors", "grids", "means")
+        write(dif, self.staging, written)
+
+    def publish(self) -> Repository:
+        """Rename the written folder to the store, and load the repository from there."""
+        try:
+            publish(self.staging, self.target)
+        except FileExistsError:
+            if self.partial is None:
+                kept, self.staging = self.staging, None  # finished: kept for the user
+                advice = "rename it to a free name: fastdif.load reads it"
+            else:
+                kept = self.partial.folder
+                advice = (
+                    f'run the same command again once "{self.target}" is free to publish it '
+                    "(nothing is decoded again)"
+                )
+            raise FileExistsError(
+                f'"{self.target}" was created by something else while the store was built, and '
+                f'was left as it was. The finished store is in "{kept}": {advice}.'
+            ) from None
+        self.staging = None
+        if self.partial is not None:
+            # The journal and its settings are not part of the saved repository.
+            self.partial.remove()
+        return load(self.target, verify=False)
+
+    def disk_full(self, exc: OSError) -> OSError | None:
+        """For a full disk under a journaled build, an error that says how to resume; else None."""
+        if self.partial is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return None
+        return OSError(
+            exc.errno,
+            f'{exc.strerror} while writing the store "{self.target}": every file decoded so far '
+            f'is kept in "{self.partial.folder}"; free some space and run the same command again '
+            "to resume the build.",
+        )
+
+    def close(self) -> None:
+        """Journal what was decoded (a build run again resumes); remove an unpublished folder."""
+        if self.partial is not None:
+            self.partial.close()
+        if self.staging is not None and (
+            self.partial is None or self.staging != self.partial.folder
+        ):
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores, exclude, partial):
+    """Discover and decode the files under ``paths`` into a repository.
+
+    The thumbnails go to the sink for ``decoder`` and ``partial``
+    (:func:`_sink`). Files whose ``(st_dev, st_ino)`` is in ``exclude``
+    (those of a library) are left out.
+
+    Returns
+    -------
+    Repository
+    excluded : int
+        Files left out by ``exclude``.
+    """
+    found = discover(paths, options.recursive, options.limit_extensions)
+    px = options.px_size
+    sink = _sink(found.files, px, decoder, partial)
+    kept = _Kept(invalid=dict(found.invalid))
+    total = len(found.files)
+    with progress_bar(
+        total, "Building", "files", resources.show_progress, done=len(sink.reused)
+    ) as bar:
+        decode = (
+            decoder.decode
+            if decoder.folder is not None
+            else decoding_copies_once(decoder.decode, cores)
+        )
+        cached = CachedDecoder(resources.cache, px, decode, bar.update)
+        fresh = cached.decode([p for k, p in enumerate(found.files) if k not in sink.reused], paths)
+        for k, (path, folder) in enumerate(zip(found.files, found.folders, strict=True)):
+            item = sink.reused.get(k) or next(fresh)
+            if item.identity in exclude:
+                kept.excluded += 1
+                continue
+            row = sink.record(k, path, item)
+            if item.decoded.reason is not None:
+                kept.invalid[path] = item.decoded.reason
+                continue
+            sink.put(len(kept.paths), item.decoded)
+            kept.add(path, folder, item, row)
+        for _ in fresh:  # runs the decoder to its end, so a process pool shuts down cleanly
+            raise RuntimeError("the decoder returned more results than files")
+    n = len(kept.paths)
+    tensors, tensors_file = sink.finish(kept.rows, n)
+    folders, groups = _search_groups(paths, found, kept.paths, kept.folders, options)
+    stats = _stats(paths, options, cores, start, kept)
+    build_stats = stats["process"]["build"]
+    if cached.stats is not None:
+        build_stats["cache"] = cached.stats
+    build_stats.update(decoder.stats())
+    build_stats.update(sink.stats(total))
+    dif = Repository(
+        np.ascontiguousarray(tensors),
+        kept.paths,
+        np.array(kept.shapes, dtype=np.int64).reshape(n, 2),
+        np.asarray(kept.sizes, dtype=np.int64),
+        groups,
+        folders,
+        options.in_folder,
+        stats,
+        np.asarray(kept.mtimes, dtype=np.int64),
+        thumbnail_version=THUMBNAIL_VERSION,
+        # st_dev and st_ino are unsigned 64-bit: kept bit for bit in int64.
+        inodes=np.array(kept.inodes, dtype=np.uint64).reshape(n, 2).view(np.int64),
+        tensors_file=tensors_file,
+    )
+    means = sink.block_means(dif.tensors)
+    if means is not None:
+        dif.block_means = means
+    return dif, kept.excluded
+
+
+@dataclass
+class _Kept:
+    """What a build keeps of each file decoded (in order), and the files it does not."""
+
+    invalid: dict
+    excluded: int = 0
+
+    def __post_init__(self):
+        self.paths, self.folders, self.shapes, self.rows = [], [], [], []
+        self.sizes, self.mtimes, self.inodes = [], [], []
+
+    def add(self, path, folder, item, row: int) -> None:
+        self.paths.append(path)
+        self.folders.append(folder)
+        self.shapes.append((item.decoded.width, item.decoded.height))
+        self.rows.append(row)
+        self.sizes.append(item.size)
+        self.mtimes.append(item.mtime_ns)
+        self.inodes.append(item.identity)
+
+
+def _stats(paths, options: BuildOptions, cores, start: datetime, kept: _Kept) -> dict:
+    """The build's stats, difPy's shape."""
+    end = datetime.now()
+    return {
+        "directory": paths,
+        "process": {
+            "build": {
+                "duration": {
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "seconds_elapsed": round((end - start).total_seconds(), 4),
+                },
+                "parameters": {
+                    "recursive": options.recursive,
+                    "in_folder": options.in_folder,
+                    "limit_extensions": options.limit_extensions,
+                    "px_size": options.px_size,
+                    "processes": cores,
+                },
+            }
+        },
+        "total_files": len(kept.paths) + len(kept.invalid),
+        "invalid_files": {"count": len(kept.invalid), "logs": kept.invalid},
+    }
+
+
+def _sink(files: list[str], px: int, decoder, partial: PartialBuild | None):
+    """Where the thumbnails of ``files`` go: a store's journal, a Dask store's shards, or memory."""
+    if partial is not None:
+        return _Journal(files, partial)
+    if decoder.folder is not None:
+        return _Shards(decoder, px)
+    return _Memory(len(files), px)
+
+
+class _Sink:
+    """Where a build's thumbnails go; by default nowhere (the decoder keeps them)."""
+
+    def __init__(self):
+        #: Records of files decoded by an earlier run of this build, by position.
+        self.reused: dict = {}
+
+    def record(self, k: int, path: str, item) -> int:
+        """Note file ``k``'s result (valid or not); its row in the sink's journal, or -1."""
+        return -1
+
+    def put(self, n: int, decoded) -> None:
+        """Keep the thumbnail of the ``n``-th valid file."""
+
+    def finish(self, rows: list[int], n: int):
+        """The ``n`` thumbnails (``rows``: their journal rows) and the file holding them, if any."""
+        raise NotImplementedError
+
+    def stats(self, total: int) -> dict:
+        return {}
+
+    def block_means(self, tensors) -> BlockMeans | None:
+        return None
+
+
+class _Memory(_Sink):
+    """Thumbnails in this process's memory, one float32 array."""
+
+    def __init__(self, count: int, px: int):
+        super().__init__()
+        _check_fits_in_memory(count, px)
+        self.px = px
+        self.tensors = np.empty((count, px, px, 3), dtype=np.float32)
+
+    def put(self, n: int, decoded) -> None:
+        self.tensors[n] = np.frombuffer(decoded.thumbnail, dtype=np.uint8).reshape(
+            self.px, self.px, 3
+        )
+
+    def finish(self, rows: list[int], n: int):
+        return self.tensors[:n], None
+
+    def block_means(self, tensors) -> BlockMeans:
+        return repository_block_means(tensors)  # one pass over the thumbnails in memory
+
+
+class _Journal(_Sink):
+    """A local build into a store: each thumbnail journaled in the partial folder as it comes.
+
+    Files the journal finished before (a build run again) are not decoded again.
+    """
+
+    def __init__(self, files: list[str], partial: PartialBuild):
+        super().__init__()
+        self.partial = partial
+        self.folder = None
+        for k, path in enumerate(files):
+            record = partial.reusable(path)
+            if record is not None:
+                self.reused[k] = record
+        partial.reserve(len(files) - len(self.reused))
+
+    def record(self, k: int, path: str, item) -> int:
+        if k in self.reused:
+            return item.row
+        return self.partial.add(path, item.decoded, item.size, item.mtime_ns, item.identity)
+
+    def finish(self, rows: list[int], n: int):
+        self.folder = self.partial.finish(np.asarray(rows, dtype=np.int64))
+        tensors_file = array_file(self.folder, "tensors")
+        return np.load(tensors_file, mmap_mode="r", allow_pickle=False), tensors_file
+
+    def stats(self, total: int) -> dict:
+        resumed = len(self.reused)
+        store = {"path": self.partial.target, "resumed": resumed, "decoded": total - resumed}
+        return {"store": store}
+
+    def block_means(self, tensors) -> BlockMeans:
+        return _block_means_in(self.folder, tensors)  # one pass over the thumbnails just written
+
+
+class _Shards(_Sink):
+    """A Dask build into a store: the workers write shards, assembled into its tensors file.
+
+    Its block means are computed when it is searched.
+    """
+
+    def __init__(self, decoder, px: int):
+        super().__init__()
+        self.decoder = decoder
+        self.px = px
+
+    def finish(self, rows: list[int], n: int):
+        tensors_file = create_tensors(self.decoder.folder, n, self.px)
+        self.decoder.assemble(tensors_file)
+        return np.load(tensors_file, mmap_mode="r", allow_pickle=False), tensors_file
+
+
+def _block_means_in(folder: str, tensors) -> BlockMeans:
+    """:func:`repository_block_means` of ``tensors``, written to ``folder``'s grids and means files.
+
+    They are memory-mapped, so they are page cache like the thumbnails:
+    1.2 kB per image at px 50, not held in this process's memory. Their
+    space is reserved first, so a full disk is an OSError, not a SIGBUS.
+    """
+    n, px = tensors.shape[0], tensors.shape[1]
+    g = grid_side(px)
+    grids = new_array(array_file(folder, "grids"), np.float32, (n, g, g, 3))
+    means = new_array(array_file(folder, "means"), np.float32, (n, 1, 1, 3))
+    found = repository_block_means(tensors, chunk=256, out=(grids, means))
+    grids.flush()
+    means.flush()
+    return found
+
+
+def _check_fits_in_memory(count: int, px: int) -> None:
+    """Raise MemoryError before decoding when ``count`` float32 thumbnails need too much memory.
+
+    The limit is :data:`MEMORY_SHARE` of the machine's physical memory
+    (no limit where the operating system does not tell it).
+    """
+    total = _physical_memory()
+    needed = count * px * px * 3 * 4
+    if total is not None and needed > MEMORY_SHARE * total:
+        raise MemoryError(
+            f"{count:,} images at px_size {px} need {needed / 2**30:.1f} GiB of thumbnails in "
+            f"memory, more than {MEMORY_SHARE:.0%} of this machine's {total / 2**30:.1f} GiB. "
+            'Pass store="FOLDER" (command line: --store FOLDER) to stream them to disk as '
+            "uint8 (4x smaller, memory-mapped; the same results), or a smaller px_size."
+        )
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or None where ``os.sysconf`` does not tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _search_groups(paths, found, kept_paths, kept_folders, options: BuildOptions):
+    """The search groups and their names, for ``options.in_folder``.
+
+    False: one group of all images, named by the common folder of the inputs.
+    True (difPy's meaning): one group per input, holding everything found
+    under it; a file given on its own is a group of its own (it matches
+    nothing), unless it lies in a folder also given, whose group it joins, as
+    does a folder given inside another one when ``recursive`` (the outermost
+    takes them: a file is searched once, in the largest group difPy searches
+    it in). Named by the input as given, less a trailing separator.
+    "subfolders": one group per real folder, however its path was spelled;
+    named by the first spelling in sorted order.
+    """
+    mode = options.in_folder
+    if mode is False:
+        return [paths[0] if len(paths) == 1 else _common_folder(paths)], [range(len(kept_paths))]
+    if mode is True:
+        owner = owning_inputs(paths, options.recursive)
+        root_of = dict(zip(found.files, found.roots, strict=True))
+        labels = [folder_name(owner[root_of[path]]) for path in kept_paths]
+        real = {label: label for label in labels}
+    else:
+        labels = [folder_name(folder) for folder in kept_folders]
+        real = {label: os.path.realpath(label) for label in labels}
+    names: dict[str, str] = {}
+    for label in sorted(real):
+        names.setdefault(real[label], label)
+    folders = sorted(names.values())
+    index = {name: n for n, name in enumerate(folders)}
+    groups: list[list[int]] = [[] for _ in folders]
+    for i, label in enumerate(labels):
+        groups[index[names[real[label]]]].append(i)
+    return folders, groups
+
+
+def _common_folder(paths: list[str]) -> str:
+    try:
+        return os.path.commonpath([os.path.abspath(p) for p in paths])
+    except ValueError:  # paths on different drives
+        return ""

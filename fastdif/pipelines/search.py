@@ -1,0 +1,373 @@
+"""The search pipeline: criteria, units, backend, library, decisions, keep rule and stats.
+
+:func:`search` runs it for :func:`fastdif.search` once the parameters are checked.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from .. import params
+from ..backends import dask
+from ..backends.local import LocalSearcher
+from ..engine.grouping import drop_distinct, library_groups, unit_groups
+from ..engine.keep import Facts, folder_parts, reads
+from ..engine.keep import choose as choose_kept
+from ..engine.matching import (
+    CLASSIC_MAX_IMAGES,
+    SYMMETRY_NAMES,
+    Thumbnails,
+    comparable_units,
+    cross_mse,
+    find_library_matches,
+)
+from ..engine.transforms import compared
+from ..io.decisions import Decisions
+from ..io.metadata import Metadata, frame_count, read_metadata
+from ..model import Criteria, Repository
+from ..progress import progress_bar
+from ..result import SearchResult, difpy_result
+from .library import check_library, in_library
+
+
+@dataclass(frozen=True)
+class Curation:
+    """What the user asked of the groups: :func:`fastdif.search`'s checked options.
+
+    Attributes
+    ----------
+    rule : tuple
+        The keep rule (:func:`fastdif.params.check_keep`).
+    library : Repository or None
+    within_new : bool
+    marks : Decisions or None
+    show_done : bool
+    """
+
+    rule: tuple
+    library: Repository | None = None
+    within_new: bool = True
+    marks: Decisions | None = None
+    show_done: bool = False
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where a search runs: progress, cores, tile size and the Dask client."""
+
+    show_progress: bool = True
+    processes: int | None = None
+    chunksize: int | None = None
+    scheduler: object = None
+
+
+@contextmanager
+def interrupts_between_kernels():
+    """Hold Ctrl-C while kernels run; yield a check that delivers it between them.
+
+    A KeyboardInterrupt raised while a parallel Numba kernel runs can crash the
+    process, so in the main thread SIGINT only records itself until the check
+    (called after each kernel call) or the end of the block hands it to the
+    handler installed before: Python's default raises KeyboardInterrupt, a
+    program's own handler is called (and the search goes on if it returns),
+    SIG_DFL ends the process. SIGINT ignored, or handled outside Python,
+    stays as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # None: a handler Python cannot put back
+        yield lambda: None
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+
+    def check():
+        if not received:
+            return
+        frame = received[-1]
+        received.clear()
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGINT)
+        else:
+            previous(signal.SIGINT, frame)
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
+
+
+def search(dif: Repository, criteria: Criteria, curation: Curation, execution: Execution):
+    """Search ``dif``: pairs ``criteria`` matches, grouped, keys chosen, counted.
+
+    See :func:`fastdif.search` for the parameters and what is raised.
+    """
+    start = datetime.now()
+    library = curation.library
+    if library is not None:
+        check_library(library, dif.px_size, dif.thumbnail_version)
+        if execution.scheduler is not None or dif.in_folder:
+            raise ValueError('"reference" cannot be combined with "scheduler" or "in_folder".')
+    # What the kernels compare: the thumbnails, or their transform (never
+    # the saved block means of untransformed thumbnails).
+    searched = compared(dif, criteria)
+    client = dask.checked_client(execution.scheduler, execution.processes)
+    largest = max((len(g) for g in dif.groups), default=0)
+    tile_rows = params.check_chunksize(execution.chunksize, largest)
+    new = np.arange(len(dif), dtype=np.int64)
+    if library is not None:
+        # A file of the library is a library image only, however it was reached.
+        new = new[~in_library(dif, library)]
+    units = []
+    if curation.within_new or library is None:
+        units = list(_units(dif, criteria.same_dim, new))
+    processes = None
+    if client is None:
+        processes = params.check_processes(execution.processes)
+        searcher = LocalSearcher(searched, processes)
+        chunked_used = any(len(index) > CLASSIC_MAX_IMAGES for _, index in units)
+    else:
+        if execution.chunksize is None:
+            tile_rows = max(tile_rows, dask.MIN_TILE_SIDE)
+        searcher = dask.DaskSearcher(client, searched)
+        chunked_used = True
+    keeper = _Keeper(curation.rule, dif, library)
+    total = sum(len(index) for _, index in units) + (0 if library is None else new.size)
+    with (
+        searcher,
+        progress_bar(total, "Searching", "images", execution.show_progress) as bar,
+        interrupts_between_kernels() as check,
+    ):
+
+        def tick(rows):
+            bar.update(rows)
+            check()
+
+        found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
+        if library is None:
+            found, summed = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check), 0
+        else:
+            found, summed = _library_groups(
+                dif, searched, units, found_pairs, new, criteria, curation, keeper, tile_rows, tick
+            )
+    found.sort(key=lambda g: g[1])
+    paths = dif.paths if library is None else dif.paths + library.paths
+    found = _without_done(curation.marks, paths, found, curation.show_done)
+    result, lower_quality, duplicates, similar = difpy_result(paths, dif.in_folder, found)
+    end = datetime.now()
+    stats = {
+        "directory": dif.stats["directory"],
+        "process": {
+            "build": dif.stats["process"]["build"],
+            "search": {
+                "duration": {
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "seconds_elapsed": round((end - start).total_seconds(), 4),
+                },
+                "parameters": {
+                    "similarity_mse": criteria.max_mse,
+                    "rotate": criteria.rotate,
+                    "same_dim": criteria.same_dim,
+                    "flip": criteria.flip,
+                    "color": criteria.color,
+                    "normalize": criteria.normalize,
+                    "processes": processes,
+                    "chunksize": tile_rows if chunked_used else execution.chunksize,
+                },
+                "files_searched": len(dif),
+                **searcher.stats(),
+                "pairs_compared_exactly": searcher.summed + summed,
+                "matches_found": {"duplicates": duplicates, "similar": similar},
+            },
+        },
+        "total_files": dif.stats["total_files"],
+        "invalid_files": dif.stats["invalid_files"],
+    }
+    searched_stats = stats["process"]["search"]
+    if library is not None:
+        searched_stats["reference"] = {
+            "images": len(library),
+            "within_new": curation.within_new,
+            "files_also_in_reference": len(dif) - int(new.size),
+        }
+    searched_stats["keep"] = {
+        "rule": [criterion.text for criterion in curation.rule],
+        "reasons": {paths[key]: keeper.reasons[key] for _, key, _, _ in found},
+    }
+    # How each member matched its key, where not unchanged (a rotation or a flip).
+    searched_stats["transforms"] = {
+        paths[m]: SYMMETRY_NAMES[keeper.symmetries[m]]
+        for _, _, members, _ in found
+        for m in members
+        if m in keeper.symmetries
+    }
+    if curation.marks is not None:
+        searched_stats["decisions"] = curation.marks.stats(curation.show_done)
+    # As difPy's search does, the build's stats get the search's entry too
+    # (the latest search's); se.stats stays this search's own dict.
+    dif.stats["process"]["search"] = searched_stats
+    return SearchResult(
+        result, lower_quality, stats, dif, criteria, library, decisions=curation.marks
+    )
+
+
+def _unit_groups(dif: Repository, units, found_pairs, marks, keeper, check) -> list:
+    """The groups of each unit's matching pairs: ``(folder, key, members, mses)``."""
+    found = []
+    for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
+        i, j = _without_distinct(marks, dif.paths, index, i, j, mse)
+        groups = unit_groups(
+            index, i, j, mse, dif.shapes, dif.file_sizes, keeper, keeper.symmetries
+        )
+        found += [(folder, key, members, mses) for key, members, mses in groups]
+        check()
+    return found
+
+
+def _library_groups(
+    dif, searched, units, found_pairs, new, criteria, curation, keeper, tile_rows, tick
+):
+    """The groups of a library search, and the pairs it compared exactly.
+
+    Pairs among ``dif``'s new images (``units``, searched by the backend)
+    and between new images and the library (searched here) are grouped
+    together; image numbers are ``dif``'s, then the library's.
+    """
+    library = curation.library
+    searched_library = compared(library, criteria)
+    pairs = [(index[i], index[j]) for (_, index), (i, j, _) in zip(units, found_pairs, strict=True)]
+    queries = Thumbnails.of_repository(searched)
+    if new.size < len(dif):
+        queries = Thumbnails.of(
+            np.ascontiguousarray(searched.tensors[new]), dif.shapes[new], queries.means[new]
+        )
+    i, j, summed = find_library_matches(
+        queries, Thumbnails.of_repository(searched_library), criteria, tile_rows, tick
+    )
+    pairs.append((new[i], len(dif) + j))
+    pairs = _library_pairs_without_distinct(
+        curation.marks, searched, searched_library, pairs, criteria
+    )
+    groups = library_groups(
+        len(dif),
+        np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs]),
+        np.concatenate([np.empty(0, np.int64)] + [b for _, b in pairs]),
+        cross_mse(searched.tensors, searched_library.tensors, criteria),
+        np.concatenate([dif.shapes, library.shapes]),
+        np.concatenate([dif.file_sizes, library.file_sizes]),
+        keeper,
+        keeper.symmetries,
+    )
+    return [(dif.folders[0], key, members, mses) for key, members, mses in groups], summed
+
+
+@dataclass
+class _Keeper:
+    """``keeper(images) -> key`` for the grouping functions: the image ``rule`` keeps.
+
+    Image numbers are ``dif``'s, then ``library``'s. The reason of each key
+    is kept in ``reasons`` by image number, and the grouping functions note
+    in ``symmetries`` how each member matched its key. Dimensions, sizes and
+    modification times come from the repositories; dates and formats are
+    read from the candidates' headers (:func:`~fastdif.io.metadata.read_metadata`),
+    and only when the rule compares them; frame counts always (a header read
+    per candidate).
+    """
+
+    rule: tuple
+    dif: Repository
+    library: Repository | None
+    reasons: dict = field(default_factory=dict)
+    symmetries: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.fields = reads(self.rule)
+
+    def facts(self, k: int) -> Facts:
+        dif, fields = self.dif, self.fields
+        repository, i = (dif, k) if k < len(dif) else (self.library, k - len(dif))
+        path = repository.paths[i]
+        meta = Metadata()
+        if fields & {"format", "taken"}:
+            meta = read_metadata(path, "format" in fields, "taken" in fields)
+        return Facts(
+            width=int(repository.shapes[i, 0]),
+            height=int(repository.shapes[i, 1]),
+            size=int(repository.file_sizes[i]),
+            taken=meta.taken,
+            mtime_ns=int(repository.mtimes_ns[i]) if "mtime_ns" in fields else 0,
+            format=meta.format,
+            folders=folder_parts(path) if "folders" in fields else (),
+            frames=frame_count(path),
+        )
+
+    def __call__(self, images) -> int:
+        images = sorted(int(k) for k in images)  # path order
+        in_library = images[0] >= len(self.dif)
+        position, why = choose_kept(self.rule, [self.facts(k) for k in images], library=in_library)
+        self.reasons[images[position]] = why
+        return images[position]
+
+
+def _without_distinct(marks, paths, index, i, j, mse):
+    """``(i, j)``, matching pairs of positions in ``index``, less those ``marks`` drop.
+
+    Only the images of pairs (group members) are hashed; see
+    :func:`~fastdif.engine.grouping.drop_distinct` for which pairs go.
+    """
+    if marks is None or not marks.distinct or not i.size:
+        return i, j
+    labels = np.full(index.size, -1, dtype=np.int64)
+    members = np.union1d(i, j)
+    labels[members] = [marks.label(paths[index[m]]) for m in members.tolist()]
+    keep = drop_distinct(index.size, i, j, labels, marks.distinct, mse)
+    marks.pairs_dropped += int(keep.size - np.count_nonzero(keep))
+    return i[keep], j[keep]
+
+
+def _library_pairs_without_distinct(marks, dif, library, pairs, criteria):
+    """:func:`_without_distinct` of a library search's pairs of image numbers, as one pair."""
+    if marks is None:
+        return pairs
+    i = np.concatenate([np.empty(0, np.int64)] + [a for a, _ in pairs])
+    j = np.concatenate([np.empty(0, np.int64)] + [b for _, b in pairs])
+    everyone = dif.paths + library.paths
+    mse = cross_mse(dif.tensors, library.tensors, criteria)
+    return [_without_distinct(marks, everyone, np.arange(len(everyone)), i, j, mse)]
+
+
+def _without_done(marks, paths, found, show_done):
+    """``found`` less the groups ``marks`` has as done (all kept with ``show_done``)."""
+    if marks is None:
+        return found
+    kept = []
+    for group in found:
+        _, key, members, _ = group
+        if marks.is_done([paths[key]] + [paths[m] for m in members]):
+            if not show_done:
+                marks.groups_hidden += 1
+                continue
+            marks.done_keys.append(paths[key])
+        kept.append(group)
+    return kept
+
+
+def _units(dif: Repository, same_dim: bool, images: np.ndarray):
+    """:func:`~fastdif.engine.matching.comparable_units` of ``dif``, of ``images`` only."""
+    keep = np.zeros(len(dif), dtype=bool)
+    keep[images] = True
+    for folder, index in comparable_units(dif, same_dim):
+        index = index[keep[index]]
+        if index.size > 1:
+            yield folder, index
