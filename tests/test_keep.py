@@ -18,7 +18,7 @@ import fastdif.pipelines.search
 from fastdif import params, report
 from fastdif.cli import main
 from fastdif.engine.grouping import choose_key
-from fastdif.engine.keep import Facts, choose, folder_parts, under
+from fastdif.engine.keep import Facts, choose, folder_parts, set_aside, under
 from fastdif.io.metadata import Metadata, exif_date, read_metadata
 
 DATE_2019 = "2019:03:02 08:00:00"
@@ -530,6 +530,7 @@ facts = st.builds(
     mtime_ns=st.sampled_from([0, 10**18, 2 * 10**18]),
     format=st.sampled_from([None, "png", "jpeg", "raw", "gif"]),
     folders=st.sampled_from([(), ("a",), ("b",), ("a", "b"), ("x", "a", "b"), ("b", "a")]),
+    aside=st.integers(0, 2),
 )
 
 
@@ -542,19 +543,16 @@ def test_ranking_equals_a_sort_by_a_tuple_of_keys(candidates, texts):
     dates = [t for t in texts if t in ("newest", "oldest")]
     texts = [t for t in texts if t not in dates[1:]]  # newest and oldest exclude each other
     rule = params.check_keep(texts)
-    expected = min(
-        range(len(candidates)),
-        key=lambda p: (tuple(k for c in rule for k in reference_key(c, candidates[p])), p),
-    )
+
+    def ranked(p):  # the rule's keys, then visible before set aside, then path order
+        f = candidates[p]
+        return tuple(k for c in rule for k in reference_key(c, f)) + (f.aside,)
+
+    expected = min(range(len(candidates)), key=lambda p: (ranked(p), p))
     position, why = choose(rule, candidates)
     assert position == expected
     assert why.startswith("kept: ")
-    winner = candidates[position]
-    ties = [
-        p
-        for p, f in enumerate(candidates)
-        if [reference_key(c, f) for c in rule] == [reference_key(c, winner) for c in rule]
-    ]
+    ties = [p for p in range(len(candidates)) if ranked(p) == ranked(position)]
     if len(candidates) > 1:
         assert (why == "kept: path order (all else equal)") == (len(ties) > 1)
 
@@ -567,3 +565,52 @@ def test_the_default_rule_is_choose_key(rows):
     candidates = [Facts(width=w, height=h, size=s) for w, h, s in rows]
     position, _ = choose(params.check_keep(None), candidates)
     assert position == choose_key(list(range(len(rows))), shapes, sizes)
+
+
+# ---------------------------------------------------------------- set aside
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/photos/trip/coins.png", 0),
+        ("/photos/.coins_copy.png", 1),
+        ("/home/me/.Trash/coins.png", 1),
+        ("/home/me/.Trash/.coins.png", 2),
+        ("/photos/Trash/coins.png", 1),
+        ("/tmp/photos/Trash/coins.png", 2),
+        ("/photos/$RECYCLE.BIN/coins.png", 1),
+        ("/photos/cache/coins.png", 1),
+        ("/photos/Thumbnails/coins.png", 1),
+        ("/photos/@eaDir/coins.png", 1),
+        ("/photos/trashcan/coins.png", 0),  # whole names only
+        ("/photos/cache.png", 0),  # a file's own name is not a folder
+        ("/photos/my.album/coins.png", 0),
+    ],
+)
+def test_set_aside_counts_hidden_trash_and_cache_names(path, expected):
+    assert set_aside(path) == expected
+
+
+@pytest.mark.parametrize("aside", [".coins_copy.png", ".hidden/coins.png", "Trash/coins.png"])
+def test_a_copy_set_aside_is_never_kept_over_a_visible_original(tmp_path, aside):
+    """Path order puts ``.coins_copy.png`` and ``Trash/`` first; the visible original is kept.
+
+    Both lie under the temporary folder (a set-aside name they share).
+    """
+    original = save(tmp_path / "trip" / "coins.png")
+    copy = images.copy_bytes(original, tmp_path / aside)
+    assert sorted([original, copy])[0] == copy  # path order alone would keep the copy
+    se = _search(_build(str(tmp_path)))
+    assert only_group(se) == (original, [copy])
+    assert se.lower_quality == [copy]
+    assert reason(se, original) == "kept: not hidden or in a trash or cache folder (the other is)"
+
+
+def test_the_rule_comes_before_visibility(tmp_path):
+    """A larger hidden file is still kept: visibility only breaks the rule's ties."""
+    large = save(tmp_path / ".coins_large.png", size=(120, 90))
+    with Image.open(large) as image:
+        small = images.save(image.resize((60, 45), Image.LANCZOS), tmp_path / "trip" / "coins.png")
+    se = _search(_build(str(tmp_path)), same_dim=False, similarity="similar")
+    assert only_group(se) == (large, [small])

@@ -8,7 +8,11 @@ member's frame count. Nothing here opens a file.
 
 Before any rule, the image with the most frames or pages is kept: an
 animated GIF or a multi-page TIFF is never lower quality than a copy of its
-first frame, whose other frames would exist nowhere else. The rule itself is
+first frame, whose other frames would exist nowhere else. After the rule,
+among images it leaves equal, a visible file is kept over one that is hidden
+or lies in a trash or cache folder (:func:`set_aside`, counted per
+name, so folders all candidates share do not decide), then path order
+decides. The rule itself is
 checked and parsed by :func:`fastdif.params.check_keep`; docs/curate.md
 describes it.
 """
@@ -47,6 +51,9 @@ class Facts:
     frames : int
         Frames or pages in the file (an animation's frames, a TIFF's pages); 1
         when it has one or it is unknown.
+    aside : int
+        How many names of its path mark it hidden or in a trash or cache
+        folder (:func:`set_aside`); fewer is better.
     """
 
     width: int = 0
@@ -57,6 +64,29 @@ class Facts:
     format: str | None = None
     folders: tuple[str, ...] = ()
     frames: int = 1
+    aside: int = 0
+
+
+#: Folder names (case-folded) of trash and cache folders: a file in one is a
+#: copy set aside, never the one to keep over a copy elsewhere.
+ASIDE_FOLDERS = frozenset(
+    {
+        "$recycle.bin", "recycler", "recycled", "trash", "trashes", "deleted items",
+        "cache", "caches", "thumbnails", "thumbs", "@eadir", "lost+found", "tmp", "temp",
+    }
+)  # fmt: skip
+
+
+def set_aside(path: str) -> int:
+    """How many names in ``path`` mark it hidden or in a trash or cache folder.
+
+    By name, links not followed, in its absolute path: a name starting with
+    ``.`` (``.coins_copy.png``, ``~/.Trash/``), or a folder named in
+    :data:`ASIDE_FOLDERS`, in any case. 0: a visible file.
+    """
+    parts = [p for p in path_parts(os.path.abspath(path)) if p not in ("", ".", "..")]
+    hidden = sum(p.startswith(".") for p in parts)
+    return hidden + sum(p.casefold() in ASIDE_FOLDERS and not p.startswith(".") for p in parts[:-1])
 
 
 def folder_parts(path: str) -> tuple[str, ...]:
@@ -160,6 +190,11 @@ def _first_under(patterns, folders) -> PathPattern | None:
 #: Compared before any rule: the image with more frames or pages is kept.
 _MORE_FRAMES = _Step(lambda f: -f.frames, lambda a, b: f"more frames ({a.frames} vs {b.frames})")
 
+#: Compared after the rule: a visible file is kept over one set aside.
+_NOT_ASIDE = _Step(
+    lambda f: f.aside, lambda a, b: "not hidden or in a trash or cache folder (the other is)"
+)
+
 
 @functools.cache
 def _steps(criterion: KeepCriterion) -> tuple[_Step, ...]:
@@ -212,7 +247,9 @@ def choose(
     criteria before it left; the first image in path order is kept when
     several remain. Before the rule, only the images with the most frames or
     pages remain (:attr:`Facts.frames`): a multi-frame file is never lower
-    quality than a copy of one of its frames.
+    quality than a copy of one of its frames. After it, a file neither hidden
+    nor in a trash or cache folder (fewest such names, :attr:`Facts.aside`) is
+    kept over one that is.
 
     Parameters
     ----------
@@ -232,6 +269,7 @@ def choose(
         it, against the best image it ruled out, e.g. ``"kept: larger (4032 x
         3024 vs 2016 x 1512)"``, ``"kept: more frames (3 vs 1)"``,
         ``"kept: PNG preferred over JPEG"``,
+        ``"kept: not hidden or in a trash or cache folder (the other is)"``,
         ``"kept: path order (all else equal)"``; for library images
         ``"kept: library image"``, then the reason among several.
     """
@@ -239,7 +277,7 @@ def choose(
     why = "path order (all else equal)"
     if len(survivors) == 1:
         why = "the only candidate"
-    steps = [_MORE_FRAMES, *(step for c in rule for step in _steps(c))]
+    steps = [_MORE_FRAMES, *(step for c in rule for step in _steps(c)), _NOT_ASIDE]
     for step in steps:
         if len(survivors) == 1:
             break

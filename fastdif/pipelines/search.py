@@ -17,7 +17,7 @@ from .. import params
 from ..backends import dask
 from ..backends.local import LocalSearcher
 from ..engine.grouping import drop_distinct, library_groups, unit_groups
-from ..engine.keep import Facts, folder_parts, reads
+from ..engine.keep import Facts, folder_parts, reads, set_aside
 from ..engine.keep import choose as choose_kept
 from ..engine.matching import (
     CLASSIC_MAX_IMAGES,
@@ -310,6 +310,7 @@ class _Keeper:
             format=meta.format,
             folders=folder_parts(path) if "folders" in fields else (),
             frames=frame_count(path),
+            aside=set_aside(path),
         )
 
     def __call__(self, images) -> int:
