@@ -8,6 +8,7 @@ The build pipeline (:mod:`fastdif.pipelines.build`) and the search pipeline
 from __future__ import annotations
 
 import os
+import warnings
 
 from . import params
 from .io.cache import resolve_cache
@@ -127,11 +128,19 @@ def build(
 
 
 def _no_unknown_keywords(function: str, kwargs: dict) -> None:
-    """Raise for keyword arguments a function does not take (difPy's message for ``lazy``)."""
+    """Raise for keyword arguments a function does not take (difPy's message for ``lazy``).
+
+    difPy's legacy keywords (:data:`fastdif.params.LEGACY_KEYWORDS`) are
+    ignored, as difPy 4.2 ignores them, with a DeprecationWarning each.
+    """
     if "lazy" in kwargs:
         raise ValueError(params.LAZY_RENAMED)
-    if kwargs:
-        raise TypeError(f"{function}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    for name in kwargs:
+        if name not in params.LEGACY_KEYWORDS:
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
+    for name in kwargs:
+        # stacklevel 3: the caller of build or search, so Python shows it in scripts.
+        warnings.warn(params.legacy_keyword(function, name), DeprecationWarning, stacklevel=3)
 
 
 def search(

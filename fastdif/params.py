@@ -276,3 +276,24 @@ def _known_formats() -> set[str]:
     """``raw``, ``heif`` (pillow-heif) and every format Pillow opens, in lower case."""
     Image.init()
     return {"raw", "heif"} | {name.lower() for name in Image.ID}
+
+
+#: Keywords of older difPy versions that difPy 4.2.1 accepts and ignores in
+#: ``build`` and ``search``, and what to do instead (fastdif warns, then
+#: ignores them as difPy does).
+LEGACY_KEYWORDS = {
+    "logs": "the stats hold what it logged: dif.stats, and se.stats after a search",
+    "lower_quality": "read se.lower_quality after the search",
+    "show_output": "print se.result after the search",
+    "delete": "call se.delete() after the search",
+    "silent_del": "call se.delete(silent_del=True) after the search",
+    "move_to": "call se.move_to(FOLDER) after the search",
+}
+
+
+def legacy_keyword(function: str, name: str) -> str:
+    """The warning for difPy's legacy keyword ``name`` given to ``function``."""
+    return (
+        f'{function}(): "{name}" is a keyword of older difPy versions; it is ignored, as '
+        f"difPy 4.2 ignores it. Instead, {LEGACY_KEYWORDS[name]}."
+    )

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import fastdif
+from fastdif import params
 from fastdif.engine import matching as search_module
 
 # --------------------------------------------------------------------------- matching
@@ -741,6 +742,29 @@ def test_search_parameter_errors_name_the_parameter(
     kwargs = {"show_progress": False, "processes": 1, **kwargs}
     with pytest.raises(error, match=pattern):
         fastdif.search(dif, **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(params.LEGACY_KEYWORDS))
+def test_difpy_legacy_keywords_are_ignored_with_a_warning_that_says_what_to_do(
+    tmp_path, one_image, name
+):
+    """difPy 4.2.1 ignores them silently: old scripts run, and are told what changed."""
+    with pytest.warns(DeprecationWarning, match=f'build\\(\\): "{name}" .* Instead, ') as seen:
+        dif = fastdif.build(tmp_path, show_progress=False, processes=1, **{name: True})
+    assert seen[0].filename == __file__  # points at the caller's line
+    with pytest.warns(DeprecationWarning, match=f'search\\(\\): "{name}"'):
+        se = fastdif.search(dif, show_progress=False, processes=1, **{name: "x"})
+    assert se.result == {} and os.path.exists(one_image)  # nothing moved or deleted
+
+
+@pytest.mark.parametrize("function", ["build", "search"])
+def test_other_unknown_keywords_stay_type_errors(tmp_path, one_image, build, function):
+    dif = build(tmp_path)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'similarty'"):
+        if function == "build":
+            fastdif.build(tmp_path, show_progress=False, processes=1, logs=True, similarty=5)
+        else:
+            fastdif.search(dif, show_progress=False, processes=1, similarty=5)
 
 
 def test_similarity_accepts_numbers_and_numeric_strings(tmp_path, find):
