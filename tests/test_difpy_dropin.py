@@ -115,9 +115,23 @@ def make_data(root):
     return p
 
 
-def run_script(tmp, shim: bool) -> tuple[dict, dict, str]:
-    """Run USER_SCRIPT on fresh data in ``tmp``: with a ``difPy`` module that is
-    fastdif (``shim``), or with the real difPy. Returns (report, paths, data)."""
+def difpy_python() -> str | None:
+    """A Python that imports the real difPy 4.2.1, or None.
+
+    ``$FASTDIF_DIFPY_PYTHON`` (CI installs difPy in a virtual environment of
+    its own, so it never changes what fastdif is tested with), else this Python
+    if it has difPy.
+    """
+    python = os.environ.get("FASTDIF_DIFPY_PYTHON")
+    if python:
+        return python
+    return sys.executable if importlib.util.find_spec("difPy") is not None else None
+
+
+def run_script(tmp, shim: bool, python: str = sys.executable) -> tuple[dict, dict, str]:
+    """Run USER_SCRIPT on fresh data in ``tmp`` with ``python``: with a ``difPy``
+    module that is fastdif (``shim``), or with the real difPy. Returns (report,
+    paths, data)."""
     data = tmp / "data"
     paths = make_data(data)
     script = tmp / "user_script.py"
@@ -134,7 +148,7 @@ def run_script(tmp, shim: bool) -> tuple[dict, dict, str]:
     env["XDG_CACHE_HOME"] = str(tmp / "xdg-cache")
     out = tmp / "report.json"
     proc = subprocess.run(
-        [sys.executable, str(script), str(data), str(out)],
+        [python, str(script), str(data), str(out)],
         cwd=tmp,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -249,9 +263,12 @@ def test_a_difpy_script_runs_unchanged_on_fastdif(fastdif_run):
 
 
 def test_the_same_script_on_difpy_gives_the_same_shapes(fastdif_run, tmp_path):
-    if importlib.util.find_spec("difPy") is None:
+    python = difpy_python()
+    if python is None:
+        if os.environ.get("FASTDIF_REQUIRE_DIFPY"):
+            pytest.fail("FASTDIF_REQUIRE_DIFPY is set, and no Python with difPy was found")
         pytest.skip("difPy is not installed: nothing to compare fastdif with (pip install difPy)")
-    theirs, paths, data = run_script(tmp_path, shim=False)
+    theirs, paths, data = run_script(tmp_path, shim=False, python=python)
     assert theirs["module"] == "difPy"
     check_report(theirs, paths, data)  # the expectations above are difPy's own
     ours = fastdif_run[0]
