@@ -278,6 +278,12 @@ def _known_formats() -> set[str]:
     return {"raw", "heif"} | {name.lower() for name in Image.ID}
 
 
+#: difPy's message for ``-mv`` (``move_to``) given with ``-d true`` (``delete``).
+MOVE_AND_DELETE_EXCLUSIVE = (
+    '"move_to" and "delete" parameter are mutually exclusive. Please select one of them.'
+)
+
+
 #: Keywords of older difPy versions that difPy 4.2.1 accepts and ignores in
 #: ``build`` and ``search``, and what to do instead (fastdif warns, then
 #: ignores them as difPy does).

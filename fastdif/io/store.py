@@ -546,3 +546,13 @@ def _check_regular(path: str) -> None:
         raise RepositoryFormatError(
             f"{path} is corrupt: not a regular file (a named pipe, device or folder)"
         )
+
+
+def has_meta(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a ``repository.json``, whatever its content.
+
+    The command line takes such a folder given as a library for a saved
+    repository and loads it, so one whose meta file is corrupt is reported
+    as corrupt by :func:`read`, not searched as a folder of images.
+    """
+    return os.path.isfile(os.path.join(folder, META_FILE))
