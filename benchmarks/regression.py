@@ -13,7 +13,7 @@ accepted value times ``TOLERANCE``. Accepted values live in
 The check also measures thumbnail fidelity, against absolute limits rather
 than ratios: on a small texture set (24 files: JPEG, two of them 4 to 5
 megapixels, PNG, WebP, BMP, TIFF), the MSE of each file's thumbnail to the
-reference one (:mod:`benchmarks.fidelity`) must have a p99 of at most
+reference one (:mod:`benchmarks.studies.fidelity`) must have a p99 of at most
 ``FIDELITY_P99`` and a max of at most ``FIDELITY_MAX``, and be 0 for every
 lossless file. ``--fidelity-only`` runs just that part.
 """
@@ -24,15 +24,16 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
-from benchmarks.datasets import dataset, image_files
-from benchmarks.fidelity import fidelity
-from benchmarks.first_run import first_run_seconds
-from benchmarks.textures import texture_dataset
-from benchmarks.thumbnails import photo_thumbnails
+from benchmarks.data.photos import dataset
+from benchmarks.data.textures import texture_dataset
+from benchmarks.data.thumbnails import photo_thumbnails
+from benchmarks.data.truth import image_files
+from benchmarks.scripts.first_run import first_run_seconds
+from benchmarks.studies.fidelity import fidelity
+from benchmarks.timing import ratio
 from fastdif.engine import matching as search_module
 from fastdif.model import Criteria
 
@@ -42,28 +43,6 @@ TOLERANCE = 3.0
 #: Limits on the per-file thumbnail MSE (0..255 scale) against the reference.
 FIDELITY_P99 = 0.5
 FIDELITY_MAX = 1.0
-
-
-def best_of(fn, repeat: int = 5) -> float:
-    """Shortest wall time of ``repeat`` calls of ``fn``."""
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def ratio(fn, baseline, repeat: int = 7) -> float:
-    """Best time of ``fn`` over best time of ``baseline``, the two run alternately.
-
-    Alternating puts both under the same load when the machine is busy.
-    """
-    times, base = np.inf, np.inf
-    for _ in range(repeat):
-        times = min(times, best_of(fn, 1))
-        base = min(base, best_of(baseline, 1))
-    return times / base
 
 
 def measure() -> dict[str, float]:
@@ -114,7 +93,7 @@ def first_run_cold_over_warm() -> float:
     ``python -m fastdif`` "similar" on 64 generated photos, in a new
     interpreter with an empty kernel cache (cold: it compiles), then with the
     cache it filled (warm: it loads the kernels), once each
-    (:func:`benchmarks.first_run.first_run_seconds`; a cold run costs
+    (:func:`benchmarks.scripts.first_run.first_run_seconds`; a cold run costs
     seconds). Both start an interpreter and decode the same files, so the
     machine's speed cancels out and the ratio grows with what the first run
     adds: compiling the kernels. Before small searches ran in NumPy while the
@@ -129,11 +108,11 @@ def first_run_cold_over_warm() -> float:
 def build_over_ceiling() -> float:
     """``fastdif.build`` of 64 generated photos over the decode ceiling on the same files.
 
-    The ceiling is the per-file work alone (:func:`benchmarks.bench_build.decode_ceiling`:
+    The ceiling is the per-file work alone (:func:`benchmarks.suites.bench_build.decode_ceiling`:
     :func:`fastdif.io.decode.load_thumbnail` in a bare process pool), with as many
     processes as the build: the ratio is what the build adds on top.
     """
-    from benchmarks.bench_build import build_warm, decode_ceiling
+    from benchmarks.suites.bench_build import build_warm, decode_ceiling
 
     folder = dataset(64)
     files = image_files(folder)

@@ -36,7 +36,7 @@ The guard: flat images
     flat image matches only what plain MSE matches (a greyscale copy of a
     flat colour picture is not found); a flat image and one with contrast
     are compared thumbnail against transform, and can only be close near
-    the floor. The floor is measured: ``python -m benchmarks.modes`` (see
+    the floor. The floor is measured: ``python -m benchmarks.studies.modes`` (see
     docs/modes.md) is the lowest at which no mode groups two different
     walls or skies there.
 

@@ -1,14 +1,14 @@
 """Build throughput (images/s) against the plain-Pillow decode ceiling.
 
-    python -m pytest benchmarks/bench_build.py --benchmark-only -o python_files=bench_*.py
+    python -m pytest benchmarks/suites/bench_build.py --benchmark-only
 
 On the generated photo set of ``$FASTDIF_BENCH_IMAGES`` images (default
-1000; see :mod:`benchmarks.datasets`), with all cores:
+1000; see :mod:`benchmarks.data.photos`), with all cores:
 
 - ``test_decode_ceiling``: the least work a faithful build must do per file,
   :func:`fastdif.io.decode.load_thumbnail` (full decode with the fastest decoder
   for the format, exact area filter to 50 x 50, EXIF orientation; see
-  ``python -m benchmarks.decoders`` for how it compares with other decoders
+  ``python -m benchmarks.scripts.decoders`` for how it compares with other decoders
   and filters) in a bare ``ProcessPoolExecutor`` with as many processes;
   pool start-up included. The build's extra cost is its own process
   management, the parent's array and the search-ready repository.
@@ -43,7 +43,9 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 import fastdif
-from benchmarks.datasets import dataset, image_files
+from benchmarks.data.photos import dataset
+from benchmarks.data.truth import image_files
+from benchmarks.timing import warm_page_cache
 from fastdif.backends import pool
 from fastdif.io import decode
 from fastdif.io.decode import load_thumbnail
@@ -101,10 +103,7 @@ def photos():
     """The generated set's folder and files, every file read once (page cache warm)."""
     folder = dataset(IMAGES)
     files = image_files(folder)
-    for path in files:
-        with open(path, "rb") as f:
-            while f.read(1 << 20):
-                pass
+    warm_page_cache(files)
     return folder, files
 
 

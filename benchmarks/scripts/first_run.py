@@ -1,8 +1,8 @@
 """The first run against the hundredth: Numba's cache empty (cold) and filled (warm).
 
-    python -m benchmarks.first_run            # both tables below
-    python -m benchmarks.first_run kernels    # only the per-kernel table
-    python -m benchmarks.first_run runs       # only the API and CLI table
+    python -m benchmarks.scripts.first_run            # both tables below
+    python -m benchmarks.scripts.first_run kernels    # only the per-kernel table
+    python -m benchmarks.scripts.first_run runs       # only the API and CLI table
 
 - Per kernel and thumbnail type: seconds to compile it in a new interpreter
   with an empty ``NUMBA_CACHE_DIR`` (``compile``), then to load it from the
@@ -10,7 +10,7 @@
   passes (:func:`fastdif.engine.warmup.argument_types`, read-only arrays);
   and ``import numba`` alone.
 - API and CLI, every similarity, default options, on the generated photo
-  set of 200 images (:mod:`benchmarks.datasets`): wall seconds of a new
+  set of 200 images (:mod:`benchmarks.data.photos`): wall seconds of a new
   interpreter with an empty ``NUMBA_CACHE_DIR`` (cold) and right after with
   the one it filled (warm), alternated, best of ``$FASTDIF_BENCH_ROUNDS``
   (default 3). The API run builds (``processes=1``) and searches; the CLI
@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.datasets import dataset
+from benchmarks.data.photos import dataset
 
 ROUNDS = int(os.environ.get("FASTDIF_BENCH_ROUNDS", "3"))
 SIMILARITIES = ("duplicates", "similar")
@@ -166,9 +167,19 @@ def print_runs(images: int = 200) -> None:
     print(f"load average: {open('/proc/loadavg').read().split()[:3]}")
 
 
-if __name__ == "__main__":
-    which = sys.argv[1:] or ["kernels", "runs"]
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments; print the tables asked for (both by default)."""
+    tables = ("kernels", "runs")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tables", nargs="*", help=f"any of {', '.join(tables)} (default: both)")
+    which = parser.parse_args(argv).tables or list(tables)
+    if set(which) - set(tables):
+        parser.error(f"tables are {', '.join(tables)}")
     if "kernels" in which:
         print_kernels()
     if "runs" in which:
         print_runs()
+
+
+if __name__ == "__main__":
+    main()

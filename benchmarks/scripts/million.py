@@ -1,8 +1,8 @@
 """Search 100,000 to 1,000,000 photo-like thumbnails: phase times, pairs and peak memory.
 
-``python -m benchmarks.million [N] [--block-means] [--threads T] [--saved DIR]``
+``python -m benchmarks.scripts.million [N] [--block-means] [--threads T] [--saved DIR]``
 memory-maps (or first generates) ``photo_thumbnails(N)``
-(:mod:`benchmarks.thumbnails`), makes a repository of them with
+(:mod:`benchmarks.data.thumbnails`), makes a repository of them with
 :func:`fastdif.from_arrays`, optionally computes its block means first (as a
 build does, so the search reads them), then searches "similar" and
 "duplicates" (rotate on, same_dim on) and prints one JSON object: seconds
@@ -28,9 +28,8 @@ import tempfile
 import time
 
 import fastdif
+from benchmarks.data.thumbnails import photo_thumbnails
 from fastdif.engine.matching import Thumbnails
-
-from .thumbnails import photo_thumbnails
 
 
 def _rss(field: str) -> int:

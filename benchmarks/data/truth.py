@@ -1,22 +1,15 @@
-"""Generated photo sets with ground truth, kept in the benchmark cache folder.
+"""The ground truth of a generated set, and groups scored against it.
 
-``dataset(1000)`` is the folder ``<cache>/photos-n1000-dup500-seed0`` made by
-:func:`benchmarks.make_dataset.make_dataset` (``n`` images, ``n // 2`` of
-them duplicates), generated on first use and reused afterwards. The cache
-folder is ``$FASTDIF_BENCH_CACHE`` or ``~/.cache/fastdif-bench`` (see
-:func:`benchmarks.thumbnails.cache_folder`); a folder made earlier with
-``python -m benchmarks.make_dataset`` can be linked there under that name.
+Every generated set's folder holds its images and ``truth.json``
+(:func:`write_truth`): every copy as ``{"original", "copy", "kind"}`` under
+``"duplicates"``, with what else the generator records.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
-
-from .make_dataset import make_dataset
-from .thumbnails import cache_folder
 
 TRUTH_FILE = "truth.json"
 
@@ -43,52 +36,6 @@ class Truth:
         return ca is not None and ca == self.components.get(b)
 
 
-def dataset_name(n: int, seed: int = 0) -> str:
-    """Folder name of the set of ``n`` images (``n // 2`` duplicates) in the cache folder."""
-    return f"photos-n{n}-dup{n // 2}-seed{seed}"
-
-
-def dataset(n: int, seed: int = 0) -> str:
-    """The folder of the generated set of ``n`` images, made if missing.
-
-    Parameters
-    ----------
-    n : int
-        Number of image files; ``n // 2`` of them are duplicates.
-    seed : int, default 0
-        Generator seed.
-
-    Returns
-    -------
-    str
-        Absolute path of the folder (images and ``truth.json``).
-    """
-    return cached_set(dataset_name(n, seed), lambda tmp: make_dataset(tmp, n, n // 2, seed))
-
-
-def cached_set(name: str, make) -> str:
-    """The folder ``name`` in the cache folder, made by ``make(folder)`` if missing.
-
-    Returns the absolute path of the folder (images and ``truth.json``).
-    """
-    folder = os.path.join(cache_folder(), name)
-    if os.path.exists(os.path.join(folder, TRUTH_FILE)):
-        return os.path.abspath(folder)
-    os.makedirs(cache_folder(), exist_ok=True)
-    # Written under a temporary name and renamed, so an interrupted run or a
-    # concurrent one never leaves a half-made set under the final name.
-    tmp = f"{folder}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    make(tmp)
-    try:
-        os.rename(tmp, folder)
-    except OSError:
-        if not os.path.exists(os.path.join(folder, TRUTH_FILE)):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
-    return os.path.abspath(folder)
-
-
 def image_files(folder: str) -> list[str]:
     """Paths of the images in a generated set (every file but ``truth.json``), sorted."""
     return sorted(
@@ -96,6 +43,13 @@ def image_files(folder: str) -> list[str]:
         for name in os.listdir(folder)
         if name != TRUTH_FILE and os.path.isfile(os.path.join(folder, name))
     )
+
+
+def write_truth(folder: str, record: dict) -> dict:
+    """Write ``record`` as ``folder/truth.json``; return it."""
+    with open(os.path.join(folder, TRUTH_FILE), "w") as f:
+        json.dump(record, f, indent=1)
+    return record
 
 
 def load_truth(folder: str) -> Truth:
@@ -124,6 +78,14 @@ def load_truth(folder: str) -> Truth:
     ids: dict[str, int] = {}
     components = {name: ids.setdefault(root(name), len(ids)) for name in parent}
     return Truth(pairs, components)
+
+
+def group_names(result: dict) -> list[list[str]]:
+    """A search result's groups (fastdif's or difPy's) as file names: key, then matches."""
+    return [
+        [os.path.basename(key)] + [os.path.basename(str(match[0])) for match in matches]
+        for key, matches in result.items()
+    ]
 
 
 def score(groups: list[list[str]], truth: Truth) -> dict:
@@ -171,3 +133,25 @@ def score(groups: list[list[str]], truth: Truth) -> dict:
         "groups": len(groups),
         "grouped_files": len(groups_of),
     }
+
+
+def matched_pairs(groups: list[list[str]]) -> int:
+    """Distinct pairs of files that share a group."""
+    pairs = set()
+    for names in groups:
+        unique = sorted(set(names))
+        pairs.update((a, b) for i, a in enumerate(unique) for b in unique[i + 1 :])
+    return len(pairs)
+
+
+def score_with_precision(groups: list[list[str]], truth: Truth) -> dict:
+    """:func:`score`'s figures plus ``matched_pairs`` and ``precision``.
+
+    ``precision`` is the true matched pairs over all matched pairs (None
+    when nothing matched).
+    """
+    figures = score(groups, truth)
+    matched = matched_pairs(groups)
+    figures["matched_pairs"] = matched
+    figures["precision"] = (matched - figures["false_pairs"]) / matched if matched else None
+    return figures

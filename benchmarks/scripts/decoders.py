@@ -1,6 +1,6 @@
 """CPU time per file of each way to make a thumbnail, by format, on the same files.
 
-    python -m benchmarks.decoders FOLDER [--files 120] [--px 50]
+    python -m benchmarks.scripts.decoders FOLDER [--files 120] [--px 50]
 
 One process, one core; each way runs on every sampled file, best of
 ``--repeat`` CPU times per file, summed by format. The ways:

@@ -1,11 +1,11 @@
 """Search scaling with the number of Dask workers, on one many-core machine.
 
-    python -m benchmarks.cluster_scaling --workers 2 4 8 16 --thumbnails 100000
+    python -m benchmarks.scripts.cluster_scaling --workers 2 4 8 16 --thumbnails 100000
 
 For each worker count k, this process is pinned to k cores (the workers it
 starts inherit that), and a ``LocalCluster(n_workers=k,
 threads_per_worker=1)`` searches the photo-like thumbnails
-(:mod:`benchmarks.thumbnails`, read by the workers from a memory-mapped
+(:mod:`benchmarks.data.thumbnails`, read by the workers from a memory-mapped
 ``.npy`` file) for ``"similar"`` with rotate on, next to the local search on
 the same k cores (``processes=k``). Each figure is the median of
 ``--rounds`` searches after one warm-up search (kernels loaded). Prints a
@@ -22,16 +22,7 @@ import time
 import numpy as np
 
 import fastdif
-from benchmarks.thumbnails import cache_folder, photo_thumbnails
-
-
-def thumbnail_file(n: int) -> str:
-    """The thumbnails as a .npy file in the benchmark cache (written once)."""
-    path = os.path.join(cache_folder(), f"cluster-thumbnails-{n}.npy")
-    if not os.path.exists(path):
-        np.save(path + ".tmp.npy", photo_thumbnails(n))
-        os.replace(path + ".tmp.npy", path)
-    return path
+from benchmarks.data.thumbnails import thumbnail_file
 
 
 def median_seconds(function, rounds: int) -> float:

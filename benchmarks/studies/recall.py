@@ -1,12 +1,12 @@
 """Which copies of texture-rich pictures fastdif finds, per copy kind, and how precisely.
 
-    python -m benchmarks.recall --images 200            # fastdif
-    python -m benchmarks.recall --images 200 --difpy    # and difPy 4.2.1
+    python -m benchmarks.studies.recall --images 200            # fastdif
+    python -m benchmarks.studies.recall --images 200 --difpy    # and difPy 4.2.1
 
-On a texture set (:func:`benchmarks.textures.texture_dataset`, or
+On a texture set (:func:`benchmarks.data.textures.texture_dataset`, or
 ``--folder``), one build and two searches, "duplicates" and "similar"
 (rotate on, same_dim off, px_size 50, no thumbnail cache), scored with
-:func:`benchmarks.datasets.score`: per copy kind the truth pairs found (the
+:func:`benchmarks.data.truth.score`: per copy kind the truth pairs found (the
 original and its copy in one group) out of all of that kind, then the matched
 pairs (every two files in one group), the false ones among them (files that
 are not copies of one picture), the precision (true matched pairs over
@@ -22,9 +22,9 @@ import os
 import sys
 
 import fastdif
-
-from .datasets import TRUTH_FILE, load_truth, score
-from .textures import KINDS, texture_dataset
+from benchmarks.data.textures import KINDS, texture_dataset
+from benchmarks.data.truth import TRUTH_FILE, group_names, load_truth, score_with_precision
+from benchmarks.studies.tables import kinds_table
 
 SIMILARITIES = ("duplicates", "similar")
 
@@ -55,21 +55,9 @@ def groups_found(module, folder: str, processes: int | None = None) -> tuple[dic
             show_progress=False,
             processes=processes,
         )
-        found[similarity] = [
-            [os.path.basename(key)] + [os.path.basename(str(match[0])) for match in matches]
-            for key, matches in se.result.items()
-        ]
+        found[similarity] = group_names(se.result)
     unread = sorted(os.path.basename(p) for p in dif.stats["invalid_files"]["logs"])
     return found, [name for name in unread if name != TRUTH_FILE]
-
-
-def matched_pairs(groups: list[list[str]]) -> int:
-    """Distinct pairs of files that share a group."""
-    pairs = set()
-    for names in groups:
-        unique = sorted(set(names))
-        pairs.update((a, b) for i, a in enumerate(unique) for b in unique[i + 1 :])
-    return len(pairs)
 
 
 def recall(
@@ -80,7 +68,7 @@ def recall(
     Returns
     -------
     dict
-        ``"<tool> <similarity>"`` -> :func:`benchmarks.datasets.score`'s figures
+        ``"<tool> <similarity>"`` -> :func:`benchmarks.data.truth.score`'s figures
         plus ``matched_pairs``, ``precision`` (None when nothing matched) and
         ``unread_files`` (images the tool's build did not read).
     """
@@ -93,10 +81,7 @@ def recall(
             module = fastdif
         found, unread = groups_found(module, folder, processes)
         for similarity, groups in found.items():
-            figures = score(groups, truth)
-            matched = matched_pairs(groups)
-            figures["matched_pairs"] = matched
-            figures["precision"] = (matched - figures["false_pairs"]) / matched if matched else None
+            figures = score_with_precision(groups, truth)
             figures["unread_files"] = unread
             results[f"{tool} {similarity}"] = figures
     return results
@@ -104,17 +89,9 @@ def recall(
 
 def markdown(results: dict) -> str:
     """One column per tool and similarity; found / total per kind, then precision."""
-    names = list(results)
-    lines = ["| copy kind | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    first = results[names[0]]
+    first = next(iter(results.values()))
     kinds = [k for k in KINDS if k in first["pairs_by_kind"]]
     kinds += [k for k in first["pairs_by_kind"] if k not in kinds]
-    for kind in kinds:
-        cells = [
-            f"{r['pairs_found_by_kind'].get(kind, 0)} / {r['pairs_by_kind'][kind]}"
-            for r in results.values()
-        ]
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     rows = {
         "**all**": lambda r: f"**{r['pairs_found']} / {r['pairs_total']}**",
         "matched pairs": lambda r: str(r["matched_pairs"]),
@@ -122,9 +99,7 @@ def markdown(results: dict) -> str:
         "precision": lambda r: "" if r["precision"] is None else f"{r['precision']:.3f}",
         "images not read": lambda r: str(len(r["unread_files"])),
     }
-    for label, cell in rows.items():
-        lines.append(f"| {label} | " + " | ".join(cell(r) for r in results.values()) + " |")
-    return "\n".join(lines)
+    return kinds_table(results, kinds, rows)
 
 
 def main(argv: list[str] | None = None) -> None:

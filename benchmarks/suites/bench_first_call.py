@@ -1,12 +1,12 @@
 """First call and first command-line run, with Numba's cache cold and warm.
 
-    python -m pytest benchmarks/bench_first_call.py --benchmark-only -o python_files=bench_*.py
+    python -m pytest benchmarks/suites/bench_first_call.py --benchmark-only
 
 - ``test_first_call``: a new interpreter imports fastdif and searches 200
   thumbnails (``from_arrays``), with an empty ``NUMBA_CACHE_DIR`` (cold:
   the search compiles its kernels) or a filled one (warm: it loads them).
 - ``test_cli_cold_and_warm``: ``python -m fastdif DIR --no-cache -q`` on the
-  generated photo set of 200 images (:mod:`benchmarks.datasets`), end to end:
+  generated photo set of 200 images (:mod:`benchmarks.data.photos`), end to end:
   each round runs it once with an empty ``NUMBA_CACHE_DIR`` (cold, as in a
   fresh environment: the kernels compile while the build decodes, see
   :mod:`fastdif.engine.warmup`) and right after with a filled one (warm). The
@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from benchmarks.conftest import run_python
-from benchmarks.datasets import dataset
+from benchmarks.data.photos import dataset
+from benchmarks.timing import run_python
 
 ROUNDS = int(os.environ.get("FASTDIF_BENCH_ROUNDS", "3"))
 CLI_IMAGES = 200

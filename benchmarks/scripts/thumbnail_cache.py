@@ -1,8 +1,9 @@
 """End-to-end timings of the thumbnail cache with the command line.
 
-    python -m benchmarks.bench_cache DATASET WORK [--added 60] [--repeat 3] [--processes 2]
+    python -m benchmarks.scripts.thumbnail_cache DATASET WORK [--added 60] [--repeat 3]
+                                                 [--processes 2]
 
-DATASET is a folder made by ``benchmarks.make_dataset`` (left untouched);
+DATASET is a folder made by ``python -m benchmarks.data.photos`` (left untouched);
 its images are hard-linked into ``WORK/images``. Each step runs
 ``python -m fastdif WORK/images -p false -proc P --cache WORK/cache.sqlite3``
 in a fresh process and is timed end to end (interpreter start to exit):
@@ -40,7 +41,7 @@ import time
 
 import numpy as np
 
-from .make_dataset import photo
+from benchmarks.data.photos import photo
 
 
 def cli(images: str, work: str, processes: int, cached: bool = True) -> tuple[float, float]:

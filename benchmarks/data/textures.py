@@ -1,6 +1,6 @@
 """Generate texture-rich photo-like images with labelled copies.
 
-    python -m benchmarks.textures OUT --images 200 --seed 0
+    python -m benchmarks.data.textures OUT --images 200 --seed 0
 
 The content where a reduced-scale (JPEG draft) decode loses most: foliage
 (small leaf blobs over high-frequency green noise), gravel (stones and
@@ -19,7 +19,7 @@ orientation), with PNG and lossy WebP. Each copy is one of :data:`KINDS`:
 - ``downscale``: 0.5x to 0.9x (Lanczos), as JPEG quality 92 or PNG.
 
 ``OUT/truth.json`` lists every copy as ``{"original", "copy", "kind"}`` as
-:mod:`benchmarks.make_dataset` does, and every original's texture under
+:mod:`benchmarks.data.photos` does, and every original's texture under
 ``"originals"`` (``{"path", "texture", "width", "height"}``).
 :func:`texture_dataset` keeps generated sets in the benchmark cache folder.
 """
@@ -27,17 +27,17 @@ orientation), with PNG and lossy WebP. Each copy is one of :data:`KINDS`:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import string
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
-from .datasets import cached_set
-from .make_dataset import photo, save
+from . import copies
+from .cache import cached_set
+from .photos import photo, save
+from .truth import write_truth
 
 KINDS = (
     "exact",
@@ -61,16 +61,18 @@ ORIGINAL_FORMATS = (".jpg",) * 4 + (".png",) + (".jpg",) * 4 + (".webp",)
 #: Share of JPEG originals written with an EXIF orientation (2 to 8).
 EXIF_SHARE = 0.15
 
-_TURNS = {
-    "rotate90": Image.Transpose.ROTATE_90,
-    "rotate180": Image.Transpose.ROTATE_180,
-    "rotate270": Image.Transpose.ROTATE_270,
-}
-_LOSSLESS_SAVE = {
-    "png": (".png", {"compress_level": 6}),
-    "bmp": (".bmp", {}),
-    "tiff": (".tiff", {}),
-    "webp_lossless": (".webp", {"lossless": True, "method": 0}),
+#: How each kind of copy is made.
+COPIES = {
+    "exact": copies.EXACT,
+    "png": copies.recipe(copies.png(6)),
+    "bmp": copies.recipe(copies.BMP),
+    "tiff": copies.recipe(copies.TIFF),
+    "webp_lossless": copies.recipe(copies.WEBP_LOSSLESS),
+    "reencode": copies.recipe(copies.jpeg((70, 96))),
+    "rotate90": copies.recipe(copies.png(1), copies.turned(1)),
+    "rotate180": copies.recipe(copies.png(1), copies.turned(2)),
+    "rotate270": copies.recipe(copies.png(1), copies.turned(3)),
+    "downscale": copies.recipe(copies.jpeg(92), copies.scaled(0.5, 0.9), copies.png(1)),
 }
 
 
@@ -281,35 +283,10 @@ def make_original(args: tuple[str, int, int, tuple[float, float], bool]) -> dict
 def make_copy(args: tuple[str, str, int, int]) -> dict:
     """Write copy number ``index`` of ``original``; return its truth record."""
     out, original, index, seed = args
-    rng = np.random.default_rng([seed, 1_000_000 + index])
+    rng = copies.copy_rng(seed, index)
     kind = KINDS[index % len(KINDS)]
     stem = os.path.join(out, f"copy_{index:06d}_{kind}")
-    if kind == "exact":
-        copy = stem + os.path.splitext(original)[1]
-        shutil.copyfile(original, copy)
-        return {"original": original, "copy": copy, "kind": kind}
-    with Image.open(original) as image:
-        image = ImageOps.exif_transpose(image).convert("RGB")
-    if kind in _LOSSLESS_SAVE:
-        ext, options = _LOSSLESS_SAVE[kind]
-        copy = stem + ext
-        image.save(copy, **options)
-    elif kind == "reencode":
-        copy = stem + ".jpg"
-        image.save(copy, quality=int(rng.integers(70, 96)))
-    elif kind in _TURNS:
-        copy = stem + ".png"
-        image.transpose(_TURNS[kind]).save(copy, compress_level=1)
-    else:
-        factor = rng.uniform(0.5, 0.9)
-        size = (max(round(image.width * factor), 1), max(round(image.height * factor), 1))
-        small = image.resize(size, Image.Resampling.LANCZOS)
-        if rng.random() < 0.5:
-            copy = stem + ".jpg"
-            small.save(copy, quality=92)
-        else:
-            copy = stem + ".png"
-            small.save(copy, compress_level=1)
+    copy = copies.write_copy(original, stem, COPIES[kind], rng)
     return {"original": original, "copy": copy, "kind": kind}
 
 
@@ -363,14 +340,11 @@ def make_textures(
     ]
     with ProcessPoolExecutor(processes) as pool:
         made = list(pool.map(make_original, jobs))
-        rng = np.random.default_rng(seed)
-        sources = rng.choice(originals, duplicates, replace=duplicates > originals)
-        copies = [(out, made[s]["path"], i, seed) for i, s in enumerate(sources)]
-        truth = list(pool.map(make_copy, copies))
-    record = {"images": images, "seed": seed, "originals": made, "duplicates": truth}
-    with open(os.path.join(out, "truth.json"), "w") as f:
-        json.dump(record, f, indent=1)
-    return record
+        paths = [m["path"] for m in made]
+        truth = list(pool.map(make_copy, copies.copy_jobs(out, paths, duplicates, seed)))
+    return write_truth(
+        out, {"images": images, "seed": seed, "originals": made, "duplicates": truth}
+    )
 
 
 def texture_dataset(

@@ -1,26 +1,41 @@
-"""Generate a photo-like image set with labelled duplicates.
+"""Photo-like pictures, and generated photo sets with labelled duplicates.
 
-    python -m benchmarks.make_dataset OUT --images 1000 --duplicates 500 --seed 0
+    python -m benchmarks.data.photos OUT --images 1000 --duplicates 500 --seed 0
 
 Images are procedural but cost what photos cost: 0.3 to 3 megapixels,
 landscape and portrait, smooth shapes plus texture and sensor grain, mostly
 JPEG (quality 80 to 95) with some PNG and WebP. Each duplicate is one of:
-exact copy, re-encode, format change, downscale, rotation. ``OUT/truth.json``
-lists every duplicate as ``{"original", "copy", "kind"}``.
+exact copy, re-encode, format change, downscale, rotation (:data:`COPIES`).
+``OUT/truth.json`` lists every duplicate as ``{"original", "copy", "kind"}``.
+
+``dataset(1000)`` is the folder ``<cache>/photos-n1000-dup500-seed0`` made by
+:func:`make_dataset` (``n`` images, ``n // 2`` of them duplicates), generated
+on first use and reused afterwards (:mod:`benchmarks.data.cache`); a folder
+made earlier with the command above can be linked there under that name.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image
 
+from . import copies
+from .cache import cached_set
+from .truth import write_truth
+
 KINDS = ("exact", "reencode", "format", "downscale", "rotate")
+
+#: How each kind of duplicate is made; a rotation turns by ``index % 3 + 1`` quarters.
+COPIES = {
+    "exact": copies.EXACT,
+    "reencode": copies.recipe(copies.jpeg((70, 90))),
+    "format": copies.recipe(copies.png(1)),
+    "downscale": copies.recipe(copies.jpeg(92), copies.scaled(0.5, whole=int)),
+}
 
 
 def photo(rng: np.random.Generator, size: tuple[int, int] | None = None) -> Image.Image:
@@ -70,33 +85,13 @@ def make_original(args: tuple[str, int, int]) -> str:
 def make_duplicate(args: tuple[str, str, int, int]) -> dict:
     """Write duplicate number ``index`` of ``original``; return its truth record."""
     out, original, index, seed = args
-    rng = np.random.default_rng([seed, 1_000_000 + index])
+    rng = copies.copy_rng(seed, index)
     kind = KINDS[index % len(KINDS)]
-    stem = os.path.join(out, f"dup_{index:06d}")
-    if kind == "exact":
-        copy = stem + os.path.splitext(original)[1]
-        shutil.copyfile(original, copy)
-        return {"original": original, "copy": copy, "kind": kind}
-    with Image.open(original) as image:
-        image = image.convert("RGB")
-        if kind == "reencode":
-            copy = stem + ".jpg"
-            image.save(copy, quality=int(rng.integers(70, 90)))
-        elif kind == "format":
-            copy = stem + ".png"
-            image.save(copy, compress_level=1)
-        elif kind == "downscale":
-            copy = stem + ".jpg"
-            half = (image.width // 2, image.height // 2)
-            image.resize(half, Image.Resampling.LANCZOS).save(copy, quality=92)
-        else:
-            copy = stem + ".png"
-            turn = [
-                Image.Transpose.ROTATE_90,
-                Image.Transpose.ROTATE_180,
-                Image.Transpose.ROTATE_270,
-            ]
-            image.transpose(turn[index % 3]).save(copy, compress_level=1)
+    if kind == "rotate":
+        how = copies.recipe(copies.png(1), copies.turned(index % 3 + 1))
+    else:
+        how = COPIES[kind]
+    copy = copies.write_copy(original, os.path.join(out, f"dup_{index:06d}"), how, rng)
     return {"original": original, "copy": copy, "kind": kind}
 
 
@@ -108,14 +103,32 @@ def make_dataset(out: str, images: int, duplicates: int, seed: int = 0, processe
         paths = list(
             pool.map(make_original, [(out, i, seed) for i in range(originals)], chunksize=4)
         )
-        rng = np.random.default_rng(seed)
-        sources = rng.choice(originals, duplicates, replace=duplicates > originals)
-        jobs = [(out, paths[s], i, seed) for i, s in enumerate(sources)]
+        jobs = copies.copy_jobs(out, paths, duplicates, seed)
         truth = list(pool.map(make_duplicate, jobs, chunksize=4))
-    record = {"images": images, "duplicates": truth, "seed": seed}
-    with open(os.path.join(out, "truth.json"), "w") as f:
-        json.dump(record, f, indent=1)
-    return record
+    return write_truth(out, {"images": images, "duplicates": truth, "seed": seed})
+
+
+def dataset_name(n: int, seed: int = 0) -> str:
+    """Folder name of the set of ``n`` images (``n // 2`` duplicates) in the cache folder."""
+    return f"photos-n{n}-dup{n // 2}-seed{seed}"
+
+
+def dataset(n: int, seed: int = 0) -> str:
+    """The folder of the generated set of ``n`` images, made if missing.
+
+    Parameters
+    ----------
+    n : int
+        Number of image files; ``n // 2`` of them are duplicates.
+    seed : int, default 0
+        Generator seed.
+
+    Returns
+    -------
+    str
+        Absolute path of the folder (images and ``truth.json``).
+    """
+    return cached_set(dataset_name(n, seed), lambda tmp: make_dataset(tmp, n, n // 2, seed))
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Search speed: seconds and pairs/s, classic path (<= 5,000) and chunked path.
 
-Searches run over photo-like thumbnails (``benchmarks.thumbnails``, 10%
+Searches run over photo-like thumbnails (:mod:`benchmarks.data.thumbnails`, 10%
 near-duplicates) held as uint8 in RAM, so decoding is not measured here.
 """
 

@@ -1,12 +1,12 @@
 """New photos against a saved library: ``build(new, reference=fastdif.load(library))``.
 
-    python -m benchmarks.reference [--library 100000] [--new 100]
+    python -m benchmarks.scripts.library [--library 100000] [--new 100]
 
-The library is ``--library`` photo-like thumbnails (:mod:`benchmarks.thumbnails`)
+The library is ``--library`` photo-like thumbnails (:mod:`benchmarks.data.thumbnails`)
 holding, at random places, the thumbnails fastdif decodes from the originals
 of half of the new photos. It is saved with its block means (as a saved
 ``build`` is) and loaded memory-mapped. The new photos are JPEG files of 0.3
-to 3 megapixels (:func:`benchmarks.make_dataset.photo`): a quarter are byte
+to 3 megapixels (:func:`benchmarks.data.photos.photo`): a quarter are byte
 copies of a library original, a quarter re-encodes of one (quality 75), half
 are in no library. Everything is measured in one run: loading the library,
 the build of the new photos (decoding, the worker pool's start included),
@@ -26,8 +26,8 @@ import time
 import numpy as np
 
 import fastdif
-from benchmarks.make_dataset import photo
-from benchmarks.thumbnails import photo_thumbnails
+from benchmarks.data.photos import photo
+from benchmarks.data.thumbnails import photo_thumbnails
 from fastdif.engine.matching import Thumbnails
 
 

@@ -1,19 +1,19 @@
 """Dask overhead: the same build and search on a LocalCluster and locally, on the same cores.
 
-    python -m pytest benchmarks/bench_cluster.py --benchmark-only -o python_files=bench_*.py
+    python -m pytest benchmarks/suites/bench_cluster.py --benchmark-only
 
 The cluster has one single-threaded worker process per core
 (``LocalCluster(n_workers=cores, threads_per_worker=1)``); the local runs
 use all cores (``processes=None``). Measured:
 
 - ``test_build``: the generated photo set of ``$FASTDIF_BENCH_IMAGES``
-  images (default 1000; see :mod:`benchmarks.datasets`).
+  images (default 1000; see :mod:`benchmarks.data.photos`).
 - ``test_search_photo_set``: ``"similar"``, rotate on, same_dim on, over
   that photo set's repository (saved, then loaded memory-mapped): many
   small sets of equal dimensions.
 - ``test_search``: ``"similar"``, rotate on, over
   ``$FASTDIF_BENCH_CLUSTER_THUMBNAILS`` photo-like thumbnails (default
-  100,000; :mod:`benchmarks.thumbnails`), read by the workers from a
+  100,000; :mod:`benchmarks.data.thumbnails`), read by the workers from a
   memory-mapped ``.npy`` file (``mapped``) or scattered to them from
   memory (``scattered``).
 
@@ -33,8 +33,9 @@ import numpy as np
 import pytest
 
 import fastdif
-from benchmarks.cluster_scaling import thumbnail_file as cluster_thumbnail_file
-from benchmarks.datasets import dataset, image_files
+from benchmarks.data.photos import dataset
+from benchmarks.data.thumbnails import thumbnail_file as cluster_thumbnail_file
+from benchmarks.data.truth import image_files
 
 IMAGES = int(os.environ.get("FASTDIF_BENCH_IMAGES", "1000"))
 THUMBNAILS = int(os.environ.get("FASTDIF_BENCH_CLUSTER_THUMBNAILS", "100000"))

@@ -10,7 +10,7 @@ above every MSE); "similar" is the real search with its bounds.
 import numpy as np
 import pytest
 
-from benchmarks.regression import best_of
+from benchmarks.timing import best_of
 from fastdif.engine import matching as search_module
 from fastdif.model import Criteria
 

@@ -1,21 +1,21 @@
 """The targets of issue 25 side by side in one run: the first run against the next, and difPy.
 
-    python -m benchmarks.cold_start                      # parts 1 and 2: 3 to 5 minutes
-    python -m benchmarks.cold_start --end-to-end 6000    # and part 3: 6 to 15 minutes more
+    python -m benchmarks.scripts.cold_start                      # parts 1 and 2: 3 to 5 minutes
+    python -m benchmarks.scripts.cold_start --end-to-end 6000    # and part 3: 6 to 15 minutes more
 
 1. The command line on the generated photo set of ``--images`` pictures
    (default 200), "duplicates" and "similar", default options:
-   :func:`benchmarks.first_run.first_run_seconds` (a new interpreter with an
+   :func:`benchmarks.scripts.first_run.first_run_seconds` (a new interpreter with an
    empty ``NUMBA_CACHE_DIR``, cold, then the next run with the cache it
    filled, warm; best of ``$FASTDIF_BENCH_ROUNDS`` pairs, default 3).
    Targets: cold at most 1.5 s longer than warm; warm at most 2.5 s.
 2. The build of the 1,000-image set against difPy 4.2.1's, each in a new
-   interpreter (:func:`benchmarks.compare_difpy.run_child`: build, then a
+   interpreter (:func:`benchmarks.scripts.compare_difpy.run_child`: build, then a
    "similar" search), alternated, best of ``--rounds`` (default 2); fastdif
    with a filled kernel cache (its first run, which fills it, is shown as
    "cold"); and the CPU seconds of the whole runs. Target: at most 0.5x.
    Needs difPy (the ``bench`` extra).
-3. With ``--end-to-end N``: :func:`benchmarks.compare_difpy.compare` on N
+3. With ``--end-to-end N``: :func:`benchmarks.scripts.compare_difpy.compare` on N
    images (difPy, then fastdif cold and warm: one run each, the settings of
    that comparison, ``--similarity`` "duplicates", difPy's default, unless
    given), wall and CPU seconds. Targets on
@@ -33,9 +33,11 @@ import os
 import sys
 import tempfile
 
-from benchmarks.compare_difpy import compare, run_child, warm_page_cache
-from benchmarks.datasets import dataset, image_files
-from benchmarks.first_run import SIMILARITIES, first_run_seconds
+from benchmarks.data.photos import dataset
+from benchmarks.data.truth import image_files
+from benchmarks.scripts.compare_difpy import compare, run_child
+from benchmarks.scripts.first_run import SIMILARITIES, first_run_seconds
+from benchmarks.timing import warm_page_cache
 
 #: The targets of issue 25.
 COLD_MINUS_WARM_S = 1.5

@@ -1,8 +1,8 @@
 """fastdif side by side with difPy 4.2.1 on the same generated photo sets.
 
-    python -m benchmarks.compare_difpy --images 1000 6000
+    python -m benchmarks.scripts.compare_difpy --images 1000 6000
 
-For each size, the set made by :func:`benchmarks.datasets.dataset` (n files,
+For each size, the set made by :func:`benchmarks.data.photos.dataset` (n files,
 n / 2 of them duplicates; generated into the cache folder if missing) is read
 once to warm the page cache, then each run goes in its own fresh interpreter:
 
@@ -118,10 +118,8 @@ def child(tool: str, folder: str, processes: int, out: str, similarity: str) -> 
         )
         again = time.perf_counter() - searched
         cpu_again = _cpu_seconds(resource.RUSAGE_SELF) - cpu
-    groups = [
-        [os.path.basename(key)] + [os.path.basename(str(match[0])) for match in matches]
-        for key, matches in se.result.items()
-    ]
+    from benchmarks.data.truth import group_names  # after the timings: not in the figures
+
     record = {
         "import_s": imported - begin,
         "build_s": built - imported,
@@ -132,7 +130,7 @@ def child(tool: str, folder: str, processes: int, out: str, similarity: str) -> 
         "version": _version(tool),
         "invalid_files": int(dif.stats["invalid_files"]["count"]),
         "total_files": int(dif.stats["total_files"]),
-        "groups": groups,
+        "groups": group_names(se.result),
         "maxrss_self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
     with open(out, "w") as f:
@@ -214,9 +212,9 @@ def run_child(
 ) -> dict:
     """Run one tool in a fresh interpreter; return its figures (times, memory, groups)."""
     out = os.path.join(workdir, f"{tool}.json")
-    command = [sys.executable, "-m", "benchmarks.compare_difpy", "--child", tool, folder]
+    command = [sys.executable, "-m", "benchmarks.scripts.compare_difpy", "--child", tool, folder]
     command += ["--processes", str(processes), "--json", out, "--similarity", similarity]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))  # the repository
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=root)
     sampler = TreeSampler(proc.pid)
@@ -246,17 +244,11 @@ def run_child(
     return record
 
 
-def warm_page_cache(files: list[str]) -> None:
-    """Read every file once, so no run pays for the disk and the first run is not penalised."""
-    for path in files:
-        with open(path, "rb") as f:
-            while f.read(1 << 20):
-                pass
-
-
 def compare(n: int, processes: int, runs: tuple[str, ...], similarity: str = "similar") -> dict:
     """All runs on the set of ``n`` images; return their figures, scored against the truth."""
-    from benchmarks.datasets import dataset, image_files, load_truth, score
+    from benchmarks.data.photos import dataset
+    from benchmarks.data.truth import image_files, load_truth, score
+    from benchmarks.timing import warm_page_cache
 
     folder = dataset(n)
     truth = load_truth(folder)
@@ -362,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
             print(markdown(json.load(f)["results"]))
         return
 
-    from benchmarks.thumbnails import cache_folder
+    from benchmarks.data.cache import cache_folder
 
     started = time.time()
     load_before = os.getloadavg()

@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from benchmarks.conftest import run_python
-from benchmarks.thumbnails import photo_thumbnails
+from benchmarks.data.thumbnails import thumbnail_file
+from benchmarks.timing import run_python
 
 SEARCH = """
 import json, numpy as np, fastdif
@@ -45,7 +45,7 @@ print(json.dumps({{"n": n, "tensors_bytes": tensors.nbytes, "rss_before": before
 
 @pytest.mark.parametrize("n", [6000, 50000])
 def test_search_peak_memory(benchmark, n):
-    path = photo_thumbnails(n).filename
+    path = thumbnail_file(n)
     runs = []
     benchmark.pedantic(
         lambda: runs.append(json.loads(run_python(SEARCH.format(path=path)))),

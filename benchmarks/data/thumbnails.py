@@ -5,28 +5,29 @@ rendered small (192 x 144, landscape or portrait), given a random exposure as
 photos have, and resized to px x px as fastdif does. A fraction of them are
 near-duplicates of another image: a JPEG re-encode (quality 60 to 90), a
 rotation by 90/180/270 degrees, a 0.8x downscale, or a small exposure change.
-Results are cached as .npy files under ``$FASTDIF_BENCH_CACHE`` (default
-``~/.cache/fastdif-bench``).
+Results are cached as .npy files in the benchmark cache folder
+(:mod:`benchmarks.data.cache`).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image
 
-from .make_dataset import photo
+from . import copies
+from .cache import cache_folder
+from .photos import photo
 
-NEAR_KINDS = ("reencode", "rotate", "downscale", "exposure")
-
-
-def cache_folder() -> str:
-    """Where generated thumbnails are kept between runs."""
-    default = os.path.join(os.path.expanduser("~"), ".cache", "fastdif-bench")
-    return os.environ.get("FASTDIF_BENCH_CACHE", default)
+#: The near-duplicates, each drawn with equal chance.
+NEAR_EDITS = {
+    "reencode": copies.reencoded((60, 91)),
+    "rotate": copies.turned(),
+    "downscale": copies.scaled(0.8, whole=int),
+    "exposure": copies.exposed(0.98, 1.02),
+}
 
 
 def _render(rng: np.random.Generator) -> Image.Image:
@@ -37,18 +38,8 @@ def _render(rng: np.random.Generator) -> Image.Image:
 
 
 def _near_copy(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    kind = NEAR_KINDS[rng.integers(len(NEAR_KINDS))]
-    if kind == "reencode":
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=int(rng.integers(60, 91)))
-        return Image.open(buffer).convert("RGB")
-    if kind == "rotate":
-        turns = [Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270]
-        return image.transpose(turns[rng.integers(3)])
-    if kind == "downscale":
-        return image.resize((image.width * 4 // 5, image.height * 4 // 5), Image.Resampling.LANCZOS)
-    pixels = np.asarray(image, dtype=np.float32) * rng.uniform(0.98, 1.02)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    edits = list(NEAR_EDITS.values())
+    return edits[rng.integers(len(edits))](image, rng)
 
 
 def _chunk(args: tuple[int, int, int, int, float]) -> np.ndarray:
@@ -86,3 +77,8 @@ def photo_thumbnails(n: int, px: int = 50, near: float = 0.1, seed: int = 0) -> 
     del out
     os.replace(tmp, path)
     return np.load(path, mmap_mode="r")
+
+
+def thumbnail_file(n: int) -> str:
+    """Path of the ``.npy`` file of ``photo_thumbnails(n)`` (written once), for memory-mapping."""
+    return photo_thumbnails(n).filename

@@ -1,7 +1,7 @@
 """How far fastdif's thumbnails are from the faithful ones, per file format.
 
-    python -m benchmarks.fidelity --images 100            # fastdif against the reference
-    python -m benchmarks.fidelity --images 100 --draft    # also: what the draft shortcut cost
+    python -m benchmarks.studies.fidelity --images 100          # fastdif against the reference
+    python -m benchmarks.studies.fidelity --images 100 --draft  # also: what the draft shortcut cost
 
 The reference thumbnail (:func:`reference_thumbnail`) is the definition:
 the file decoded in full with Pillow (first frame), EXIF orientation
@@ -9,7 +9,7 @@ applied, converted to RGB by :func:`fastdif.io.decode.to_rgb`, then an exact
 area average: output cell ``i`` along an axis of ``n`` source pixels covers
 ``[i * n / px, (i + 1) * n / px)`` and each source pixel weighs by its
 overlap with it, rounded half up to uint8. For every file of a texture set
-(:func:`benchmarks.textures.texture_dataset`, or ``--folder``) this reports
+(:func:`benchmarks.data.textures.texture_dataset`, or ``--folder``) this reports
 the MSE (0..255 scale, over the px x px x 3 values) between
 :func:`fastdif.io.decode.load_thumbnail` and the reference: count, mean,
 median, p95, p99 and max per format, lossless formats (which must be exact)
@@ -32,10 +32,10 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image, ImageOps
 
+from benchmarks.data.textures import texture_dataset
+from benchmarks.data.truth import TRUTH_FILE, image_files
+from benchmarks.studies.tables import markdown
 from fastdif.io.decode import load_thumbnail, to_rgb
-
-from .datasets import TRUTH_FILE, image_files
-from .textures import texture_dataset
 
 #: What the old code decoded a JPEG at: smaller side at least this times px.
 OLD_DRAFT_FACTOR = 4
@@ -254,14 +254,11 @@ def _cell(value: float | None) -> str:
 
 def table(title: str, rows: dict[str, dict]) -> str:
     """Markdown table of summaries, one row each."""
-    lines = [
-        f"| {title} | files | mean | median | p95 | p99 | max |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, s in rows.items():
-        cells = " | ".join(_cell(s[k]) for k in ("mean", "median", "p95", "p99", "max"))
-        lines.append(f"| {name} | {s['count']} | {cells} |")
-    return "\n".join(lines)
+    keys = ("mean", "median", "p95", "p99", "max")
+    return markdown(
+        [title, "files", *keys],
+        ([name, str(s["count"])] + [_cell(s[k]) for k in keys] for name, s in rows.items()),
+    )
 
 
 def report(result: dict, textures: dict[str, str] | None = None) -> str:

@@ -1,0 +1,1 @@
+"""pytest-benchmark suites: ``python -m pytest benchmarks/suites --benchmark-only``."""
