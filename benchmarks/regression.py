@@ -5,8 +5,10 @@
 
 Absolute times on a shared machine are noisy, so each figure is a ratio of two
 timings taken in the same run (best of several repeats), which cancels most
-of the machine's speed and load. A figure regresses when it exceeds its
-accepted value times ``TOLERANCE``. Accepted values live in
+of the machine's speed and load. A figure over its accepted value times
+``TOLERANCE`` is measured again, up to ``TRIES`` times in all, and
+regresses when the best of them is still over (one run under a burst of
+load is not a regression). Accepted values live in
 ``benchmarks/accepted.json``: the largest of three ``--accept`` runs on the
 2-core development machine (edit the file by hand to keep the largest).
 
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,14 +42,16 @@ from fastdif.model import Criteria
 
 ACCEPTED = os.path.join(os.path.dirname(__file__), "accepted.json")
 TOLERANCE = 3.0
+#: Measurements of a figure over its limit, the first included, before it fails.
+TRIES = 3
 
 #: Limits on the per-file thumbnail MSE (0..255 scale) against the reference.
 FIDELITY_P99 = 0.5
 FIDELITY_MAX = 1.0
 
 
-def measure() -> dict[str, float]:
-    """The tracked ratios (lower is better), each from two timings of this run."""
+def measurements() -> dict[str, Callable[[], float]]:
+    """How to measure each tracked ratio (lower is better), from two timings of one run."""
     tensors = np.ascontiguousarray(photo_thumbnails(3000))
     shapes = np.full((len(tensors), 2), tensors.shape[1], np.int64)
     small, small_shapes = tensors[:600], shapes[:600]
@@ -66,25 +71,36 @@ def measure() -> dict[str, float]:
     def classic():
         return find(tensors, shapes, 5.0, True, True)
 
-    figures = {
+    return {
         # Every exact sum computed (a threshold above every MSE), no rotation:
         # the raw kernel against BLAS on the same 600 thumbnails.
-        "full_kernel_over_blas": ratio(lambda: find(small, small_shapes, 1e9, False, True), blas),
+        "full_kernel_over_blas": lambda: ratio(
+            lambda: find(small, small_shapes, 1e9, False, True), blas
+        ),
         # The real "similar" search with its bounds, against the same BLAS time.
-        "similar_classic_over_blas": ratio(
+        "similar_classic_over_blas": lambda: ratio(
             lambda: find(small, small_shapes, 5.0, True, True), blas
         ),
-        # Chunked path (sorted windows, tiles of 256 rows) against classic on 3,000.
-        "chunked_over_classic": ratio(lambda: find(tensors, shapes, 5.0, True, True, 256), classic),
+        # Chunked path (tiles of 256 rows) against classic on 3,000.
+        "chunked_over_classic": lambda: ratio(
+            lambda: find(tensors, shapes, 5.0, True, True, 256), classic
+        ),
         # Hashing for "duplicates" against the "similar" classic search on 3,000.
-        "duplicates_over_similar": ratio(
+        "duplicates_over_similar": lambda: ratio(
             lambda: search_module.find_identical(tensors, shapes, Criteria(0.0)), classic
         ),
+        "cluster_over_local": lambda: cluster_over_local(tensors),
+        "build_over_ceiling": build_over_ceiling,
+        "first_run_cold_over_warm": first_run_cold_over_warm,
     }
-    figures["cluster_over_local"] = cluster_over_local(tensors)
-    figures["build_over_ceiling"] = build_over_ceiling()
-    figures["first_run_cold_over_warm"] = first_run_cold_over_warm()
-    return figures
+
+
+def checked(measure: Callable[[], float], limit: float, first: float) -> list[float]:
+    """``first``, and further measurements while the best is over ``limit`` (``TRIES`` in all)."""
+    tries = [first]
+    while min(tries) > limit and len(tries) < TRIES:
+        tries.append(measure())
+    return tries
 
 
 def first_run_cold_over_warm() -> float:
@@ -179,7 +195,8 @@ def main() -> int:
         checks, failed = check_fidelity()
         print(f"fidelity check: {checks - failed} passed, {failed} failed")
         return 1 if failed else 0
-    measured = measure()
+    measure = measurements()
+    measured = {name: how() for name, how in measure.items()}
     if args.accept:
         with open(ACCEPTED, "w") as out:
             json.dump({k: round(v, 4) for k, v in measured.items()}, out, indent=2)
@@ -189,12 +206,16 @@ def main() -> int:
     with open(ACCEPTED) as f:
         accepted = json.load(f)
     failed = 0
-    for name, value in measured.items():
+    for name, first in measured.items():
         limit = accepted[name] * TOLERANCE
+        tries = checked(measure[name], limit, first)
+        value = min(tries)
         status = "ok" if value <= limit else "REGRESSED"
         failed += status != "ok"
+        again = "" if len(tries) == 1 else f"  (best of {', '.join(f'{t:.4f}' for t in tries)})"
         print(
-            f"{name:28s} {value:8.4f}  accepted {accepted[name]:.4f}  limit {limit:.4f}  {status}"
+            f"{name:28s} {value:8.4f}  accepted {accepted[name]:.4f}  limit {limit:.4f}  "
+            f"{status}{again}"
         )
     checks, fidelity_failed = check_fidelity()
     checks += len(measured)

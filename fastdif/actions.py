@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import errno
 import filecmp
 import json
@@ -12,7 +13,8 @@ import stat
 from collections.abc import Callable
 from datetime import datetime
 
-from .io.files import open_regular
+from . import params
+from .io.files import NO_LINK, open_regular, sync_folder, write_atomic
 
 #: Manifest files written by :func:`move_files` are named
 #: ``fastdif_moved_<timestamp>.json``.
@@ -21,8 +23,56 @@ MANIFEST_FORMAT = "fastdif move manifest 1"
 #: A manifest while its moves run (see :class:`_Journal`).
 JOURNAL_FORMAT = "fastdif move journal 1"
 
-# A hard link is not possible: fall back to copying.
-_NO_LINK = (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK)
+
+class NotAFolderError(NotADirectoryError, ValueError):
+    """A move's destination exists and is not a folder (difPy raises ValueError)."""
+
+
+class ActionFailure(enum.Enum):
+    """Why a file was not moved, deleted or trashed: the kind of a :class:`Reason`.
+
+    The first five are the checks of :mod:`fastdif.verify` (the values of
+    ``verify.Check``).
+    """
+
+    IDENTITY = "identity"
+    SAME_FILE = "same-file"
+    CONTENT = "content"
+    FRAMES = "frames"
+    LOCK = "lock"
+    #: Not a member of a group of the result.
+    NOT_MEMBER = "not-member"
+    #: A library (``reference``) image: never moved or deleted.
+    LIBRARY = "library"
+    #: The file is its group's key now (a link to it, a hard link).
+    IS_KEY = "is-key"
+    #: Its group's key no longer exists: the last copy is kept.
+    KEY_GONE = "key-gone"
+    #: Its key vanished just after the file was moved: it was put back.
+    KEY_LOST = "key-lost"
+    #: Neither the system's trash nor ``.fastdif-trash`` took it.
+    TRASH = "trash"
+    #: The system refused the move or the delete (the text is its message).
+    OS_ERROR = "os-error"
+
+
+class Reason(str):
+    """Why a file was not acted on, as a result's ``"failed"`` holds it: text and a kind.
+
+    A ``str`` (the one-line reason difPy-style results show, printed,
+    compared and written to JSON as before) whose ``kind``, an
+    :class:`ActionFailure`, tells code what failed without parsing the text.
+    """
+
+    kind: ActionFailure
+
+    def __new__(cls, kind: ActionFailure, text: str) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.kind = kind
+        return reason
+
+    def __getnewargs__(self) -> tuple[ActionFailure, str]:
+        return self.kind, str(self)  # pickle and copy make it again with its kind
 
 
 def free_name(folder: str, name: str) -> str:
@@ -68,7 +118,7 @@ def place(
     try:
         os.link(source, target)
     except OSError as exc:
-        if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINK:
+        if isinstance(exc, FileExistsError) or exc.errno not in NO_LINK:
             raise
         _copy_across(source, target, partial, copied)
         return
@@ -93,61 +143,52 @@ def _copy_across(
     partial: str | None,
     copied: Callable[[os.stat_result], None] | None = None,
 ) -> None:
-    """:func:`place` without a hard link from ``source``: copy, name, then remove the source."""
-    folder = os.path.dirname(target) or "."
-    if partial is None:
-        partial = os.path.join(folder, f".fastdif-{secrets.token_hex(8)}.partial")
-    _copy_exclusive(source, partial)
-    try:
-        if copied is not None:
-            copied(os.lstat(partial))
-        _link_or_claim(partial, target)
-        try:
-            _sync_folder(folder)  # the new name is on disk before the old one goes
-        except BaseException:
-            os.unlink(target)
-            raise
-        _remove_source(source, target)
-    finally:
-        # Removed last: while it is a second name of target, undo_move can tell
-        # that target is the copy this move made.
-        if os.path.lexists(partial):
-            os.unlink(partial)
+    """:func:`place` without a hard link from ``source``: copy, name, then remove the source.
 
-
-def _copy_exclusive(source: str, target: str) -> None:
-    """Copy the regular file ``source`` to the new file ``target``, flushed to disk.
-
+    The copy is written as :func:`~fastdif.io.files.write_atomic` writes
+    (to ``partial``, on disk before it gets its name, never replacing).
     The owner and group (see :func:`_give_owner`), permission bits and
-    timestamps are copied and the size checked. On any failure ``target``
-    is removed.
+    timestamps are copied and the size checked before it gets its name.
     """
+    if partial is None:
+        partial = os.path.join(
+            os.path.dirname(target) or ".", f".fastdif-{secrets.token_hex(8)}.partial"
+        )
     # O_NONBLOCK: a named pipe put in the file's place fails below instead
     # of blocking the open. O_NOFOLLOW: a link put there is not a file to copy.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(source, flags)
-    with os.fdopen(fd, "rb") as src:
-        expected = os.fstat(fd)
+    src = os.fdopen(os.open(source, flags), "rb")
+    try:
+        expected = os.fstat(src.fileno())
         if not stat.S_ISREG(expected.st_mode):
             raise OSError(errno.EINVAL, f"not a regular file: {source!r}")
-        out = open(target, "xb")
-        try:
-            with out:
-                shutil.copyfileobj(src, out)
-                out.flush()
-                owned = _give_owner(out.fileno(), expected)
-                # On disk before the source goes: a crash now leaves two copies, not none.
-                os.fsync(out.fileno())
-            shutil.copystat(source, target)
+        owned = False
+
+        def copy(out) -> None:
+            nonlocal owned
+            shutil.copyfileobj(src, out)
+            out.flush()
+            owned = _give_owner(out.fileno(), expected)
+
+        def finish(copy_path: str) -> None:
+            src.close()  # read to the end; and Windows removes no open file
+            shutil.copystat(source, copy_path)
             if not owned:
                 # As cp -p does: set-user and set-group-ID never pass to another owner.
                 mode = stat.S_IMODE(expected.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
-                os.chmod(target, mode)
-            if os.path.getsize(target) != expected.st_size:
+                os.chmod(copy_path, mode)
+            if os.path.getsize(copy_path) != expected.st_size:
                 raise OSError(errno.EIO, f"size check failed copying {source!r} to {target!r}")
-        except BaseException:
-            os.unlink(target)
-            raise
+            if copied is not None:
+                copied(os.lstat(copy_path))
+
+        # The partial copy is removed last: while it is a second name of
+        # target, undo_move can tell that target is the copy this move made.
+        write_atomic(
+            target, copy, temp=partial, ready=finish, then=lambda _: _remove_source(source, target)
+        )
+    finally:
+        src.close()
 
 
 def _give_owner(fd: int, info: os.stat_result) -> bool:
@@ -172,20 +213,6 @@ def _give_owner(fd: int, info: os.stat_result) -> bool:
     except OSError:
         pass
     return False
-
-
-def _sync_folder(folder: str) -> None:
-    """Flush ``folder``'s entries to disk, where the system allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # folders cannot be opened here (Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not every filesystem flushes a folder
-    finally:
-        os.close(fd)
 
 
 def _link_targets(path: str) -> tuple[str, str] | None:
@@ -272,72 +299,22 @@ def write_json(folder: str, name: str, data) -> str:
 def write_text(folder: str, name: str, text: str) -> str:
     """Write ``text`` to ``folder/name`` atomically, never replacing a file.
 
-    The text goes to a temporary file in ``folder`` (:func:`create_temp`)
-    that is then linked to its name, so a reader never sees a partial file; a
-    numbered suffix is added if the name is taken. The file is created like
-    any other, honouring the umask (0644 under umask 022). Undecodable bytes
-    of non-UTF-8 file names (``surrogateescape``, as ``os.listdir`` returns
-    them) are written as ``\\udcXX``: in JSON that is the string's own escape,
-    so ``json.load`` then ``os.fsencode`` give the exact bytes.
+    Written by :func:`~fastdif.io.files.write_atomic`: a temporary file in
+    ``folder``, on disk before it is linked to its name, so a reader never
+    sees a partial file; a numbered suffix is added if the name is taken.
+    The file is created like any other, honouring the umask (0644 under
+    umask 022). Undecodable bytes of non-UTF-8 file names
+    (``surrogateescape``, as ``os.listdir`` returns them) are written as
+    ``\\udcXX``: in JSON that is the string's own escape, so ``json.load``
+    then ``os.fsencode`` give the exact bytes.
 
     Returns
     -------
     str
         The path written.
     """
-    fd, tmp = create_temp(folder)
-    try:
-        # newline="" keeps the CSV module's line ends as they are.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        stem, ext = os.path.splitext(name)
-        number = 0
-        while True:
-            target = os.path.join(folder, name if number == 0 else f"{stem}_{number}{ext}")
-            try:
-                _link_or_claim(tmp, target)
-                return target
-            except FileExistsError:
-                number += 1
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
-def create_temp(folder: str) -> tuple[int, str]:
-    """Create a new empty file ``folder/.fastdif-<random>.tmp``; return ``(fd, path)``.
-
-    Opened for writing with ``O_EXCL`` and mode 0666, so the umask sets its
-    permissions as for any other new file (``tempfile.mkstemp`` makes 0600,
-    which the name it is given later would keep).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        path = os.path.join(folder, f".fastdif-{secrets.token_hex(8)}.tmp")
-        try:
-            return os.open(path, flags, 0o666), path
-        except FileExistsError:
-            continue
-
-
-def _link_or_claim(tmp: str, target: str) -> None:
-    """Give the complete file ``tmp`` the name ``target``, which must not exist."""
-    try:
-        os.link(tmp, target)
-    except OSError as exc:
-        if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINK:
-            raise
-        # No hard links here: claim the name with an empty file, then replace
-        # it in one step; a reader sees an empty file or the whole one.
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.lexists(tmp):  # not replaced: give the claimed name back
-                os.unlink(target)
-            raise
+    data = text.encode("utf-8", "backslashreplace")
+    return write_atomic(os.path.join(folder, name), lambda out: out.write(data), numbered=True)
 
 
 class _Journal:
@@ -418,21 +395,10 @@ class _Journal:
         document = {"format": MANIFEST_FORMAT, "created": self.created, "moved": moved}
         text = json.dumps(document, indent=2, ensure_ascii=False)
         data = text.encode("utf-8", "backslashreplace")
-        folder = os.path.dirname(self.path)
-        tmp = None
         try:
-            fd, tmp = create_temp(folder)
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+            write_atomic(self.path, lambda out: out.write(data), replace=True)
         except OSError:
             pass  # the journal stays: undo_move reads it as well
-        finally:
-            if tmp is not None and os.path.lexists(tmp):
-                os.unlink(tmp)
-        _sync_folder(folder)
         return self.path
 
     def _create(self) -> None:
@@ -458,7 +424,7 @@ class _Journal:
             self._fd = None
             os.unlink(path)
             raise
-        _sync_folder(self.folder)
+        sync_folder(self.folder)
 
     def _write(self, line: dict) -> None:
         # Lone surrogates (bytes of non-UTF-8 names) become their JSON escape.
@@ -493,7 +459,7 @@ def move_files(paths, destination) -> tuple[dict[str, str], dict[str, str], str 
     moved : dict
         ``{source: new_path}``.
     failed : dict
-        ``{source: reason}``; these files stay where they were.
+        ``{source: reason}`` (each a :class:`Reason`); these files stay where they were.
     manifest : str or None
         Path of the manifest, or None when nothing was moved (then no
         manifest is left).
@@ -504,21 +470,16 @@ def move_files(paths, destination) -> tuple[dict[str, str], dict[str, str], str 
         ``destination`` is not a path.
     ValueError
         ``destination`` is empty.
-    NotADirectoryError
-        ``destination`` exists and is not a folder.
+    NotAFolderError
+        ``destination`` exists and is not a folder: a ValueError, as difPy
+        raises, and a NotADirectoryError.
     """
-    if not isinstance(destination, (str, os.PathLike)):
-        raise TypeError(
-            'Invalid value for "destination_path" parameter: must be of type STRING, '
-            f"got {destination!r}."
-        )
+    params.check_type("destination_path", destination, (str, os.PathLike), "of type STRING")
     folder = os.fspath(destination)
     if not folder:
-        raise ValueError('Invalid value for "destination_path" parameter: must not be empty.')
+        raise params.invalid("destination_path", "must not be empty.")
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise NotADirectoryError(
-            f'Invalid value for "destination_path" parameter: "{folder}" is not a folder.'
-        )
+        raise params.invalid("destination_path", f'"{folder}" is not a folder.', NotAFolderError)
     os.makedirs(folder, exist_ok=True)
     moved, failed = {}, {}
     journal = _Journal(folder)
@@ -527,7 +488,7 @@ def move_files(paths, destination) -> tuple[dict[str, str], dict[str, str], str 
             try:
                 moved[path] = move_file(path, folder, journal)
             except OSError as exc:
-                failed[path] = exc.strerror or str(exc)
+                failed[path] = Reason(ActionFailure.OS_ERROR, exc.strerror or str(exc))
     finally:
         manifest = journal.finish()
     return moved, failed, manifest
@@ -615,11 +576,7 @@ def undo_move(manifest: str | os.PathLike) -> dict:
     ValueError
         The file is not a fastdif move manifest.
     """
-    if not isinstance(manifest, (str, os.PathLike)):
-        raise TypeError(
-            'Invalid value for "manifest" parameter: must be of type STRING or os.PathLike, '
-            f"got {manifest!r}."
-        )
+    params.check_type("manifest", manifest, (str, os.PathLike), "of type STRING or os.PathLike")
     path = os.fspath(manifest)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Manifest "{path}" does not exist')
@@ -645,7 +602,7 @@ def undo_move(manifest: str | os.PathLike) -> dict:
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         read = None
     if read is None:
-        raise ValueError(f'Invalid value for "manifest" parameter: "{path}" is not a move manifest')
+        raise params.invalid("manifest", f'"{path}" is not a move manifest')
     outcome = {"restored": {}, "failed": {}, "not_moved": {}}
     for index in reversed(range(len(entries))):
         entry = entries[index]
@@ -850,7 +807,8 @@ def delete_files(
     ``dry_run`` nothing is removed: the first list holds the files that would
     be deleted, after the same checks.
 
-    Returns ``(deleted, failed)``: the deleted paths and ``{path: reason}``.
+    Returns ``(deleted, failed)``: the deleted paths and ``{path: reason}``
+    (each a :class:`Reason`).
     """
     deleted, failed = [], {}
     for path in paths:
@@ -860,24 +818,26 @@ def delete_files(
         except OSError:
             key_stat = None
         if key_stat is None or not stat.S_ISREG(key_stat.st_mode):
-            failed[path] = f"kept: the group's key {key!r} no longer exists"
+            failed[path] = Reason(
+                ActionFailure.KEY_GONE, f"kept: the group's key {key!r} no longer exists"
+            )
             continue
         try:
             same = os.path.samestat(key_stat, os.stat(path)) and key_stat.st_ino != 0
         except OSError:
             same = False  # gone, or a dangling link: nothing of the key's
         if same or os.path.realpath(key) == os.path.realpath(path):
-            failed[path] = "is its group's key"
+            failed[path] = Reason(ActionFailure.IS_KEY, "is its group's key")
             continue
         if dry_run:
             if not os.path.lexists(path):
-                failed[path] = "No such file or directory"
+                failed[path] = Reason(ActionFailure.OS_ERROR, "No such file or directory")
                 continue
         else:
             try:
                 os.remove(path)
             except OSError as exc:
-                failed[path] = exc.strerror or str(exc)
+                failed[path] = Reason(ActionFailure.OS_ERROR, exc.strerror or str(exc))
                 continue
         deleted.append(path)
     return deleted, failed

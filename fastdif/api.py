@@ -39,7 +39,8 @@ def build(
     Parameters
     ----------
     *directory : str, os.PathLike or list of them
-        Folders or single files to search.
+        Folders or single files to search; a saved repository (a store)
+        among them is loaded as one (not with ``in_folder`` or ``store``).
     recursive : bool, default True
         Walk sub-folders.
     in_folder : bool or "subfolders", default False
@@ -70,11 +71,13 @@ def build(
         extra); the workers must see the files at the same paths. See
         :mod:`fastdif.backends.dask`.
     store : str or os.PathLike, optional
-        With ``scheduler``: a folder to create, on storage the workers share.
-        The workers write the thumbnails there (uint8) instead of sending
-        them to this process; the folder is a saved repository
-        (:func:`fastdif.load` reads it) and the returned repository is
-        memory-mapped from it. Not with ``cache``.
+        A folder the thumbnails are written to (uint8) as they are decoded,
+        which becomes a saved repository (:func:`fastdif.load` reads it);
+        the returned repository is memory-mapped from it. A build stopped
+        and run again resumes; run on a finished store, it updates it
+        (unchanged files copied, new and changed ones decoded, vanished
+        ones dropped). With ``scheduler``: a folder to create, on storage
+        the workers share, which the workers write (not with ``cache``).
     reference : str, os.PathLike, list of them, or Repository, optional
         A library to check the new images in ``directory`` against: folders
         or files, decoded as ``directory`` is (with the same ``cache``), or a
@@ -93,9 +96,10 @@ def build(
     ValueError, TypeError, FileNotFoundError
         For invalid parameters or missing paths; the message names the parameter.
     FileExistsError
-        ``store`` exists, or something else took its name while it was
-        built: that is left as it was, and the message says where the
-        finished store is (publishing is a rename that never replaces).
+        ``store`` exists and is not a fastdif store this build can update
+        (a link, a user's folder, other settings), or something else took
+        its name while it was built: that is left as it was, and the
+        message says where the finished store is.
     fastdif.io.partial.PartialBuildError
         ``store``'s partial folder (``.NAME.partial`` beside it) is a link,
         not a folder, not a fastdif build, another build's, or made with
@@ -193,8 +197,7 @@ def search(
         library images are never compared (an exact search, pruned by the
         mean window and block bounds, so a large library costs little). A
         library image is always the key of its group and never in
-        ``lower_quality``. Not with ``scheduler``, nor with a ``dif`` built
-        with ``in_folder``.
+        ``lower_quality``. Not with a ``dif`` built with ``in_folder``.
     within_new : bool, default True
         With a library: also match ``dif``'s images with each other. False
         reports only matches with the library.
@@ -264,8 +267,5 @@ def search(
 
 
 def _check_repository(dif) -> None:
-    if not isinstance(dif, Repository):
-        raise TypeError(
-            f'Invalid value for "dif" parameter: must be the object returned by fastdif.build, '
-            f"got {type(dif).__name__}."
-        )
+    expected = "the object returned by fastdif.build"
+    params.check_type("dif", dif, Repository, expected, show_type=True)

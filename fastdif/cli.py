@@ -14,6 +14,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -250,7 +251,8 @@ FLAGS = (
          "stream the thumbnails (uint8) into DIR as they are decoded, instead of memory: DIR "
          "becomes a saved repository (fastdif.load reads it), memory stays flat for millions "
          "of files, and a build stopped by Ctrl-C or a crash resumes when run again with the "
-         "same DIR. The cache is used only with --cache. DIR must not exist", "DIR", _path),
+         "same DIR; run again on a finished DIR, it updates it (new and changed files decoded, "
+         "vanished ones dropped). The cache is used only with --cache", "DIR", _path),
     Flag(("--cache",), "thumbnail cache file: unchanged files are not decoded again", "PATH",
          _path, exclusive="cache",
          shown=f"$XDG_CACHE_HOME/fastdif/{CACHE_FILE}, or ~/.cache/fastdif/{CACHE_FILE}"),
@@ -343,17 +345,22 @@ def run(args: argparse.Namespace) -> int:
     directories, output = _checked_inputs(args)
     dif, se = _build_and_search(args, directories)
     # The report goes first, while every file it shows is still where it was found.
-    report_path = None
+    report_path = replaced = None
     if args.report:
+        replaced = os.path.lexists(args.report)  # an earlier report: check_report_path allowed it
         report_path = se.report(
             args.report, processes=args.processes, show_progress=args.show_progress
         )
     lines = _act(args, se)
     written, unwritten = _write_results(output, args.format, se)
+    wrote = [f"wrote {printable(p)}" for p in written]
     if report_path:
-        written.append(report_path)
+        wrote.append(
+            f"wrote {printable(report_path)}"
+            + (" (replaced the earlier report)" if replaced else "")
+        )
     if not args.quiet:
-        _print_summary(args, dif, se, lines + [f"wrote {printable(p)}" for p in written])
+        _print_summary(args, dif, se, lines + wrote)
     if unwritten:
         # After the summary: files may already be trashed, moved or deleted,
         # and what went where (and how to undo it) must not be lost with them.
@@ -391,7 +398,8 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[list[str], str]:
     validate_directories(directories)  # a missing input creates no output folder
     check_keep(args.keep)  # a bad rule stops before the build
     if args.decisions:
-        read_decisions(args.decisions)  # a bad file stops before the build
+        with _warnings_in_one_line(args):
+            read_decisions(args.decisions)  # a bad file stops before the build
     output = args.output_directory or os.getcwd()
     if args.report:
         # Before the build: a photo named by mistake is never replaced, and
@@ -447,12 +455,16 @@ def _would_delete_lines(report: dict) -> list[str]:
 
 def _deleted_lines(report: dict) -> list[str]:
     """The summary of ``delete()``: how many files were deleted, those kept and why."""
+    if report.get("cancelled"):
+        return ["cancelled: no file deleted"]
     lines = [f"deleted {len(report['deleted'])} files, {len(report['failed'])} kept"]
     return lines + [_reason("not deleted", path, why) for path, why in report["failed"].items()]
 
 
 def _trashed_lines(report: dict) -> list[str]:
     """The summary of ``delete(trash=True)``: how many files went to which trash, how to undo."""
+    if report.get("cancelled"):
+        return ["cancelled: no file trashed"]
     lines = [f"trashed {len(report['trashed'])} files, {len(report['failed'])} kept"]
     counts: dict[tuple[bool, str], int] = {}
     for path, where in report["trashed"].items():
@@ -482,6 +494,12 @@ def _print_summary(args: argparse.Namespace, dif, se, lines: list[str]) -> None:
         f"build {stats['process']['build']['duration']['seconds_elapsed']:.2f} s, "
         f"search {stats['process']['search']['duration']['seconds_elapsed']:.2f} s"
     )
+    chained = stats["process"]["search"].get("chained")
+    if chained:
+        print(
+            f"{len(chained)} more files match a group member but not its key within the "
+            "threshold: listed apart as chained, never moved or deleted"
+        )
     marked = stats["process"]["search"].get("decisions")
     if marked:
         print(
@@ -491,6 +509,16 @@ def _print_summary(args: argparse.Namespace, dif, se, lines: list[str]) -> None:
     used = stats["process"]["build"].get("cache")
     if used:
         print(f"cache {printable(used['path'])}: {used['hits']} reused, {used['decoded']} decoded")
+    loaded = stats["process"]["build"].get("saved")
+    if loaded:
+        print(
+            f"saved repositories {', '.join(printable(p) for p in loaded['paths'])}: "
+            f"reused {loaded['reused']}, decoded {loaded['decoded']}"
+        )
+    kept = stats["process"]["build"].get("store")
+    if kept:
+        reused = kept["resumed"] + kept.get("reused", 0)
+        print(f"store {printable(kept['path'])}: reused {reused}, decoded {kept['decoded']}")
     for line in lines:
         print(line)
 
@@ -584,10 +612,25 @@ def _warm_up(args: argparse.Namespace, library):
     return warmup.start(args.similarity, library_dtype, "u1" if args.store else "f4")
 
 
-def _build(args: argparse.Namespace, directories, cache, scheduler, library):
+@contextmanager
+def _warnings_in_one_line(args: argparse.Namespace):
+    """Print the warnings raised inside, one line each, each text once per run."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
-        dif = build(
+        warnings.simplefilter("always", UserWarning)
+        yield
+    shown = args.__dict__.setdefault("warned", set())
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, UserWarning) and text not in shown:
+            shown.add(text)
+            # Without the source line Python's default format adds.
+            print(f"fastdif: warning: {_escaped(text)}", file=sys.stderr)
+
+
+def _build(args: argparse.Namespace, directories, cache, scheduler, library):
+    with _warnings_in_one_line(args):
+        return build(
             directories,
             recursive=args.recursive,
             in_folder=args.in_folder,
@@ -600,30 +643,27 @@ def _build(args: argparse.Namespace, directories, cache, scheduler, library):
             store=args.store,
             reference=library,
         )
-    for warning in caught:
-        # One line each, without the source line Python's default format adds.
-        print(f"fastdif: warning: {_escaped(str(warning.message))}", file=sys.stderr)
-    return dif
 
 
 def _search(args: argparse.Namespace, dif, scheduler):
-    return search(
-        dif,
-        similarity=args.similarity,
-        rotate=args.rotate,
-        same_dim=args.same_dim,
-        show_progress=args.show_progress,
-        processes=args.processes,
-        chunksize=args.chunksize,
-        scheduler=scheduler,
-        within_new=args.within_new,
-        keep=args.keep,
-        decisions=args.decisions,
-        show_done=args.show_done,
-        flip=args.flip,
-        color=args.color,
-        normalize=args.normalize,
-    )
+    with _warnings_in_one_line(args):
+        return search(
+            dif,
+            similarity=args.similarity,
+            rotate=args.rotate,
+            same_dim=args.same_dim,
+            show_progress=args.show_progress,
+            processes=args.processes,
+            chunksize=args.chunksize,
+            scheduler=scheduler,
+            within_new=args.within_new,
+            keep=args.keep,
+            decisions=args.decisions,
+            show_done=args.show_done,
+            flip=args.flip,
+            color=args.color,
+            normalize=args.normalize,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

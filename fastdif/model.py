@@ -1,8 +1,9 @@
 """The data fastdif works on: a repository of thumbnails, and what a search matches by.
 
 NumPy only, apart from :mod:`fastdif.io.store`, the saved format, which
-:meth:`Repository.save` and :func:`load` go through (it imports nothing of
-fastdif's). Building a repository is :func:`fastdif.api.build`'s job.
+:meth:`Repository.save` and :func:`load` go through, and :mod:`fastdif.params`,
+which words the messages of :func:`from_arrays`. Building a repository is
+:func:`fastdif.api.build`'s job.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 
 import numpy as np
 
+from . import params
 from .io import store
 
 
@@ -216,31 +218,25 @@ def from_arrays(tensors: np.ndarray, paths=None, shapes=None) -> Repository:
         For arrays of the wrong type, shape or values; the message names the parameter.
     """
     if not isinstance(tensors, np.ndarray) or tensors.dtype not in (np.uint8, np.float32):
-        raise TypeError('Invalid value for "tensors" parameter: must be a uint8 or float32 array.')
+        raise params.invalid("tensors", "must be a uint8 or float32 array.", TypeError)
     if tensors.ndim != 4 or tensors.shape[3] != 3 or tensors.shape[1] != tensors.shape[2]:
-        raise ValueError(
-            f'Invalid value for "tensors" parameter: must have shape (N, px, px, 3), '
-            f"got {tensors.shape}."
-        )
+        raise params.invalid("tensors", f"must have shape (N, px, px, 3), got {tensors.shape}.")
     if not tensors.flags.c_contiguous:
-        raise ValueError('Invalid value for "tensors" parameter: must be C-contiguous.')
+        raise params.invalid("tensors", "must be C-contiguous.")
     if tensors.dtype == np.float32 and not np.isfinite(tensors).all():
-        raise ValueError('Invalid value for "tensors" parameter: values must be finite.')
+        raise params.invalid("tensors", "values must be finite.")
     n, px = tensors.shape[0], tensors.shape[1]
     paths = [str(k) for k in range(n)] if paths is None else [str(p) for p in paths]
     if len(paths) != n:
-        raise ValueError(f'Invalid value for "paths" parameter: need {n} paths, got {len(paths)}.')
+        raise params.invalid("paths", f"need {n} paths, got {len(paths)}.")
     if len(set(paths)) != n:
-        raise ValueError('Invalid value for "paths" parameter: paths must be unique.')
+        raise params.invalid("paths", "paths must be unique.")
     if shapes is None:
         shapes = np.full((n, 2), px, dtype=np.int64)
     else:
         shapes = np.array(shapes, dtype=np.int64)
         if shapes.shape != (n, 2):
-            raise ValueError(
-                f'Invalid value for "shapes" parameter: must have shape ({n}, 2), '
-                f"got {shapes.shape}."
-            )
+            raise params.invalid("shapes", f"must have shape ({n}, 2), got {shapes.shape}.")
     now = datetime.now().isoformat()
     stats = {
         "directory": [],
@@ -291,11 +287,7 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
     TypeError
         ``dif`` is not a Repository.
     """
-    if not isinstance(dif, Repository):
-        raise TypeError(
-            f'Invalid value for "dif" parameter: must be a fastdif Repository, '
-            f"got {type(dif).__name__}."
-        )
+    params.check_type("dif", dif, Repository, "a fastdif Repository", show_type=True)
     return store.save(dif, path, overwrite=overwrite)
 
 

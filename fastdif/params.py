@@ -12,26 +12,75 @@ from PIL import Image
 SIMILARITY_MSE = {"duplicates": 0.0, "similar": 5.0}
 
 
+def invalid(name: str, problem: str, error: type[Exception] = ValueError) -> Exception:
+    """The error for a bad value of the parameter ``name``, for the caller to raise.
+
+    Every such message users see reads ``Invalid value for "name" parameter:
+    problem``; the checks below build theirs here, and so do the few that
+    need what only their module knows (a cache file's kind, a manifest's
+    content).
+    """
+    return error(f'Invalid value for "{name}" parameter: {problem}')
+
+
+def check_type(name: str, value, types, expected: str, *, show_type: bool = False):
+    """Return ``value`` if it is an instance of ``types``, else raise TypeError naming ``name``.
+
+    The message says ``must be {expected}, got ...``, then the value
+    (``repr``), or with ``show_type`` its type's name (an object whose
+    ``repr`` says little, or too much).
+    """
+    if not isinstance(value, types):
+        got = type(value).__name__ if show_type else repr(value)
+        raise invalid(name, f"must be {expected}, got {got}.", TypeError)
+    return value
+
+
 def check_bool(name: str, value: object) -> bool:
     """Return ``value`` if it is a bool, else raise TypeError naming ``name``."""
-    if not isinstance(value, bool):
-        raise TypeError(
-            f'Invalid value for "{name}" parameter: must be of type BOOL, got {value!r}.'
-        )
+    return check_type(name, value, bool, "of type BOOL")
+
+
+def check_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int (not a bool), else raise TypeError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(name, f"must be of type INT, got {value!r}.", TypeError)
     return value
 
 
 def check_int_range(name: str, value: object, low: int, high: int) -> int:
     """Return ``value`` if it is an int in ``low..high``, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f'Invalid value for "{name}" parameter: must be of type INT, got {value!r}.'
-        )
-    if not low <= value <= high:
-        raise ValueError(
-            f'Invalid value for "{name}" parameter: must be between {low} and {high}, got {value}.'
-        )
+    if not low <= check_int(name, value) <= high:
+        raise invalid(name, f"must be between {low} and {high}, got {value}.")
     return value
+
+
+def check_int_from(name: str, value: object, low: int) -> int:
+    """Return ``value`` if it is an int ``>= low``, else raise naming ``name``."""
+    if check_int(name, value) < low:
+        raise invalid(name, f"must be >= {low}, got {value}.")
+    return value
+
+
+def check_choice(name: str, value: object, allowed: tuple) -> object:
+    """Return ``value`` if it is one of ``allowed``, else raise ValueError naming ``name``."""
+    if value not in allowed:
+        raise invalid(name, f"must be one of {allowed}, got {value!r}.")
+    return value
+
+
+def check_path(name: str, value, types=(str, os.PathLike)) -> str:
+    """``value``, a path to a file (an instance of ``types``), as a string; else raise.
+
+    Raises TypeError for a value of another type, and ValueError for an
+    empty path; both name the parameter.
+    """
+    path = os.fspath(check_type(name, value, types, "of type STRING or os.PathLike"))
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise invalid(name, 'must name a file, got "".')
+    return path
 
 
 def check_in_folder(value: object) -> bool | str:
@@ -47,10 +96,7 @@ def check_in_folder(value: object) -> bool | str:
     if isinstance(value, bool) or (isinstance(value, str) and value == "subfolders"):
         return value
     error = ValueError if isinstance(value, str) else TypeError
-    raise error(
-        'Invalid value for "in_folder" parameter: must be True, False or "subfolders", '
-        f"got {value!r}."
-    )
+    raise invalid("in_folder", f'must be True, False or "subfolders", got {value!r}.', error)
 
 
 #: difPy's message for its renamed ``lazy`` parameter (``-la``/``--lazy`` on its command line).
@@ -86,12 +132,9 @@ def check_similarity(value: object) -> float:
         except ValueError:
             value = None
     if isinstance(value, bool) or not isinstance(value, Real) or value != value:
-        raise ValueError(
-            'Invalid value for "similarity" parameter: must be "duplicates", "similar" '
-            "or of type INT or FLOAT."
-        )
+        raise invalid("similarity", 'must be "duplicates", "similar" or of type INT or FLOAT.')
     if value < 0:
-        raise ValueError(f'Invalid value for "similarity" parameter: must be >= 0, got {value}.')
+        raise invalid("similarity", f"must be >= 0, got {value}.")
     return float(value)
 
 
@@ -103,13 +146,7 @@ def check_chunksize(value: object, n_images: int) -> int:
     """Rows per tile of the chunked path: default ``round(1_000_000 / N)``, at least 1,024."""
     if value is None:
         return max(MIN_DEFAULT_CHUNKSIZE, round(1_000_000 / max(n_images, 1)))
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f'Invalid value for "chunksize" parameter: must be of type INT, got {value!r}.'
-        )
-    if value < 1:
-        raise ValueError(f'Invalid value for "chunksize" parameter: must be >= 1, got {value}.')
-    return value
+    return check_int_from("chunksize", value, 1)
 
 
 #: How ``keep`` spells a rule: one criterion per list item (per ``--keep`` flag).
@@ -181,7 +218,9 @@ def check_keep(value: object) -> tuple[KeepCriterion, ...]:
     """``keep``, a keep-best rule: criteria in order, each breaking the ties left before it.
 
     None is :data:`DEFAULT_KEEP`. A string is one criterion; a list or tuple
-    of strings is the rule. Criteria (see docs/curate.md): ``resolution``
+    of strings is the rule, and the criteria of :data:`DEFAULT_KEEP` it does
+    not name follow it as tie-breakers (``"newest"`` is ``newest, resolution,
+    size``). Criteria (see docs/curate.md): ``resolution``
     (larger width x height), ``size`` (larger file), ``newest``/``oldest``
     (EXIF DateTimeOriginal, then the modification time), ``format:A>B>...``
     (formats best first: ``raw`` or a format Pillow reads; aliases ``jpg``,
@@ -200,14 +239,13 @@ def check_keep(value: object) -> tuple[KeepCriterion, ...]:
     elif isinstance(value, str):
         value = (value,)
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise TypeError(
-            'Invalid value for "keep" parameter: must be a list of criteria (strings): '
-            f"{KEEP_SYNTAX}; got {value!r}."
-        )
+        problem = f"must be a list of criteria (strings): {KEEP_SYNTAX}; got {value!r}."
+        raise invalid("keep", problem, TypeError)
     if not value:
-        raise ValueError(
-            'Invalid value for "keep" parameter: must name at least one criterion '
-            f"(None for the default, {', '.join(DEFAULT_KEEP)}): {KEEP_SYNTAX}."
+        raise invalid(
+            "keep",
+            "must name at least one criterion "
+            f"(None for the default, {', '.join(DEFAULT_KEEP)}): {KEEP_SYNTAX}.",
         )
     rule = [_keep_criterion(text) for text in value]
     seen: dict[str, str] = {}
@@ -216,12 +254,14 @@ def check_keep(value: object) -> tuple[KeepCriterion, ...]:
         if once in ("prefer", "avoid"):
             continue  # a second folder preference breaks the ties the first leaves
         if once in seen:
-            raise ValueError(
-                f'Invalid value for "keep" parameter: "{criterion.text}" after '
-                f'"{seen[once]}" can never break a tie; give each of resolution, size, '
-                "newest or oldest, and format: once."
+            raise invalid(
+                "keep",
+                f'"{criterion.text}" after "{seen[once]}" can never break a tie; give each of '
+                "resolution, size, newest or oldest, and format: once.",
             )
         seen[once] = criterion.text
+    # The default rule breaks the ties a given rule leaves, before path order.
+    rule += [KeepCriterion(kind, (), kind) for kind in DEFAULT_KEEP if kind not in seen]
     return tuple(rule)
 
 
@@ -235,20 +275,22 @@ def _keep_criterion(text: str) -> KeepCriterion:
         known = _known_formats()
         for fmt in formats:
             if fmt not in known:
-                raise ValueError(
-                    f'Invalid value for "keep" parameter: "{text}" names an unknown format '
-                    f'"{fmt}"; formats are separated by ">" and may be raw or one Pillow reads: '
-                    f"{', '.join(sorted(known))} (also {', '.join(sorted(FORMAT_ALIASES))})."
+                raise invalid(
+                    "keep",
+                    f'"{text}" names an unknown format "{fmt}"; formats are separated by ">" '
+                    f"and may be raw or one Pillow reads: {', '.join(sorted(known))} "
+                    f"(also {', '.join(sorted(FORMAT_ALIASES))}).",
                 )
         if len(set(formats)) < len(formats):
-            raise ValueError(f'Invalid value for "keep" parameter: "{text}" names a format twice.')
+            raise invalid("keep", f'"{text}" names a format twice.')
         return KeepCriterion("format", formats, "format:" + ">".join(formats))
     if colon and name in ("prefer", "avoid"):
         patterns = tuple(_path_pattern(text, p) for p in argument.split("|"))
         return KeepCriterion(name, patterns, f"{name}:" + "|".join(p.text for p in patterns))
-    raise ValueError(
-        f'Invalid value for "keep" parameter: unknown criterion "{text}"; allowed: '
-        f"{KEEP_SYNTAX}. Give one criterion per list item (per --keep flag)."
+    raise invalid(
+        "keep",
+        f'unknown criterion "{text}"; allowed: {KEEP_SYNTAX}. '
+        "Give one criterion per list item (per --keep flag).",
     )
 
 
@@ -259,14 +301,14 @@ def _path_pattern(criterion: str, text: str) -> PathPattern:
         path = os.path.abspath(path)  # "." and ".." resolved by name, as for the files
     parts = [p for p in path_parts(path) if p not in ("", ".")]
     if not absolute and ".." in parts:
-        raise ValueError(
-            f'Invalid value for "keep" parameter: "{criterion}": a relative folder may not '
-            'hold "..": use an absolute path.'
+        raise invalid(
+            "keep", f'"{criterion}": a relative folder may not hold "..": use an absolute path.'
         )
     if not parts or (absolute and len(parts) == 1 and re.fullmatch(r"[A-Za-z]:", parts[0])):
-        raise ValueError(
-            f'Invalid value for "keep" parameter: "{criterion}" holds an empty path or one '
-            'that names no folder; separate several folders with "|".'
+        raise invalid(
+            "keep",
+            f'"{criterion}" holds an empty path or one that names no folder; '
+            'separate several folders with "|".',
         )
     shown = text.rstrip("/" + (os.altsep or "") + os.sep) or text
     return PathPattern(shown, absolute, tuple(p.casefold() for p in parts))
@@ -303,3 +345,16 @@ def legacy_keyword(function: str, name: str) -> str:
         f'{function}(): "{name}" is a keyword of older difPy versions; it is ignored, as '
         f"difPy 4.2 ignores it. Instead, {LEGACY_KEYWORDS[name]}."
     )
+
+
+def missing_decisions(path) -> str:
+    """The warning for a decision file that does not exist."""
+    return (
+        f'decision file "{os.fspath(path)}" does not exist: no earlier decision applies '
+        "(a first run has none; the report saves one)"
+    )
+
+
+def keep_names_no_folder(criterion: str, folder: str) -> str:
+    """The warning for a ``prefer:``/``avoid:`` folder that holds none of the searched files."""
+    return f'keep rule "{criterion}": no searched file is under {folder}/, so it never decides'

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from importlib import resources
 
 from PIL import Image, ImageOps
 
+from . import params
 from ._version import __version__
-from .actions import create_temp
 from .io import decisions
 from .io.decode import to_rgb
-from .io.files import open_regular
+from .io.files import open_regular, write_atomic
 from .progress import progress_bar
 
 #: Longest side of a report thumbnail in pixels, and its JPEG quality: about
@@ -71,13 +73,15 @@ def groups(se) -> list[dict]:
         str or None (the search group with ``in_folder``), "kept_because":
         why the key was kept (``stats["process"]["search"]["keep"]``, None
         when the stats hold no reason), "images": [...]}``.
-        Each image is ``{"path", "role" ("key" or "member"), "mse" (to the
-        key, 0..255 scale; 0 for the key), "width", "height", "bytes",
+        Each image is ``{"path", "role" ("key", "member", or "chained": a file
+        linked to the key only through another member, from
+        ``stats["process"]["search"]["chained"]``, never lower quality), "mse"
+        (to the key, 0..255 scale; 0 for the key), "width", "height", "bytes",
         "reference" (a library image: always a key, never dropped),
         "transform" (how a member matched its key where rotated or mirrored,
         e.g. "flipped horizontally", from ``stats["process"]["search"]
-        ["transforms"]``; "" otherwise)}``; width, height and bytes are None
-        when unknown.
+        ["transforms"]``; for a chained file "matched through PATH"; ""
+        otherwise)}``; width, height and bytes are None when unknown.
     """
     repositories = [r for r in (se.repository, se.reference) if r is not None]
     # path -> (repository, index); a file in both is a library image.
@@ -86,6 +90,9 @@ def groups(se) -> list[dict]:
     sections = se.result.items() if in_folder else [(None, se.result)]
     reasons = se.stats.get("process", {}).get("search", {}).get("keep", {}).get("reasons", {})
     transforms = se.stats.get("process", {}).get("search", {}).get("transforms", {})
+    chained: dict[str, list] = {}
+    for path, link in se.stats.get("process", {}).get("search", {}).get("chained", {}).items():
+        chained.setdefault(link["key"], []).append((path, link))
     out = []
     for folder, result in sections:
         for key, members in result.items():
@@ -93,6 +100,10 @@ def groups(se) -> list[dict]:
             images += [_image(path, "member", mse, index, se.reference) for path, mse in members]
             for image in images[1:]:
                 image["transform"] = transforms.get(image["path"], "")
+            for path, link in chained.get(key, []):
+                image = _image(path, "chained", link["mse"], index, se.reference)
+                image["transform"] = f"matched through {link['through']}"
+                images.append(image)
             out.append(
                 {
                     "id": len(out) + 1,
@@ -135,7 +146,8 @@ def to_csv(se) -> str:
     """The search result as CSV text, one row per image (see :data:`CSV_COLUMNS`).
 
     ``group`` numbers groups from 1 in result order; ``role`` is ``key`` or
-    ``member``; ``mse`` is the MSE to the key (``repr`` of the float, so it
+    ``member`` (or ``chained``: linked to the key only through another
+    member, never lower quality); ``mse`` is the MSE to the key (``repr`` of the float, so it
     reads back exactly; 0 for the key); ``folder`` is the search group with
     ``in_folder`` and empty otherwise; ``reference`` is ``true`` for a library
     image (``search(..., reference=...)``) and empty otherwise;
@@ -143,7 +155,8 @@ def to_csv(se) -> str:
     search's ``keep`` rule, e.g. ``kept: larger (4032 x 3024 vs 2016 x
     1512)``) and empty on the others; ``transform`` is, on a member's row,
     how it matched its key where rotated or mirrored (e.g. ``flipped
-    horizontally``) and empty otherwise; unknown numbers are empty. A cell
+    horizontally``; on a chained row ``matched through PATH``) and empty
+    otherwise; unknown numbers are empty. A cell
     that a spreadsheet would read as a formula (a name starting with ``=``,
     ``+``, ``-``, ``@``, a tab or a carriage return) starts with an added
     ``'``; the JSON results keep names exact.
@@ -212,7 +225,10 @@ def listing(se) -> str:
         lines.append(f"group {group['id']}{where}: {len(group['images'])} images")
         for image in group["images"]:
             mse = "" if image["role"] == "key" else f"  mse {image['mse']:.4g}"
-            lines.append(f"  {image['role']:<6} {printable(image['path'])}{mse}")
+            through = ""
+            if image["role"] == "chained":
+                through = f"  ({printable(image['transform'])})"
+            lines.append(f"  {image['role']:<6} {printable(image['path'])}{mse}{through}")
     return "\n".join(lines)
 
 
@@ -240,16 +256,7 @@ def check_report_path(path) -> str:
         Something that is not a fastdif report is at ``path`` (a photo, any
         other file, a folder, a dangling link); it is left untouched.
     """
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(
-            'Invalid value for "path" parameter: must be of type STRING or os.PathLike, '
-            f"got {path!r}."
-        )
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not path:
-        raise ValueError('Invalid value for "path" parameter: must name a file, got "".')
+    path = params.check_path("path", path, (str, bytes, os.PathLike))
     if os.path.lexists(path) and not is_report(path):
         raise FileExistsError(
             f'"{path}" exists and is not a fastdif report; not replacing it '
@@ -310,24 +317,15 @@ def write_report(
         in the report with the reason instead of a thumbnail.
     """
     path = check_report_path(path)
-    if isinstance(thumbnail_size, bool) or not isinstance(thumbnail_size, int):
-        raise TypeError(
-            f'Invalid value for "thumbnail_size" parameter: must be of type INT, '
-            f"got {thumbnail_size!r}."
-        )
-    if not 16 <= thumbnail_size <= 1024:
-        raise ValueError(
-            f'Invalid value for "thumbnail_size" parameter: must be between 16 and 1024, '
-            f"got {thumbnail_size}."
-        )
-    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int)):
-        raise TypeError(
-            f'Invalid value for "processes" parameter: must be of type INT, got {processes!r}.'
-        )
-    if processes is not None and processes < 1:
-        raise ValueError(f'Invalid value for "processes" parameter: must be >= 1, got {processes}.')
+    params.check_int_range("thumbnail_size", thumbnail_size, 16, 1024)
+    if processes is not None:
+        params.check_int_from("processes", processes, 1)
     data = report_data(se, thumbnail_size, processes, show_progress)
-    return _write_atomic(path, render_html(data))
+    page = render_html(data).encode("utf-8")
+    # Checked again just before the replace: the thumbnails took a while.
+    return write_atomic(
+        path, lambda out: out.write(page), replace=True, ready=lambda _: check_report_path(path)
+    )
 
 
 def report_data(
@@ -470,449 +468,14 @@ def script_json(data) -> str:
 
 def render_html(data: dict) -> str:
     """The report page for :func:`report_data`'s ``data``."""
-    return _TEMPLATE.replace("/*DATA*/", script_json(data))
+    return template().replace("/*DATA*/", script_json(data))
 
 
-def _write_atomic(path: str, text: str) -> str:
-    fd, tmp = create_temp(os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        # Checked again: the build and the thumbnails took a while.
-        check_report_path(path)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+@functools.cache
+def template() -> str:
+    """The report page's HTML, CSS and JavaScript, ``/*DATA*/`` where the data goes.
 
-
-_TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; img-src data: blob:; style-src 'unsafe-inline';
- script-src 'unsafe-inline'; connect-src blob:">
-<title>fastdif report</title>
-<style>
-:root { --key: #1a7f37; --drop: #c62828; --line: #d0d7de; --muted: #57606a; }
-* { box-sizing: border-box; }
-body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
-  color: #1f2328; background: #f6f8fa; }
-header { background: #fff; border-bottom: 1px solid var(--line); padding: 12px 20px; }
-h1 { font-size: 20px; margin: 0 0 8px; }
-.summary { display: flex; flex-wrap: wrap; gap: 8px 24px; }
-.summary div b { display: block; font-size: 18px; }
-.summary div span { color: var(--muted); font-size: 12px; }
-details { margin-top: 8px; } details li { word-break: break-all; }
-.controls, .export { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: center;
-  padding: 10px 20px; background: #fff; border-bottom: 1px solid var(--line); }
-.export { position: sticky; top: 0; z-index: 2; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-label { white-space: nowrap; }
-input[type=number] { width: 6em; }
-button { cursor: pointer; }
-main { padding: 12px 20px; }
-.group { background: #fff; border: 1px solid var(--line); border-radius: 6px;
-  margin-bottom: 14px; padding: 10px 12px; }
-.group h2 { font-size: 14px; margin: 0 0 8px; font-weight: 600; }
-.group h2 .muted { font-weight: normal; }
-.group h2 .reason { display: block; font-weight: normal; font-size: 12px;
-  color: var(--key); }
-.group.nokeep { border-color: var(--drop); }
-.images { display: flex; flex-wrap: wrap; gap: 10px; }
-.image { width: 200px; border: 2px solid var(--line); border-radius: 6px; padding: 6px;
-  background: #fff; }
-.image.kept { border-color: var(--key); }
-.image.dropped { border-color: var(--drop); background: #fff5f5; }
-.image.dropped img { opacity: .55; }
-.thumb { width: 184px; height: 160px; display: flex; align-items: center;
-  justify-content: center; background: #eaeef2; border-radius: 4px; overflow: hidden; }
-.thumb img { max-width: 184px; max-height: 160px; }
-.thumb .error { color: var(--drop); font-size: 12px; padding: 6px; word-break: break-all; }
-.badge { display: inline-block; font-size: 11px; font-weight: 600; padding: 1px 6px;
-  border-radius: 10px; color: #fff; background: var(--muted); }
-.badge.key { background: var(--key); }
-.path { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all;
-  margin: 4px 0; }
-.meta, .muted { color: var(--muted); font-size: 12px; }
-.warning { color: var(--drop); font-weight: 600; }
-.pager { display: flex; gap: 10px; align-items: center; margin: 8px 0 14px; }
-textarea { width: 100%; height: 8em; font-family: ui-monospace, monospace; font-size: 12px; }
-.hidden { display: none; }
-.marks button[aria-pressed="true"] { background: var(--key); color: #fff;
-  border-color: var(--key); }
-</style>
-</head>
-<body>
-<header>
-  <h1>fastdif report</h1>
-  <div class="summary" id="summary"></div>
-  <div class="muted" id="about"></div>
-  <details id="invalid"><summary></summary><ul></ul></details>
-</header>
-<div class="controls">
-  <label>Sort <select id="sort">
-    <option value="size-desc">largest groups first</option>
-    <option value="size-asc">smallest groups first</option>
-    <option value="mse-desc">highest MSE first</option>
-    <option value="mse-asc">lowest MSE first</option>
-    <option value="path">key path</option>
-  </select></label>
-  <label>Show <select id="kind">
-    <option value="all">all groups</option>
-    <option value="duplicates">exact duplicates only (MSE 0)</option>
-    <option value="similar">groups with similar images (MSE &gt; 0)</option>
-  </select></label>
-  <label>At least <input type="number" id="min-size" min="2" value="2"> images</label>
-  <label>MSE at most <input type="number" id="max-mse" min="0" step="any" placeholder="any"></label>
-  <label>Path contains <input type="search" id="text"></label>
-  <label>Per page <select id="page-size">
-    <option>10</option><option selected>25</option><option>50</option><option>100</option>
-  </select></label>
-</div>
-<div class="export">
-  <span id="choice"></span>
-  <label><select id="action">
-    <option value="move">move the others to</option>
-    <option value="delete">delete the others</option>
-  </select></label>
-  <input type="text" id="destination" value="fastdif-duplicates" aria-label="destination folder">
-  <button id="export-json">Download JSON list</button>
-  <button id="export-sh">Download shell script</button>
-  <button id="export-decisions">Download decisions</button>
-  <button id="reset">Keep keys only</button>
-  <a id="export-link" class="hidden">download</a>
-</div>
-<main>
-  <div class="pager" id="pager-top"></div>
-  <div id="groups"></div>
-  <div class="pager" id="pager-bottom"></div>
-  <details id="export-details"><summary>Last export</summary>
-    <textarea id="export-preview" readonly></textarea></details>
-</main>
-<script type="application/json" id="fastdif-data">/*DATA*/</script>
-<script>
-"use strict";
-// Every value from the data is shown with textContent or attributes, never
-// innerHTML: file names are data, not markup.
-const DATA = JSON.parse(document.getElementById("fastdif-data").textContent);
-const GROUPS = DATA.groups;
-const $ = (id) => document.getElementById(id);
-// keep[g][i]: image i of group g is kept; the key starts kept, the others not.
-const keep = GROUPS.map((g) => g.images.map((im) => im.role === "key"));
-let page = 0;
-// Decisions (docs/curate.md): marks[g] says whether group g is marked "not a
-// duplicate" (then none of its files is exported) or "done"; the download
-// adds the marks to the decision file the search read.
-const marks = GROUPS.map((g) => ({distinct: false, done: Boolean(g.done)}));
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (name === "class") node.className = value;
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function bytes(n) {
-  if (n === null || n === undefined) return "? bytes";
-  const units = ["bytes", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
-  return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
-}
-
-function maxMse(g) { return Math.max(...g.images.map((im) => im.mse)); }
-
-function summary() {
-  const s = DATA.summary;
-  const items = [
-    [s.files, "files scanned"], [Object.keys(s.invalid).length, "invalid files"],
-    [s.groups, "groups"], [s.duplicates, "duplicates"], [s.similar, "similar"],
-    [s.build_seconds.toFixed(2) + " s", "build"], [s.search_seconds.toFixed(2) + " s", "search"],
-  ];
-  for (const [value, name] of items) {
-    $("summary").append(el("div", {}, el("b", {}, value), el("span", {}, name)));
-  }
-  $("about").textContent = "Searched " + s.directories.join(", ") + " · MSE threshold " +
-    s.similarity_mse + " · rotate " + s.rotate + " · same dimensions " + s.same_dim +
-    (s.in_folder === "subfolders" ? " · each folder on its own" :
-     s.in_folder ? " · each input on its own" : "") + " · " + DATA.generator + ", " +
-    DATA.generated;
-  const invalid = Object.entries(s.invalid);
-  $("invalid").querySelector("summary").textContent = "Invalid files (" + invalid.length + ")";
-  if (!invalid.length) $("invalid").classList.add("hidden");
-  for (const [path, reason] of invalid) {
-    const item = el("li", {}, el("span", {class: "path"}, path), ": " + reason);
-    $("invalid").querySelector("ul").append(item);
-  }
-}
-
-function visible() {
-  const kind = $("kind").value;
-  const minSize = Number($("min-size").value) || 2;
-  const maxText = $("max-mse").value.trim();
-  const limit = maxText === "" ? Infinity : Number(maxText);
-  const text = $("text").value;
-  const order = GROUPS.map((g, index) => index).filter((index) => {
-    const g = GROUPS[index], m = maxMse(g);
-    if (g.images.length < minSize || m > limit) return false;
-    if (kind === "duplicates" && m !== 0) return false;
-    if (kind === "similar" && m === 0) return false;
-    return !text || g.images.some((im) => im.path.includes(text));
-  });
-  const by = {
-    "size-desc": (a, b) => GROUPS[b].images.length - GROUPS[a].images.length,
-    "size-asc": (a, b) => GROUPS[a].images.length - GROUPS[b].images.length,
-    "mse-desc": (a, b) => maxMse(GROUPS[b]) - maxMse(GROUPS[a]),
-    "mse-asc": (a, b) => maxMse(GROUPS[a]) - maxMse(GROUPS[b]),
-    "path": () => 0,
-  }[$("sort").value];
-  return order.sort((a, b) => by(a, b) || a - b);
-}
-
-function badge(im) {
-  if (im.reference) return "library";
-  return im.role === "key" ? "key" : im.mse === 0 ? "duplicate" : "similar";
-}
-
-function imageCard(g, i) {
-  const im = GROUPS[g].images[i];
-  const thumb = im.thumbnail
-    ? el("img", {src: im.thumbnail, loading: "lazy", alt: im.path})
-    : el("div", {class: "error"}, "no thumbnail: " + (im.error || "unknown"));
-  const box = el("input", {type: "checkbox", "data-group": g, "data-image": i});
-  box.checked = keep[g][i];
-  box.disabled = im.reference;  // a library image is always kept
-  box.addEventListener("change", () => { keep[g][i] = box.checked; render(false); });
-  const dims = im.width ? im.width + " × " + im.height : "? × ?";
-  const state = keep[g][i] ? "kept" : "dropped";
-  const card = el("div", {class: "image " + state, "data-path": im.path},
-    el("div", {class: "thumb"}, thumb),
-    el("div", {},
-      el("span", {class: "badge" + (im.role === "key" ? " key" : "")}, badge(im)), " ",
-      el("label", {}, box, " keep")),
-    el("div", {class: "path"}, im.path),
-    el("div", {class: "meta"}, dims + " · " + (im.format || "?") + " · " + bytes(im.bytes) +
-      (im.role === "key" ? " · best copy" : " · MSE to key " + im.mse.toFixed(2)) +
-      (im.transform ? " · " + im.transform : "")));
-  return card;
-}
-
-// The "not a duplicate" and "done" buttons of group g.
-function markButtons(g) {
-  const box = el("span", {class: "marks"});
-  for (const [kind, label] of [["distinct", "not a duplicate"], ["done", "done"]]) {
-    const button = el("button", {class: "mark-" + kind, "aria-pressed": String(marks[g][kind])},
-      label);
-    button.addEventListener("click", () => { marks[g][kind] = !marks[g][kind]; render(false); });
-    box.append(" ", button);
-  }
-  return box;
-}
-
-// The decision file: the one the search read plus the marks made here. A
-// group shown as done and unmarked here drops the done entries that hid it.
-function decisionFile() {
-  const doc = JSON.parse(JSON.stringify(DATA.decisions.document));
-  GROUPS.forEach((group, g) => {
-    const files = group.images.filter((im) => im.sha256)
-      .map((im) => ({sha256: im.sha256, path: im.path}));
-    const holds = (entry) => files.every((f) => entry.files.some((e) => e.sha256 === f.sha256));
-    if (group.done && !marks[g].done) doc.done = doc.done.filter((entry) => !holds(entry));
-    if (marks[g].done && !group.done && files.length) doc.done.push({files});
-    if (marks[g].distinct && files.length > 1) doc.distinct.push({files});
-  });
-  return doc;
-}
-
-// Why the key was kept (the search's keep rule), one line of the group's header.
-function keptBecause(group) {
-  return group.kept_because ? el("span", {class: "reason"}, group.kept_because) : "";
-}
-
-function groupCard(g) {
-  const group = GROUPS[g];
-  const kept = keep[g].filter(Boolean).length;
-  const title = el("h2", {}, "Group " + group.id + " ",
-    el("span", {class: "muted"}, "· " + group.images.length + " images · max MSE " +
-      maxMse(group).toFixed(2) + (group.folder ? " · " + group.folder : "")));
-  if (!kept) title.append(el("span", {class: "warning"}, " · keeps no file: left out of exports"));
-  title.append(markButtons(g));
-  title.append(keptBecause(group));
-  const images = el("div", {class: "images"});
-  group.images.forEach((im, i) => images.append(imageCard(g, i)));
-  const attrs = {class: "group" + (kept ? "" : " nokeep"), "data-group": group.id};
-  return el("section", attrs, title, images);
-}
-
-function pager(target, pages, shown) {
-  const node = $(target);
-  node.replaceChildren();
-  const prev = el("button", {class: "prev"}, "‹ previous");
-  const next = el("button", {class: "next"}, "next ›");
-  prev.disabled = page === 0;
-  next.disabled = page >= pages - 1;
-  prev.addEventListener("click", () => { page--; render(true); });
-  next.addEventListener("click", () => { page++; render(true); });
-  const info = "page " + (pages ? page + 1 : 0) + " of " + pages + " · " + shown + " of " +
-    GROUPS.length + " groups shown";
-  node.append(prev, el("span", {class: "page-info"}, info), next);
-}
-
-function render(scroll) {
-  const order = visible();
-  const size = Number($("page-size").value);
-  const pages = Math.ceil(order.length / size);
-  page = Math.max(0, Math.min(page, pages - 1));
-  const list = $("groups");
-  list.replaceChildren(...order.slice(page * size, (page + 1) * size).map(groupCard));
-  pager("pager-top", pages, order.length);
-  pager("pager-bottom", pages, order.length);
-  const choice = plan();
-  const skipped = choice.skipped
-    ? "; " + choice.skipped + " groups keep no file and are left out" : "";
-  $("choice").textContent = "Keeping " + choice.kept + " files; " + choice.remove.length +
-    " to remove" + skipped + ":";
-  if (scroll) window.scrollTo(0, 0);
-}
-
-// The files to remove: every unticked image of a group that keeps at least
-// one file. A group with nothing ticked is left out, so an export never
-// removes every copy of a picture.
-function plan() {
-  const remove = [], guards = [];
-  let kept = 0, skipped = 0;
-  GROUPS.forEach((group, g) => {
-    if (marks[g].distinct) { kept += group.images.length; return; }  // not duplicates
-    const keeps = group.images.filter((im, i) => keep[g][i]);
-    kept += keeps.length;
-    if (!keeps.length) { skipped++; return; }
-    group.images.forEach((im, i) => {
-      if (!keep[g][i] && !im.reference) { remove.push(im.path); guards.push(keeps[0].path); }
-    });
-  });
-  return {remove, guards, kept, skipped};
-}
-
-// Shell words for the script, for any POSIX sh (dash, bash, zsh). A name of
-// printable UTF-8 goes in single quotes. Any other name (its undecodable
-// bytes arrive as lone surrogates U+DC80..U+DCFF, as Python's os.fsdecode
-// makes them; or it holds a line break or another control character) is
-// rebuilt byte for byte by printf into a variable of its own (p1, p2, ...)
-// on the line before, so every command stays on one line. printf writes a
-// sentinel "x" after the last byte, cut off next: command substitution
-// strips trailing line breaks, which belong to the name.
-const PLAIN = /^[^\u0000-\u001f\u007f\udc80-\udcff]*$/u;
-
-function quoted(text) { return "'" + text.replace(/'/g, "'\\''") + "'"; }
-
-// "variable=..." that sets variable to exactly text.
-function assign(variable, text) {
-  if (PLAIN.test(text)) return variable + "=" + quoted(text);
-  const bytes = [];
-  for (const char of text) {
-    const code = char.codePointAt(0);
-    if (code >= 0xdc80 && code <= 0xdcff) bytes.push(code - 0xdc00);
-    else bytes.push(...new TextEncoder().encode(char));
-  }
-  const octal = bytes.map((b) => "\\" + b.toString(8).padStart(3, "0")).join("");
-  return variable + "=\"$(printf '" + octal + "x')\" && " + variable + '="${' + variable +
-    '%x}"';
-}
-
-function script(choice) {
-  const move = $("action").value === "move";
-  const lines = [
-    "#!/bin/sh",
-    "# Generated by the " + DATA.generator + " report of " + DATA.generated + ".",
-    "# " + (move ? "Moves " : "Deletes ") + choice.remove.length + " files; keeps " +
-      choice.kept + ".",
-    "# A file is " + (move ? "moved" : "deleted") +
-      " only while a kept file of its group still exists.",
-  ];
-  if (move) {
-    lines.push("# mv -n never overwrites: a file whose name is taken in the folder stays put.");
-  }
-  // set -u: a variable left unset stops the script, never names another file.
-  lines.push("set -u");
-  let count = 0;
-  const word = (text) => {
-    if (PLAIN.test(text)) return quoted(text);
-    const variable = "p" + ++count;
-    lines.push(assign(variable, text));
-    return '"$' + variable + '"';
-  };
-  const folder = word(DATA.cwd);
-  lines.push("cd -- " + folder + " || exit 1");
-  if (move) {
-    lines.push(assign("dest", $("destination").value || "fastdif-duplicates"),
-      'mkdir -p -- "$dest" || exit 1');
-  }
-  // Files of the same name from different folders get numbered names
-  // (name_1.ext), as move_to gives them.
-  const used = new Set();
-  choice.remove.forEach((path, k) => {
-    const kept = word(choice.guards[k]), file = word(path);
-    let action = "rm -- " + file;
-    if (move) {
-      const base = path.split("/").pop();
-      const dot = base.lastIndexOf(".");
-      const stem = dot > 0 ? base.slice(0, dot) : base, ext = dot > 0 ? base.slice(dot) : "";
-      let name = base;
-      for (let n = 1; used.has(name); n++) name = stem + "_" + n + ext;
-      used.add(name);
-      action = "mv -n -- " + file + ' "$dest"/' + word(name);
-    }
-    lines.push("[ -e " + kept + " ] && " + action);
-  });
-  return lines.join("\n") + "\n";
-}
-
-function download(name, type, text) {
-  $("export-preview").value = text;
-  const link = $("export-link");
-  if (link.href) URL.revokeObjectURL(link.href);
-  link.href = URL.createObjectURL(new Blob([text], {type}));
-  link.download = name;
-  link.textContent = name;
-  link.click();
-}
-
-$("export-json").addEventListener("click", () => {
-  const text = JSON.stringify(plan().remove, null, 2) + "\n";
-  download("fastdif-remove.json", "application/json", text);
-});
-$("export-decisions").addEventListener("click", () => {
-  const text = JSON.stringify(decisionFile(), null, 2) + "\n";
-  download("fastdif-decisions.json", "application/json", text);
-});
-$("export-sh").addEventListener("click", () => {
-  download("fastdif-remove.sh", "text/x-shellscript", script(plan()));
-});
-$("reset").addEventListener("click", () => {
-  GROUPS.forEach((group, g) => {
-    group.images.forEach((im, i) => { keep[g][i] = im.role === "key"; });
-  });
-  render(false);
-});
-$("action").addEventListener("change", () => {
-  $("destination").classList.toggle("hidden", $("action").value !== "move");
-});
-for (const id of ["sort", "kind", "min-size", "max-mse", "text", "page-size"]) {
-  $(id).addEventListener("input", () => { page = 0; render(false); });
-}
-summary();
-render(false);
-</script>
-</body>
-</html>
-"""
+    Package data, ``fastdif/templates/report.html``: read on first use.
+    """
+    page = resources.files(__package__).joinpath("templates").joinpath("report.html")
+    return page.read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ import os
 import warnings
 
 from . import params, verify
-from .actions import delete_files, move_files, place
+from .actions import ActionFailure, Reason, delete_files, move_files, place
 from .model import Criteria, Repository
 from .report import write_report
 from .trash import FASTDIF_TRASH, SystemTrash
@@ -147,10 +147,13 @@ class SearchResult:
         -------
         dict
             ``{"moved": {source: destination}, "failed": {source: reason},
-            "manifest": manifest_path or None}``.
+            "manifest": manifest_path or None}``. Each reason is a
+            :class:`fastdif.actions.Reason`: the text, whose ``kind`` (an
+            :class:`~fastdif.actions.ActionFailure`) says which check or
+            step failed.
         """
         checks = _Checks(self, _key_of(self.result, self.in_folder))
-        failed: dict[str, str] = {}
+        failed: dict[str, Reason] = {}
 
         def checked():
             # Consumed by move_files one path at a time: each check runs
@@ -230,7 +233,10 @@ class SearchResult:
             ``.fastdif-trash`` folder it was moved into, ``"moved"`` gives
             the new path of each file moved there and ``"manifests"`` the
             manifest of each ``.fastdif-trash`` folder used; plus
-            ``"would_trash": {path: trash}`` with ``dry_run``.
+            ``"would_trash": {path: trash}`` with ``dry_run``. Answered "no" at
+            the prompt, nothing is done and the dict also holds ``"cancelled": True``.
+            Each reason in
+            ``"failed"`` is a :class:`fastdif.actions.Reason`, as in :meth:`move_to`.
         """
         params.check_bool("silent_del", silent_del)
         params.check_bool("dry_run", dry_run)
@@ -245,8 +251,10 @@ class SearchResult:
                 answer = "n"
             if answer.strip().lower() not in ("y", "yes"):
                 if trash:
-                    return {"trashed": {}, "moved": {}, "manifests": [], "failed": {}}
-                return {"deleted": [], "failed": {}}
+                    return {
+                        "trashed": {}, "moved": {}, "manifests": [], "failed": {}, "cancelled": True
+                    }  # fmt: skip
+                return {"deleted": [], "failed": {}, "cancelled": True}
         checks = _Checks(self, keep, dry_run)
         if trash:
             return self._trash(targets, checks, dry_run)
@@ -272,7 +280,7 @@ class SearchResult:
         """``delete(trash=True)``: each file checked, then to a trash (system or fastdif's)."""
         system = SystemTrash()
         trashed: dict[str, str] = {}
-        failed: dict[str, str] = {}
+        failed: dict[str, Reason] = {}
         moved: dict[str, str] = {}
         manifests: list[str] = []
         by_folder: dict[str, list[str]] = {}
@@ -299,7 +307,10 @@ class SearchResult:
                             system.send(path)
                         except OSError as exc:
                             if not os.path.lexists(path):
-                                failed[path] = f"the system trash failed: {exc.strerror or exc}"
+                                failed[path] = Reason(
+                                    ActionFailure.TRASH,
+                                    f"the system trash failed: {exc.strerror or exc}",
+                                )
                                 continue
                             # Still in place: the system trash refused it.
                         else:
@@ -317,7 +328,10 @@ class SearchResult:
             try:
                 done, not_done, manifest = move_files(pending, folder)
             except OSError as exc:  # the folder cannot be made: nothing was moved
-                why = f"no system trash takes it, and {folder!r} fails: {exc.strerror or exc}"
+                why = Reason(
+                    ActionFailure.TRASH,
+                    f"no system trash takes it, and {folder!r} fails: {exc.strerror or exc}",
+                )
                 failed.update((path, why) for path in pending)
                 continue
             failed.update(not_done)
@@ -401,14 +415,16 @@ class _Checks:
             return contextlib.nullcontext()
         return _reason_of(verify.acting_on(path, self.key(path)))
 
-    def refusal(self, path: str) -> str | None:
+    def refusal(self, path: str) -> Reason | None:
         """None if the member at ``path`` may be acted on now, else why not."""
         origin, record = self._origin(path)
         key = self._keys.get(origin)
         if key is None:
-            return "not a member of a group in this result"
+            return Reason(ActionFailure.NOT_MEMBER, "not a member of a group in this result")
         if origin in self._protected:
-            return "a reference (library) image is never moved or deleted"
+            return Reason(
+                ActionFailure.LIBRARY, "a reference (library) image is never moved or deleted"
+            )
         found = verify.check_pair(
             key,
             path,
@@ -419,7 +435,7 @@ class _Checks:
             self._key_thumbnails,
             self._kept,
         )
-        return None if found is None else str(found)
+        return _reason(found)
 
     def lost(self, path: str) -> str | None:
         """Why the key of ``path``, just acted on, is no longer the file its check found."""
@@ -436,7 +452,7 @@ class _Checks:
                 stacklevel=3,
             )
 
-    def put_back_if_key_lost(self, moved: dict[str, str], failed: dict[str, str]) -> None:
+    def put_back_if_key_lost(self, moved: dict[str, str], failed: dict[str, Reason]) -> None:
         """Move back each file of ``moved`` (``{source: new path}``) whose key vanished.
 
         Such a file leaves ``moved`` for ``failed``, with the reason; one that
@@ -458,14 +474,19 @@ class _Checks:
                     )
                     continue
             del moved[source]
-            failed[source] = f"put back: {lost} while it was moved"
+            failed[source] = Reason(ActionFailure.KEY_LOST, f"put back: {lost} while it was moved")
 
 
 @contextlib.contextmanager
 def _reason_of(locks):
-    """``verify.acting_on`` yielding its refusal as a string (None: the locks are held)."""
+    """``verify.acting_on`` yielding its refusal as a :class:`Reason` (None: the locks are held)."""
     with locks as refusal:
-        yield None if refusal is None else str(refusal)
+        yield _reason(refusal)
+
+
+def _reason(refusal: verify.Refusal | None) -> Reason | None:
+    """A refusal of :mod:`fastdif.verify` as a reason of a result's ``"failed"``; None for None."""
+    return None if refusal is None else Reason(ActionFailure(refusal.check.value), str(refusal))
 
 
 def _key_of(result, in_folder: bool) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""Shared fixtures: build + search with progress off, and result helpers."""
+"""Shared fixtures: build + search with progress off, result helpers, Dask clusters."""
+
+from contextlib import contextmanager
 
 import images
 import pytest
@@ -105,3 +107,39 @@ def dup_set(tmp_path):
     p["b1"] = images.copy_bytes(p["b"], src / "b_copy.png")
     p["c"] = images.save_photo(3, src / "c.png")
     return src, p
+
+
+@contextmanager
+def _two_worker_client():
+    """Two single-threaded worker processes, as on the 2-core CI machine.
+
+    A task may lose its worker once and be run again; a second loss fails it
+    (KilledWorker), which keeps the crash tests short.
+    """
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=50,
+            ) as local_cluster,
+            distributed.Client(local_cluster) as dask_client,
+        ):
+            yield dask_client
+
+
+@pytest.fixture(scope="session")
+def two_workers():
+    """``with two_workers() as client``: a new Dask LocalCluster of two one-thread workers."""
+    return _two_worker_client
+
+
+@pytest.fixture(scope="module")
+def client(two_workers):
+    """A two-worker Dask cluster's client, shared by a module's tests."""
+    with two_workers() as dask_client:
+        yield dask_client

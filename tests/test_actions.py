@@ -1,12 +1,14 @@
 """SearchResult.move_to / delete and fastdif.actions: never lose a user's picture."""
 
 import errno
+import json
 import os
+import pickle
 
 import images
 import pytest
 
-from fastdif import actions
+from fastdif import actions, verify
 
 
 def read(path):
@@ -173,7 +175,7 @@ def test_delete_asks_and_no_means_no(dup_set, find, monkeypatch):
     report = se.delete()
 
     assert len(prompts) == 1
-    assert report == {"deleted": [], "failed": {}}
+    assert report == {"deleted": [], "failed": {}, "cancelled": True}
     assert all(os.path.isfile(path) for path in lower)
     assert se.lower_quality == lower
 
@@ -265,3 +267,41 @@ def test_delete_files_refuses_a_key_listed_as_its_own_member(tmp_path):
     deleted, failed = actions.delete_files([a], {a: a})
     assert deleted == [] and list(failed) == [a]
     assert os.path.isfile(a)
+
+
+# ------------------------------------------------------- failed reasons carry their kind
+
+
+def test_a_refused_move_carries_its_kind_next_to_the_text(tmp_path, build, search):
+    a = images.save_photo(1, tmp_path / "src" / "a.png")
+    b = images.copy_bytes(a, tmp_path / "src" / "b.png")
+    se = search(build(tmp_path / "src"))
+    images.save_photo(2, b)  # another picture where the copy was: identity and content differ
+
+    report = se.move_to(tmp_path / "dest")
+
+    reason = report["failed"][b]
+    assert reason.kind is actions.ActionFailure.IDENTITY
+    assert reason.startswith("identity check failed: ")  # difPy-style text, as before
+    assert json.loads(json.dumps(report["failed"])) == {b: str(reason)}
+    assert pickle.loads(pickle.dumps(reason)).kind is actions.ActionFailure.IDENTITY
+    assert report["moved"] == {} and se.lower_quality == [b]
+
+
+def test_a_refused_delete_carries_its_kind(tmp_path, build, search):
+    a = images.save_photo(1, tmp_path / "src" / "a.png")
+    b = images.copy_bytes(a, tmp_path / "src" / "b.png")
+    se = search(build(tmp_path / "src"))
+    os.remove(a)  # the key is gone: its copy is the last one
+
+    report = se.delete(silent_del=True)
+
+    assert report["deleted"] == [] and os.path.exists(b)
+    assert report["failed"][b].kind is actions.ActionFailure.IDENTITY
+    deleted, failed = actions.delete_files([b], {b: a})
+    assert deleted == [] and failed[b].kind is actions.ActionFailure.KEY_GONE
+    assert failed[b] == f"kept: the group's key {a!r} no longer exists"
+
+
+def test_every_check_of_verify_is_a_kind_of_action_failure():
+    assert {check.value for check in verify.Check} <= {kind.value for kind in actions.ActionFailure}

@@ -195,3 +195,37 @@ def test_the_facade_only_checks_parameters_and_runs_a_pipeline():
     lines = MODULES["fastdif.api"].read_text(encoding="utf-8").count("\n")
     assert lines <= 350
     assert len(GRAPH["fastdif.api"]) <= 8, GRAPH["fastdif.api"]
+
+
+def graph_markdown() -> str:
+    """The module graph as docs/architecture.md lists it: layer by layer, top first."""
+    lines = []
+    for layer in sorted(set(LAYERS.values()), reverse=True):
+        names = sorted(m for m in MODULES if LAYERS.get(m) == layer)
+        lines.append(f"- layer {layer}")
+        for module in names:
+            imported = ", ".join(f"`{t}`" for t in GRAPH[module] if t != module) or "nothing"
+            lines.append(f"  - `{module}`: {imported}")
+    return "\n".join(lines)
+
+
+def test_docs_list_the_module_graph_the_code_has():
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    start, end = "<!-- graph:start -->\n", "<!-- graph:end -->"
+    listed = doc[doc.index(start) + len(start) : doc.index(end)]
+    assert listed == graph_markdown() + "\n", (
+        "docs/architecture.md should list:\n" + graph_markdown()
+    )
+
+
+def test_no_plain_python_function_is_over_120_lines():
+    """Numba kernels are exempt (one loop nest reads best whole)."""
+    long = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                jitted = any("njit" in ast.unparse(d) or "jit" in ast.unparse(d)
+                             for d in node.decorator_list)  # fmt: skip
+                if not jitted and node.end_lineno - node.lineno + 1 > 120:
+                    long.append(f"{module}.{node.name}")
+    assert long == []

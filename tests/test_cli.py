@@ -278,3 +278,26 @@ def test_cli_in_folder_modes(tmp_path):
     proc = run_cli(str(pics), "-i", "sub", "-p", "false", cwd=tmp_path)
     assert proc.returncode == 2
     assert "argument -i/--in_folder: expected true, false or subfolders, got 'sub'" in proc.stderr
+
+
+@pytest.mark.parametrize("permanent", [[], ["--permanent"]])
+def test_no_at_the_delete_prompt_says_cancelled(folder, tmp_path, monkeypatch, capsys, permanent):
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
+    before = sorted(os.listdir(folder))
+    args = [str(folder), "-Z", str(tmp_path), "-p", "false", "-d", "true", *permanent]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    verb = "deleted" if permanent else "trashed"
+    assert f"cancelled: no file {verb}" in out
+    assert f"{verb} 0 files" not in out
+    assert sorted(os.listdir(folder)) == before
+
+
+def test_a_second_report_says_it_replaced_the_first(folder, tmp_path, capsys):
+    report = tmp_path / "report.html"
+    args = [str(folder), "-Z", str(tmp_path), "-p", "false", "--report", str(report)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert f"wrote {report}\n" in first
+    assert main(args) == 0
+    assert f"wrote {report} (replaced the earlier report)" in capsys.readouterr().out

@@ -210,7 +210,7 @@ def report_script(data, choice, action="delete", destination=""):
     executable = node()
     if executable is None:
         pytest.skip("no node (nor playwright's) to run the report's JavaScript")
-    template = report_module._TEMPLATE
+    template = report_module.template()
     start = template.index("return {remove, guards, kept, skipped};\n}\n")
     start = template.index("\n}\n", start) + 3
     code = template[start : template.index("function download(")]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 
 import images
 import numpy as np
@@ -28,42 +27,13 @@ from test_cli import run_cli
 
 import fastdif
 from fastdif.backends import dask as cluster
-from fastdif.engine import matching
 
 # The ``dask`` extra is part of the test extras, so this runs wherever the
 # README's test command ran; it skips only in a deliberately Dask-free run.
 distributed = pytest.importorskip("distributed", reason="Dask is not installed")
-dask = pytest.importorskip("dask")
+pytest.importorskip("dask")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-@contextmanager
-def two_worker_client():
-    """Two single-threaded worker processes, as on the 2-core CI machine.
-
-    A task may lose its worker once and be run again; a second loss fails it
-    (KilledWorker), which keeps the crash tests short.
-    """
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        with (
-            distributed.LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=50,
-            ) as local_cluster,
-            distributed.Client(local_cluster) as dask_client,
-        ):
-            yield dask_client
-
-
-@pytest.fixture(scope="module")
-def client():
-    """:func:`two_worker_client`, shared by the module's tests."""
-    with two_worker_client() as dask_client:
-        yield dask_client
 
 
 @pytest.fixture(scope="module")
@@ -267,13 +237,13 @@ def test_cache_with_a_scheduler_decodes_only_new_files(client, photos, tmp_path)
 
 
 @pytest.fixture
-def own_client():
+def own_client(two_workers):
     """A cluster for one test that kills workers: the shared one sees no deaths.
 
     Before, a test killed the shared cluster's workers and a later test on it
     waited forever (a task bound to a dead worker's address).
     """
-    with two_worker_client() as dask_client:
+    with two_workers() as dask_client:
         yield dask_client
 
 
@@ -391,7 +361,9 @@ def test_a_file_that_kills_its_workers_is_reported_and_the_rest_decoded(
     client.wait_for_workers(2, timeout=60)
 
 
-def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(tmp_path, monkeypatch):
+def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(
+    two_workers, tmp_path, monkeypatch
+):
     # A cluster of its own: the shared one sees no more worker deaths than before.
     import faults
 
@@ -401,7 +373,7 @@ def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(tmp_path, mon
     monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     cache = tmp_path / "cache.sqlite3"
 
-    with two_worker_client() as client:
+    with two_workers() as client:
         first = fastdif.build(photos, show_progress=False, scheduler=client, cache=cache)
         client.wait_for_workers(2, timeout=60)
         monkeypatch.undo()  # the worker would survive the file now: it must be decoded again
@@ -412,7 +384,9 @@ def test_a_file_that_killed_a_dask_worker_is_not_cached_as_invalid(tmp_path, mon
     assert second.stats["invalid_files"]["count"] == 0 and len(second) == 2
 
 
-def test_build_progress_counts_every_file_once_also_after_a_worker_dies(tmp_path, monkeypatch):
+def test_build_progress_counts_every_file_once_also_after_a_worker_dies(
+    two_workers, tmp_path, monkeypatch
+):
     # A cluster of its own: the shared one sees no more worker deaths than before
     # (a later test on it once waited forever for a task after this one).
     import faults
@@ -422,7 +396,7 @@ def test_build_progress_counts_every_file_once_also_after_a_worker_dies(tmp_path
     monkeypatch.setattr(fastdif.io.decode, "decode_file", faults.decode)
     ticks = []
 
-    with two_worker_client() as client:
+    with two_workers() as client:
         decoded = list(cluster.DaskDecoder(client, 16).decode(paths, lambda: ticks.append(1)))
 
     assert len(decoded) == len(paths) == len(ticks)
@@ -500,34 +474,6 @@ def test_nothing_imports_dask_unless_a_scheduler_is_given():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
-
-
-# --------------------------------------------------------------------------- tiles
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.integers(0, 12), min_size=1, max_size=40),
-    st.integers(1, 9),
-)
-def test_tiles_cover_each_allowed_pair_once(reach, side):
-    n = len(reach)
-    ends = np.minimum(np.arange(n) + 1 + np.asarray(reach), n)
-    ends = np.maximum.accumulate(ends)  # windows never shrink, as sorted means give
-    expected = {(p, q) for p in range(n) for q in range(p + 1, int(ends[p]))}
-
-    seen, weight = [], 0.0
-    for positions, n_rows, begins, stops, share in matching.tiles(ends, side):
-        assert positions.size <= 2 * side and n_rows <= side
-        for r in range(n_rows):
-            seen += [(int(positions[r]), int(positions[c])) for c in range(begins[r], stops[r])]
-        weight += share
-
-    assert sorted(seen) == sorted(expected)
-    assert len(seen) == len(set(seen))
-    busy_blocks = {p // side for p, _ in expected}
-    rows = sum(min(side, n - b * side) for b in busy_blocks)
-    assert weight == pytest.approx(rows)  # progress: a tile's share of its row block
 
 
 # --------------------------------------------------------------------------- command line

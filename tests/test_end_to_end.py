@@ -243,17 +243,24 @@ def test_key_is_first_path_when_files_are_identical(tmp_path, find):
     assert se.lower_quality == [b, c]
 
 
-def test_groups_are_transitive_with_mse_to_the_key(tmp_path, find):
+def test_a_member_linked_to_the_key_only_through_another_is_listed_apart(tmp_path, find):
+    """Groups are connected sets of matches; ``result`` and ``lower_quality`` hold only
+    members within the threshold of the key, so every one passes the move's re-check."""
     base = images.photo(43)
-    # MSE(a, b) = MSE(b, c) = 4 <= 5 but MSE(a, c) = 16: one group all the same.
+    # MSE(a, b) = MSE(b, c) = 4 <= 5 but MSE(a, c) = 16: one group, c chained through b.
     a = images.save(base, tmp_path / "a.png", compress_level=0)  # largest file: the key
     b = images.save(base + np.uint8(2), tmp_path / "b.png", compress_level=9)
     c = images.save(base + np.uint8(4), tmp_path / "c.png", compress_level=9)
 
     se = find(tmp_path, similarity="similar", rotate=False)
 
-    assert se.result == {a: [[b, 4.0], [c, 16.0]]}
-    assert se.lower_quality == [b, c]
+    assert se.result == {a: [[b, 4.0]]}
+    assert se.lower_quality == [b]
+    assert se.stats["process"]["search"]["chained"] == {c: {"key": a, "through": b, "mse": 16.0}}
+    assert se.stats["process"]["search"]["matches_found"] == {"duplicates": 0, "similar": 1}
+    moved = se.move_to(tmp_path / "moved")
+    assert list(moved["moved"]) == [b] and moved["failed"] == {}
+    assert os.path.exists(c)
 
 
 def test_many_copies_form_one_group(tmp_path, find):
@@ -515,7 +522,11 @@ def test_chunked_path_equals_classic_path(tmp_path, build, search, monkeypatch, 
 
 
 def reference_search(tensors, shapes, sizes, folders, in_folder, max_mse, rotate, same_dim):
-    """Brute-force NumPy search: groups as {folder or None: {key: [(member, mse)]}}."""
+    """Brute-force NumPy search: groups as {folder or None: {key: [(member, mse)]}}.
+
+    Groups are connected sets of matches; only members within ``max_mse`` of
+    the key are listed, and the others go to ``{member: (key, mse)}``, returned too.
+    """
     t = tensors.astype(np.float64)
 
     def mse(a, b):
@@ -528,7 +539,7 @@ def reference_search(tensors, shapes, sizes, folders, in_folder, max_mse, rotate
 
     n = len(t)
     labels = sorted(set(folders)) if in_folder else [None]
-    out = {}
+    out, chained = {}, {}
     for label in labels:
         members = [i for i in range(n) if not in_folder or folders[i] == label]
         parent = {i: i for i in members}
@@ -550,8 +561,10 @@ def reference_search(tensors, shapes, sizes, folders, in_folder, max_mse, rotate
             if len(comp) < 2:
                 continue
             key = max(comp, key=lambda k: (int(shapes[k, 0] * shapes[k, 1]), int(sizes[k]), -k))
-            out.setdefault(label, {})[key] = [(m, mse(key, m)) for m in comp if m != key]
-    return out
+            others = [(m, mse(key, m)) for m in comp if m != key]
+            out.setdefault(label, {})[key] = [(m, e) for m, e in others if e <= max_mse]
+            chained.update({m: (key, e) for m, e in others if e > max_mse})
+    return out, chained
 
 
 @st.composite
@@ -621,7 +634,7 @@ def test_search_matches_brute_force_reference(repo, rotate, same_dim, threshold,
         tensors.copy(), shapes.copy(), sizes.copy(), folders, in_folder
     )
 
-    expected = reference_search(
+    expected, chained = reference_search(
         tensors, shapes, sizes, folders, in_folder, threshold, rotate, same_dim
     )
     classic = fastdif.search(
@@ -666,6 +679,11 @@ def test_search_matches_brute_force_reference(repo, rotate, same_dim, threshold,
                 assert mse == pytest.approx(dict(members)[m], abs=1e-9)
     expected_lower = sorted(paths[m] for g in expected.values() for ms in g.values() for m, _ in ms)
     assert sorted(classic.lower_quality) == expected_lower
+    apart = classic.stats["process"]["search"]["chained"]
+    got_apart = {paths.index(p): (paths.index(c["key"]), c["mse"]) for p, c in apart.items()}
+    assert {m: k for m, (k, _) in got_apart.items()} == {m: k for m, (k, _) in chained.items()}
+    for m, (_, mse) in got_apart.items():
+        assert mse == pytest.approx(chained[m][1], abs=1e-9)
 
 
 # --------------------------------------------------------------------------- parameters

@@ -159,13 +159,18 @@ def test_format_preference_with_unlisted_formats_last(tmp_path):
     assert (key, why) == (webp, "kept: WEBP preferred over PNG")
     key, why = kept(tmp_path, ["format:tif"])  # an alias
     assert (key, why) == (tiff, "kept: TIFF preferred over PNG")
-    # Formats left unlisted tie, and the next criterion decides: path order here.
+    # Formats left unlisted tie, and the default rule decides (resolution, then size).
     key, why = kept(tmp_path, ["format:jpeg>heic"])
-    assert (key, why) == (png, "kept: path order (all else equal)")
+    assert key == max((png, webp, tiff, bmp), key=os.path.getsize)
+    assert why.startswith("kept: larger file (")
     key, _ = kept(tmp_path, ["format:jpeg", "size"])
     assert key == max((png, webp, tiff, bmp), key=os.path.getsize)
     se = _search(_build(tmp_path), keep=["format:RAW>Jpg>HEIC>png"])
-    assert se.stats["process"]["search"]["keep"]["rule"] == ["format:raw>jpeg>heif>png"]
+    assert se.stats["process"]["search"]["keep"]["rule"] == [
+        "format:raw>jpeg>heif>png",
+        "resolution",
+        "size",
+    ]
 
 
 def test_raw_is_a_camera_raw_extension_whatever_pillow_reads(tmp_path):
@@ -226,8 +231,8 @@ def test_criteria_combine_each_breaking_the_ties_left_before(tmp_path):
     assert kept(tmp_path, ["newest", "avoid:Downloads"])[0] == new
     key, why = kept(tmp_path, ["avoid:Downloads", "newest", "size"])
     assert key == b and why.startswith("kept: larger file (")
-    key, why = kept(tmp_path, ["avoid:Downloads", "newest"])
-    assert (key, why) == (a, "kept: path order (all else equal)")
+    key, why = kept(tmp_path, ["avoid:Downloads", "newest"])  # then resolution, size
+    assert key == b and why.startswith("kept: larger file (")
     key, why = kept(tmp_path, ["avoid:Downloads", "size", "oldest"])
     assert key == b and why.startswith("kept: larger file (")
 
@@ -255,7 +260,7 @@ def test_the_rule_sets_keys_lower_quality_csv_and_report(originals):
     assert only_group(se) == (paths["original"], sorted([paths["big"], paths["copy"]]))
     assert sorted(se.lower_quality) == sorted([paths["big"], paths["copy"]])
     assert se.stats["process"]["search"]["keep"] == {
-        "rule": ["prefer:Originals"],
+        "rule": ["prefer:Originals", "resolution", "size"],
         "reasons": {paths["original"]: "kept: under Originals/"},
     }
     assert "kept_because" in report.CSV_COLUMNS
@@ -309,8 +314,9 @@ def test_a_library_image_stays_the_key_and_the_rule_chooses_among_several(tmp_pa
     dif = _build(new, reference=str(library))
     # The new file is preferred by every criterion given, and still not kept.
     se = _search(dif, keep=["prefer:Originals", "format:webp"])
-    assert only_group(se) == (png, [copy])
-    assert reason(se, png) == "kept: library image, then path order (all else equal)"
+    larger = max((png, tiff), key=os.path.getsize)  # the default rule breaks the tie
+    assert only_group(se) == (larger, [copy])
+    assert reason(se, larger).startswith("kept: library image, then larger file (")
     se = _search(dif, keep=["format:tiff>png"])
     assert only_group(se) == (tiff, [copy])
     assert reason(se, tiff) == "kept: library image, then TIFF preferred over PNG"
@@ -369,7 +375,7 @@ def test_unreadable_files_and_malformed_dates_are_unknown(tmp_path):
 
 
 def pattern(text):
-    (criterion,) = params.check_keep([f"avoid:{text}"])
+    criterion = params.check_keep([f"avoid:{text}"])[0]
     (found,) = criterion.values
     return found
 
@@ -415,7 +421,7 @@ def test_cli_keep_flag_is_repeatable_and_recorded(originals, tmp_path):
     names = sorted(os.listdir(out))
     stats = json.loads((out / next(n for n in names if n.endswith("_stats.json"))).read_text())
     assert stats["process"]["search"]["keep"] == {
-        "rule": ["prefer:Originals|Masters", "format:png>jpeg"],
+        "rule": ["prefer:Originals|Masters", "format:png>jpeg", "resolution", "size"],
         "reasons": {paths["original"]: "kept: under Originals/"},
     }
     text = (out / next(n for n in names if n.endswith("_results.csv"))).read_text()
@@ -475,11 +481,14 @@ def test_valid_spellings():
         "format:raw>png>heif>jpeg>webp",
         "prefer:~/Originals",
         "avoid:a|b/c",
+        "resolution",  # the default rule's criteria follow as tie-breakers
+        "size",
     ]
     assert rule[2].values[0].absolute and rule[2].values[0].parts[-1] == "originals"
     assert [p.parts for p in rule[3].values] == [("a",), ("b", "c")]
     assert [c.text for c in params.check_keep(None)] == ["resolution", "size"]
-    assert [c.text for c in params.check_keep(["prefer:a", "prefer:b"])] == ["prefer:a", "prefer:b"]
+    texts = [c.text for c in params.check_keep(["prefer:a", "prefer:b"])]
+    assert texts == ["prefer:a", "prefer:b", "resolution", "size"]
 
 
 # ---------------------------------------------------------------- the ranking
@@ -614,3 +623,48 @@ def test_the_rule_comes_before_visibility(tmp_path):
         small = images.save(image.resize((60, 45), Image.LANCZOS), tmp_path / "trip" / "coins.png")
     se = _search(_build(str(tmp_path)), same_dim=False, similarity="similar")
     assert only_group(se) == (large, [small])
+
+
+# ---------------------------------------------------------------- the front door
+
+
+def test_a_rule_is_followed_by_the_default_rule_as_tie_breakers():
+    assert [c.text for c in params.check_keep("newest")] == ["newest", "resolution", "size"]
+    assert [c.text for c in params.check_keep(["size", "oldest"])] == [
+        "size",
+        "oldest",
+        "resolution",
+    ]
+    # Neither has a date: newest ties, and resolution decides (not path order).
+    small, large = Facts(width=10, height=10, size=5), Facts(width=20, height=20, size=5)
+    assert choose(params.check_keep("newest"), [small, large]) == (
+        1,
+        "kept: larger (20 x 20 vs 10 x 10)",
+    )
+
+
+def test_a_folder_preference_that_names_no_searched_folder_warns(tmp_path, capsys):
+    save(tmp_path / "trip" / "a.png")
+    images.copy_bytes(tmp_path / "trip" / "a.png", tmp_path / "trip" / "b.png")
+    dif = _build(str(tmp_path))
+    with pytest.warns(
+        UserWarning, match=r'"prefer:Originals": no searched file is under Originals/'
+    ):
+        _search(dif, keep=["prefer:Originals", "avoid:trip"])  # trip holds them: no warning for it
+    assert (
+        main([str(tmp_path), "-Z", str(tmp_path), "-p", "false", "--keep", "avoid:Downloads"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert err.count("no searched file is under Downloads/") == 1
+
+
+def test_a_missing_decision_file_is_named(tmp_path, capsys):
+    save(tmp_path / "a.png")
+    missing = tmp_path / "decisons.json"  # misspelt
+    dif = _build(str(tmp_path))
+    with pytest.warns(UserWarning, match=f'decision file "{missing}" does not exist'):
+        _search(dif, decisions=missing)
+    args = [str(tmp_path), "-Z", str(tmp_path), "-p", "false", "--decisions", str(missing)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count(f'fastdif: warning: decision file "{missing}" does not exist') == 1

@@ -272,11 +272,19 @@ def test_search_groups_and_mses_equal_reference(case, chunksize):
     i = np.array([a for a, _ in expected], dtype=np.int64)
     j = np.array([b for _, b in expected], dtype=np.int64)
     want = {frozenset(str(k) for k in g) for g in reference_groups(len(tensors), i, j)}
-    got = {frozenset([key, *(p for p, _ in members)]) for key, members in se.result.items()}
-    assert got == want
+    apart = se.stats["process"]["search"]["chained"]
+    got = {
+        frozenset(
+            [key, *(p for p, _ in members), *(p for p, c in apart.items() if c["key"] == key)]
+        )
+        for key, members in se.result.items()
+    }
+    assert got == want  # a group is every image linked by matches
     for key, members in se.result.items():
-        for path, value in members:
-            assert value == mse[int(key), int(path)]
+        for path, value in members:  # listed: within the threshold of the key
+            assert value == mse[int(key), int(path)] <= criteria.max_mse
+    for path, c in apart.items():  # apart: linked through another member
+        assert c["mse"] == mse[int(c["key"]), int(path)] > criteria.max_mse
     assert se.stats["process"]["search"]["parameters"]["color"] is criteria.color
     assert se.stats["process"]["search"]["parameters"]["normalize"] is criteria.normalize
 

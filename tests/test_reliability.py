@@ -487,6 +487,8 @@ def test_actions_reject_wrong_types_naming_the_parameter(small_result, tmp_path)
     a_file.write_text("x")
     with pytest.raises(NotADirectoryError, match="destination_path"):
         small_result.move_to(a_file)
+    with pytest.raises(ValueError, match="is not a folder"):  # as difPy raises
+        small_result.move_to(str(a_file))
     for bad in (None, 1, "yes"):
         with pytest.raises(TypeError, match="dry_run"):
             small_result.delete(dry_run=bad)
@@ -741,8 +743,11 @@ def test_ctrl_c_during_search_raises_keyboard_interrupt(tmp_path):
         import sys
         import numpy as np
         import fastdif
+        from fastdif.engine import numpy_kernels
+        numpy_kernels.MAX_VALUES = 0  # the kernels, whatever Numba's cache holds
         thumbs = np.random.default_rng(0).integers(0, 256, (2000, 10, 10, 3), dtype=np.uint8)
         dif = fastdif.from_arrays(thumbs)
+        fastdif.search(dif, similarity=8000, same_dim=False, show_progress=False)  # compiled
         print("searching", flush=True)
         try:
             while True:  # long enough for the signal to land inside a kernel call
@@ -786,7 +791,9 @@ SEARCH_WITH_SLOW_KERNEL = textwrap.dedent(
     import numpy as np
     import fastdif
     from fastdif.engine import matching as search_module
+    from fastdif.engine import numpy_kernels
 
+    numpy_kernels.MAX_VALUES = 0  # the kernels, whatever Numba's cache holds
     kind = sys.argv[1]
     in_kernel, calls = [False], []
     if kind == "custom":

@@ -6,12 +6,16 @@ import io
 import json
 import os
 import re
+from importlib import resources
 
+import images
+import numpy as np
 import pytest
 from images import copy_bytes, reencode, resized, rotated, save_photo
 from PIL import Image
 from test_cli import run_cli
 
+import fastdif
 from fastdif import report
 from fastdif.cli import main
 
@@ -305,3 +309,57 @@ def test_cli_report_is_written_before_files_move(pics, tmp_path):
     image = next(im for g in data["groups"] for im in g["images"] if im["path"] == moved)
     assert image["thumbnail"] and image["error"] is None
     assert not os.path.exists(moved) and (dest / "beach.jpg").exists()
+
+
+def test_the_page_is_package_data_and_the_report_holds_its_parts():
+    packaged = resources.files("fastdif").joinpath("templates").joinpath("report.html")
+    page = report.template()
+    assert page == packaged.read_text(encoding="utf-8") and page.count("/*DATA*/") == 1
+
+    html = report.render_html({"groups": [], "note": "</script>"})
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert all(mark.decode() in html for mark in report._REPORT_MARKS)
+    assert '{"groups":[],"note":"\\u003c/script\\u003e"}' in html and "/*DATA*/" not in html
+
+
+def test_the_wheel_takes_the_page():
+    tomllib = pytest.importorskip("tomllib")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(report.__file__)))
+    pyproject = os.path.join(root, "pyproject.toml")
+    if not os.path.exists(pyproject):
+        pytest.skip("fastdif is installed, not run from its source")
+    with open(pyproject, "rb") as f:
+        package_data = tomllib.load(f)["tool"]["setuptools"]["package-data"]["fastdif"]
+    assert "templates/*.html" in package_data
+
+
+def test_a_chained_file_is_shown_apart_and_kept_everywhere(tmp_path, capsys):
+    """MSE(a, b) = MSE(b, c) = 4 but MSE(a, c) = 16: c is listed apart, never dropped."""
+    base = images.photo(43)
+    folder = tmp_path / "pics"
+    a = images.save(base, folder / "a.png", compress_level=0)  # largest file: the key
+    b = images.save(base + np.uint8(2), folder / "b.png", compress_level=9)
+    c = images.save(base + np.uint8(4), folder / "c.png", compress_level=9)
+    dif = fastdif.build(str(folder), show_progress=False, processes=1)
+    se = fastdif.search(dif, similarity="similar", rotate=False, show_progress=False, processes=1)
+    (group,) = report.groups(se)
+    assert [(im["path"], im["role"]) for im in group["images"]] == [
+        (a, "key"),
+        (b, "member"),
+        (c, "chained"),
+    ]
+    assert group["images"][2]["transform"] == f"matched through {b}"
+    rows = list(csv.DictReader(io.StringIO(report.to_csv(se))))
+    assert [(r["path"], r["role"], r["transform"]) for r in rows][2] == (
+        c,
+        "chained",
+        f"matched through {b}",
+    )
+    assert f"  chained {c}  mse 16  (matched through {b})" in report.listing(se).splitlines()
+    out = tmp_path / "out"
+    args = [str(folder), "-Z", str(out), "-s", "similar", "-ro", "false", "-p", "false"]
+    assert main([*args, "-mv", str(tmp_path / "moved")]) == 0
+    printed = capsys.readouterr().out
+    assert "1 more files match a group member but not its key within the threshold" in printed
+    assert "moved 1 files" in printed and "0 failed" in printed
+    assert os.path.exists(a) and os.path.exists(c) and not os.path.exists(b)

@@ -11,8 +11,10 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from images import copy_bytes, reencode, save_photo
+from PIL import Image
 
 import fastdif
 
@@ -289,5 +291,32 @@ def test_library_images_are_marked_kept_and_never_exported(browser, tmp_path):
         page.evaluate("() => { keep[0][0] = false; keep[0][1] = true; }")
         _, text = export(page, "#export-json")
         assert json.loads(text) == []
+    finally:
+        context.close()
+
+
+def test_a_chained_file_starts_kept_and_is_not_exported(browser, tmp_path):
+    """A file linked to the key only through another member is shown, kept, never exported."""
+    base = np.asarray(Image.open(save_photo(43, tmp_path / "src.png", 64, 48)), dtype=np.uint8)
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    a, b, c = (str(pics / name) for name in ("a.png", "b.png", "c.png"))
+    Image.fromarray(base).save(a, compress_level=0)  # largest file: the key
+    Image.fromarray(base + np.uint8(2)).save(b, compress_level=9)
+    Image.fromarray(base + np.uint8(4)).save(c, compress_level=9)
+    dif = fastdif.build(str(pics), show_progress=False, processes=1)
+    se = fastdif.search(dif, similarity="similar", rotate=False, show_progress=False, processes=1)
+    assert se.result == {a: [[b, 4.0]]} and list(se.stats["process"]["search"]["chained"]) == [c]
+    report = se.report(tmp_path / "report.html")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"file://{report}")
+        chained = card(page, c)
+        assert chained.locator(".badge").text_content() == "chained"
+        assert chained.locator("input[type=checkbox]").is_checked()
+        assert f"matched through {b}" in chained.text_content()
+        _, text = export(page, "#export-json")
+        assert json.loads(text) == [b]
     finally:
         context.close()

@@ -317,7 +317,11 @@ def test_a_similar_member_beyond_the_threshold_of_its_key_is_kept(tmp_path, buil
     b = flat(102, 50, "b.png")
     c = flat(104, 50, "c.png")
     se = search(build(tmp_path / "src"), similarity="similar", same_dim=False)
-    assert se.result == {a: [[b, 4.0], [c, 16.0]]}
+    assert se.result == {a: [[b, 4.0]]} and se.lower_quality == [b]  # c is listed apart
+    assert se.stats["process"]["search"]["chained"] == {c: {"key": a, "through": b, "mse": 16.0}}
+    # A result edited to list c anyway: the re-check still refuses it.
+    se.result[a].append([c, 16.0])
+    se.lower_quality.append(c)
 
     report = se.delete(silent_del=True)
 

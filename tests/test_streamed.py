@@ -59,6 +59,7 @@ def test_streamed_build_is_the_in_memory_build(mixed, tmp_path):
     assert streamed.stats["process"]["build"]["store"] == {
         "path": str(store),
         "resumed": 0,
+        "reused": 0,
         "decoded": len(memory) + 1,
     }
     for similarity in ("duplicates", "similar"):
@@ -306,7 +307,7 @@ def test_the_bar_shows_the_rate_and_the_time_left(monkeypatch):
     assert "50/100" in Terminal.text and "files/s]" in Terminal.text and "<" in Terminal.text
 
 
-def test_command_line_store(mixed, tmp_path):
+def test_command_line_store(mixed, tmp_path, capsys):
     out_memory, out_store = tmp_path / "memory", tmp_path / "streamed"
     store = tmp_path / "store"
     assert main([mixed, "-Z", str(out_memory), "-q", "-s", "similar", "--no-cache"]) == 0
@@ -320,7 +321,12 @@ def test_command_line_store(mixed, tmp_path):
     assert results(out_store) == results(out_memory) != "{}"
     # The store resumes by itself: the default cache is not written.
     assert not os.path.exists(os.path.join(os.environ["XDG_CACHE_HOME"], "fastdif"))
-    assert main([mixed, "-Z", str(out_store), "-q", "--store", str(store)]) == 2  # exists
+    # The same command again updates the store: nothing changed, nothing decoded
+    # (the broken file, never stored, is tried again).
+    capsys.readouterr()
+    assert main([mixed, "-Z", str(out_store), "-p", "false", "--store", str(store)]) == 0
+    assert f"store {store}: reused 16, decoded 1" in capsys.readouterr().out
+    same_repository(fastdif.build(mixed, show_progress=False), fastdif.load(store))
 
 
 def test_command_line_ctrl_c_says_how_to_resume(mixed, tmp_path, monkeypatch, capsys):
@@ -335,3 +341,98 @@ def test_command_line_ctrl_c_says_how_to_resume(mixed, tmp_path, monkeypatch, ca
     assert str(store) in err
     assert main([mixed, "-Z", str(tmp_path), "-q"]) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
+
+
+# ---------------------------------------------------------------- a store you keep
+
+
+def test_a_finished_store_is_updated_by_the_same_build(mixed, tmp_path, monkeypatch):
+    """New and changed files decoded, vanished ones dropped, the rest copied from the store."""
+    store = tmp_path / "store"
+    first = fastdif.build(mixed, store=store, show_progress=False, processes=1)
+    paths = list(first.paths)
+    del first
+    changed, vanished = paths[0], paths[1]
+    save_photo(99, changed, width=100, height=100)  # new content, later mtime
+    os.remove(vanished)
+    added = save_photo(98, os.path.join(mixed, "a", "new.jpg"))
+    seen = counting_decoder(monkeypatch)
+    updated = fastdif.build(mixed, store=store, show_progress=False, processes=1)
+    broken = os.path.join(mixed, "a", "broken.jpg")  # invalid: not in the store, tried again
+    assert sorted(seen) == sorted([changed, added, broken])
+    assert updated.stats["process"]["build"]["store"] == {
+        "path": str(store),
+        "resumed": 0,
+        "reused": len(paths) - 2,
+        "decoded": 3,
+    }
+    monkeypatch.undo()
+    same_repository(fastdif.build(mixed, show_progress=False, processes=1), updated)
+    same_repository(updated, fastdif.load(store))
+    assert sorted(os.listdir(tmp_path)) == ["photos", "store"]  # nothing aside or partial left
+
+
+def test_an_update_killed_at_any_point_leaves_the_old_store_and_resumes(mixed, tmp_path):
+    store = tmp_path / "store"
+    fastdif.build(mixed, store=store, show_progress=False, processes=1)
+    before = fastdif.load(store)
+    for k in range(6):  # six files change: the update has work to stop in
+        save_photo(50 + k, os.path.join(mixed, "b", f"p{2 * k:02d}.jpg"), width=96, height=96)
+    interrupted_build(mixed, store, stop_after=3)
+    same_repository(before, fastdif.load(store))  # untouched until the update is published
+    updated = fastdif.build(mixed, store=store, show_progress=False, processes=1)
+    done = updated.stats["process"]["build"]["store"]
+    # Two changed files were decoded before the stop, and copies journaled with them.
+    assert done["decoded"] == 4 + 1  # the broken file: again
+    assert done["resumed"] >= 2 and done["resumed"] + done["reused"] == len(updated) - 4
+    same_repository(fastdif.build(mixed, show_progress=False, processes=1), updated)
+    assert sorted(os.listdir(tmp_path)) == ["photos", "store"]
+
+
+def test_an_update_never_follows_a_link_at_the_store(mixed, tmp_path):
+    real = tmp_path / "real"
+    fastdif.build(mixed, store=real, show_progress=False, processes=1)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    before = sorted(os.listdir(real))
+    with pytest.raises(FileExistsError, match="is not a fastdif store"):
+        fastdif.build(mixed, store=link, show_progress=False, processes=1)
+    assert os.path.islink(link) and sorted(os.listdir(real)) == before
+    assert not os.path.exists(partial_folder(str(link)))
+
+
+def test_a_store_of_other_settings_is_never_replaced(mixed, tmp_path):
+    store = tmp_path / "store"
+    fastdif.build(mixed, store=store, px_size=32, show_progress=False, processes=1)
+    with pytest.raises(FileExistsError, match="32 px"):
+        fastdif.build(mixed, store=store, show_progress=False, processes=1)
+    assert fastdif.load(store).px_size == 32
+    assert not os.path.exists(partial_folder(str(store)))
+
+
+def test_a_store_given_as_an_input_is_loaded_as_one(mixed, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "store"
+    built = fastdif.build(mixed, store=store, show_progress=False, processes=1)
+    want = fastdif.search(built, "similar", show_progress=False, processes=1)
+    seen = counting_decoder(monkeypatch)
+    again = fastdif.build(str(store), show_progress=False, processes=1)
+    assert seen == []
+    assert not [p for p in again.stats["invalid_files"]["logs"] if p.endswith(".npy")]
+    assert again.paths == built.paths
+    saved = again.stats["process"]["build"]["saved"]
+    assert saved == {"paths": [str(store)], "reused": len(built), "decoded": 0}
+    got = fastdif.search(again, "similar", show_progress=False, processes=1)
+    assert got.result == want.result
+    # Mixed with a folder: one search of both, the new file matching a stored one.
+    new = tmp_path / "new"
+    copy_bytes(os.path.join(mixed, "a", "p01.jpg"), new / "p01_copy.jpg")
+    both = fastdif.build(str(store), str(new), show_progress=False, processes=1)
+    assert seen == [str(new / "p01_copy.jpg")]
+    assert len(both) == len(built) + 1 and list(both.paths) == sorted(both.paths)
+    assert both.stats["process"]["build"]["saved"]["decoded"] == 1
+    group = fastdif.search(both, show_progress=False, processes=1).result
+    assert any(str(new / "p01_copy.jpg") in [m for m, _ in members] + [key]
+               for key, members in group.items())  # fmt: skip
+    monkeypatch.undo()
+    assert main([str(store), "-Z", str(tmp_path / "out"), "-p", "false"]) == 0
+    assert f"saved repositories {store}: reused {len(built)}, decoded 0" in capsys.readouterr().out

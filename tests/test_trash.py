@@ -166,7 +166,7 @@ def test_trash_asks_first_and_no_keeps_everything(home_trash, dup_set, find, mon
     report = se.delete(trash=True)
 
     assert prompts == ["Move 3 lower quality files to the trash? (y/n) "]
-    assert report == {"trashed": {}, "moved": {}, "manifests": [], "failed": {}}
+    assert report == {"trashed": {}, "moved": {}, "manifests": [], "failed": {}, "cancelled": True}
     assert all(os.path.isfile(path) for path in lower)
     assert not home_trash.exists()
 

@@ -9,11 +9,14 @@ every backend gives the same repository and the same result.
     Turns file paths into :class:`~fastdif.io.decode.Decoded` results, in
     order, under one retry policy (:class:`fastdif.io.decode.Retries`).
 :class:`Searcher`
-    Finds the matching pairs of each comparable unit. The choice per unit
-    (hashing at threshold 0, bounded matching above it), the exact MSEs and
-    the count of pairs summed are made here, once; a backend supplies the
-    two pieces of work that run on its workers: the rotation hashes of
-    units (and of their mirror images with ``flip``), and the matches of units.
+    Finds the matching pairs of each comparable unit, and of new images
+    against a library. The choice per unit (hashing at threshold 0, bounded
+    matching above it), the exact MSEs and the count of pairs summed are
+    made here, once; a backend supplies the work that runs on its workers:
+    the rotation hashes of units (and of their mirror images with ``flip``),
+    and the matches, by running the engine's plans
+    (:func:`fastdif.engine.matching.unit_plan`,
+    :func:`~fastdif.engine.matching.library_plan`), the same on every backend.
 """
 
 from __future__ import annotations
@@ -126,6 +129,19 @@ class Searcher(ABC):
         ``i < j`` are positions in the unit's index, ascending; ``summed``
         the pairs no bound skipped, counted as they become known (a backend
         that runs units together may count them all with its first unit).
+        """
+
+    @abstractmethod
+    def library_matches(
+        self, new: np.ndarray, library, criteria: Criteria, tile_rows: int, progress
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The pairs within ``criteria.max_mse`` (> 0) of images ``new`` and a library's.
+
+        ``library`` is a :class:`~fastdif.model.Repository` of thumbnails
+        that compare with these. Returns ``(i, j, summed)``: ``i`` images of
+        the repository (among ``new``), ``j`` of the library, in ascending
+        (i, j) order, and the pairs no bound skipped. ``progress(rows)`` is
+        called as new images are finished.
         """
 
     def stats(self) -> dict:

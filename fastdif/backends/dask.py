@@ -25,22 +25,25 @@ Build
 Search
     Tasks compute the channel means (or, for threshold 0, the rotation
     hashes) of :data:`MAP_IMAGES` images each. For a threshold above 0 the
-    client sorts the images by overall mean
-    (:func:`fastdif.engine.matching.sorted_windows`) and cuts the pairs the mean bound
-    allows into tiles of at most ``2 * chunksize`` images
-    (:func:`fastdif.engine.matching.tiles`);
-    small tiles (of every set of equal dimensions at once) are laid end to
-    end into tasks of up to ``2 * chunksize`` images. A task reads its
-    images, computes their block means and runs the local path's kernels
-    (:func:`fastdif.engine.matching.match_items`), returning only the matches.
-    Threshold 0 uses the engine's hashing, as the local backend does
-    (:class:`fastdif.backends.base.Searcher`). The client merges the matches
-    into groups and computes each member's MSE to its key as the local path
-    does, so results are the same.
+    client makes the engine's plan of each unit
+    (:func:`fastdif.engine.matching.unit_plan`) or of the new images
+    against a library (:func:`~fastdif.engine.matching.library_plan`), the
+    plan the local backend runs, and cuts each tile into pieces of at most
+    ``chunksize`` rows and ``2 * chunksize`` images
+    (:meth:`fastdif.engine.matching.Tile.pieces`); small pieces (of every
+    set of equal dimensions at once) are laid end to end into tasks of up to
+    ``2 * chunksize`` images. A task reads its images, computes their block
+    means and runs the local path's kernels
+    (:func:`fastdif.engine.matching.match_items`), returning only the
+    matches. Threshold 0 uses the engine's hashing, as the local backend
+    does (:class:`fastdif.backends.base.Searcher`). The client merges the
+    matches into groups and computes each member's MSE to its key as the
+    local path does, so results are the same.
 
-    Tasks read thumbnails from the ``.npy`` file a repository is memory-mapped
-    from (a store, :func:`fastdif.load`, or ``np.load(..., mmap_mode="r")``)
-    by path; any other array is scattered to every worker once per search.
+    Tasks read thumbnails (the repository's, and a library's) from the
+    ``.npy`` file they are memory-mapped from (a store, :func:`fastdif.load`,
+    or ``np.load(..., mmap_mode="r")``) by path; any other array is
+    scattered to every worker once per search.
 
 Threads
     Each task runs Numba's kernels on ``cores // dask_threads`` threads (at
@@ -68,10 +71,12 @@ from contextlib import contextmanager, nullcontext
 import numba
 import numpy as np
 
+from .. import params
 from ..engine.kernels import block_means, rotation_hashes
-from ..engine.matching import Thumbnails, match_items, sorted_windows, tiles
+from ..engine.matching import Thumbnails, library_plan, match_items, unit_plan
 from ..engine.warmup import load_kernels
 from ..io import decode as _decode
+from ..io import store
 from ..io.decode import FILE_TIME_LIMIT, Decoded, Failure, Retries
 from ..model import Criteria
 from .base import Searcher
@@ -114,12 +119,10 @@ def client_of(scheduler):
     TypeError
         ``scheduler`` is not a ``dask.distributed.Client``.
     """
-    if not isinstance(scheduler, _distributed().Client):
-        raise TypeError(
-            f'Invalid value for "scheduler" parameter: must be a dask.distributed.Client, '
-            f"got {type(scheduler).__name__}."
-        )
-    return scheduler
+    client = _distributed().Client
+    return params.check_type(
+        "scheduler", scheduler, client, "a dask.distributed.Client", show_type=True
+    )
 
 
 def checked_client(scheduler, processes):
@@ -137,9 +140,9 @@ def checked_client(scheduler, processes):
         return None
     client = client_of(scheduler)
     if processes is not None:
-        raise ValueError(
-            'Invalid value for "processes" parameter: with "scheduler" the Dask '
-            "workers' threads do the work; leave processes=None."
+        raise params.invalid(
+            "processes",
+            'with "scheduler" the Dask workers\' threads do the work; leave processes=None.',
         )
     return client
 
@@ -296,81 +299,111 @@ def _npy_file(tensors) -> str | None:
     return filename if layout == (tensors.shape, tensors.dtype, tensors.offset) else None
 
 
-def _rows(source, ids) -> np.ndarray:
-    """In a task: thumbnails ``ids`` of a ``.npy`` file or of an array."""
+def _rows(source, ids, dtype=None) -> np.ndarray:
+    """In a task: thumbnails ``ids`` of a ``.npy`` file or of an array (as ``dtype``)."""
     if isinstance(source, str):
         source = np.load(source, mmap_mode="r", allow_pickle=False)
-    return np.ascontiguousarray(source[ids])
+    return np.ascontiguousarray(source[ids], dtype=dtype)
 
 
-def _channel_means(source, ids, threads):
+def _channel_means(sources, which, ids, threads):
     with _numba_threads(threads):
-        return block_means(_rows(source, ids), 1)
+        return block_means(_rows(sources[which], ids), 1)
 
 
-def _rotation_hashes(source, ids, threads, flip):
+def _rotation_hashes(sources, which, ids, threads, flip):
     with _numba_threads(threads):
-        return rotation_hashes(_rows(source, ids), flip)
+        return rotation_hashes(_rows(sources[which], ids), flip)
 
 
-def _match_tiles(source, ids, shapes, means, rows, begins, stops, criteria, threads):
-    """In a task: image ``ids[r]`` against ``ids[begins[k]:stops[k]]`` for each ``r = rows[k]``.
+def _match_tiles(sources, which, dtype, row_set, candidate_set, entries, criteria, threads):
+    """In a task: pieces of tiles (:class:`fastdif.engine.matching.Piece`) laid end to end.
 
-    One or more tiles laid end to end; returns the matches as image ids and
-    the pairs no bound skipped.
+    ``row_set`` and ``candidate_set`` are ``(ids, shapes, means)`` of images
+    of ``sources[0]`` and of ``sources[which]``, read as ``dtype``; entry
+    ``e`` of ``entries = (rows, begins, stops)`` compares row image
+    ``rows[e]`` with candidates ``begins[e]:stops[e]``. Returns the matches
+    as image ids, and the pairs no bound skipped.
     """
+    sets = (row_set, candidate_set)
+    if which == 0:  # one set: each image read once, rows and candidates pointing into it
+        together = [np.concatenate(pair) for pair in zip(row_set, candidate_set, strict=True)]
+        ids, first, at = np.unique(together[0], return_index=True, return_inverse=True)
+        sets = ((ids, together[1][first], together[2][first]),)
+        rows, order = at[: row_set[0].size][entries[0]], at[row_set[0].size :]
+    else:
+        rows, order = entries[0], np.arange(candidate_set[0].size, dtype=np.int64)
+    read = (sources[0], sources[which])[: len(sets)]
     with _numba_threads(threads):
-        images = Thumbnails.of(_rows(source, ids), shapes, means)
-        local = np.arange(ids.size, dtype=np.int64)
-        i, j, summed = match_items(images, rows, images, local, begins, stops, criteria)
-    a, b = ids[i], ids[j]
-    return np.minimum(a, b), np.maximum(a, b), summed
+        found = [
+            Thumbnails.of(_rows(source, ids, dtype), shapes, means)
+            for source, (ids, shapes, means) in zip(read, sets, strict=True)
+        ]
+        i, j, summed = match_items(found[0], rows, found[-1], order, *entries[1:], criteria)
+    return sets[0][0][i], sets[-1][0][j], summed
 
 
 class DaskSearcher(Searcher):
-    """Searches a repository's comparable units as Dask tasks (see the module notes)."""
+    """Searches a repository's comparable units, and new images against a library, as Dask tasks.
+
+    See the module notes.
+    """
 
     def __init__(self, client, dif):
         super().__init__(dif)
         self.tasks = _Tasks(client)
-        self.file = dif.tensors_file or _npy_file(dif.tensors)
-        self.source = self.file
-        # Here first (a LocalCluster shares this machine's cache), then on each host.
-        load_kernels(dif.tensors.dtype, _TASK_KERNELS)
-        self.tasks.first_on_each_host(load_kernels, dif.tensors.dtype, _TASK_KERNELS)
+        #: The repositories tasks read thumbnails of: this one, then a library's.
+        self.sets = [dif]
+        #: Per set, the ``.npy`` file tasks read its thumbnails from (None: scattered).
+        self.files = [dif.tensors_file or _npy_file(dif.tensors)]
+        self.sources = list(self.files)
+        self._loaded = set()
+        self._load_kernels(dif.tensors.dtype)
 
-    def thumbnails(self):
-        """What tasks read thumbnails from: the ``.npy`` path, or the scattered array."""
-        if self.source is None:
-            data = np.ascontiguousarray(self.dif.tensors)
-            self.source = self.tasks.client.scatter(data, broadcast=True, hash=False)
-        return self.source
+    def _load_kernels(self, *dtypes) -> None:
+        # Here first (a LocalCluster shares this machine's cache), then on each host.
+        for dtype in {np.dtype(d) for d in dtypes} - self._loaded:
+            load_kernels(dtype, _TASK_KERNELS)
+            self.tasks.first_on_each_host(load_kernels, dtype, _TASK_KERNELS)
+            self._loaded.add(dtype)
+
+    def thumbnails(self) -> tuple:
+        """What tasks read each set's thumbnails from: the ``.npy`` path, or the scattered array."""
+        for k, dif in enumerate(self.sets):
+            if self.sources[k] is None:
+                data = np.ascontiguousarray(dif.tensors)
+                self.sources[k] = self.tasks.client.scatter(data, broadcast=True, hash=False)
+        return tuple(self.sources)
+
+    def _scattered(self) -> list:
+        """The thumbnails scattered so far (the others are read by path)."""
+        return [s for s in self.sources if s is not None and not isinstance(s, str)]
 
     def _scatter_again(self):
         """The thumbnails scattered anew, after a worker died with the last replica."""
-        self.tasks.client.cancel([self.source])
-        self.source = None
+        self.tasks.client.cancel(self._scattered())
+        self.sources = list(self.files)
         return self.thumbnails()
 
     def _run(self, function, calls, progress=None, weights=None):
         """``tasks.run``, resending scattered thumbnails a dead worker took with it."""
-        resend = self._scatter_again if self.file is None else None
+        resend = self._scatter_again if None in self.files else None
         return self.tasks.run(function, calls, progress, weights, resend=resend)
 
     def __exit__(self, *exc) -> None:
         """Release the thumbnails scattered to the workers."""
-        if self.source is not None and self.file is None:
-            self.tasks.client.cancel([self.source])
+        if self._scattered():
+            self.tasks.client.cancel(self._scattered())
 
     def stats(self) -> dict:
-        return {"dask": {**self.tasks.stats(), "thumbnails": self.file or "scattered"}}
+        return {"dask": {**self.tasks.stats(), "thumbnails": self.files[0] or "scattered"}}
 
-    def _per_block(self, function, ids, *more):
-        """``function(source, ids, threads, *more)`` over ``ids`` in tasks of
+    def _per_block(self, function, which, ids, *more):
+        """``function(sources, which, ids, threads, *more)`` over ``ids`` in tasks of
         :data:`MAP_IMAGES` images, concatenated."""
-        source, threads = self.thumbnails(), self.tasks.host_threads
+        sources, threads = self.thumbnails(), self.tasks.host_threads
         calls = [
-            (source, ids[a : a + MAP_IMAGES], threads, *more)
+            (sources, which, ids[a : a + MAP_IMAGES], threads, *more)
             for a in range(0, ids.size, MAP_IMAGES)
         ]
         return np.concatenate(self._run(function, calls))
@@ -378,13 +411,13 @@ class DaskSearcher(Searcher):
     def rotation_hashes(self, indexes, flip):
         if not indexes:
             return
-        hashes = self._per_block(_rotation_hashes, np.concatenate(indexes), flip)
+        hashes = self._per_block(_rotation_hashes, 0, np.concatenate(indexes), flip)
         starts = np.cumsum([0] + [index.size for index in indexes])
         for k in range(len(indexes)):
             yield hashes[starts[k] : starts[k + 1]]
 
     def matches(self, indexes, criteria: Criteria, tile_rows, progress):
-        """Every unit's tiles go in one round of tasks, small ones packed together.
+        """Every unit's plan goes in one round of tasks, small pieces packed together.
 
         So many small units (``same_dim``) cost about as much as one large
         one. All pairs summed are counted with the first unit.
@@ -393,25 +426,13 @@ class DaskSearcher(Searcher):
             return
         every = np.concatenate(indexes)
         starts = np.cumsum([0] + [index.size for index in indexes])
-        means = self._per_block(_channel_means, every)
-        source, threads, shapes = self.thumbnails(), self.tasks.host_threads, self.dif.shapes
-        batches = _Batches(2 * tile_rows)
-        for k, index in enumerate(indexes):
-            unit_means = means[starts[k] : starts[k + 1]]
-            order, ends = sorted_windows(unit_means, criteria.max_mse)
-            ids, unit_means = index[order], unit_means[order]
-            for positions, n_rows, begins, stops, weight in tiles(ends, tile_rows):
-                batches.add(ids[positions], unit_means[positions], n_rows, begins, stops, weight)
-        calls = [
-            (source, ids, shapes[ids], batch_means, rows, begins, stops, criteria, threads)
-            for ids, batch_means, rows, begins, stops in batches.arrays()
-        ]
-        found = self._run(_match_tiles, calls, progress, batches.weights)
-        if every.size > sum(batches.weights):
-            progress(every.size - sum(batches.weights))  # rows without a tile
-        summed = sum(int(f[2]) for f in found)
-        i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
-        j = np.concatenate([np.empty(0, np.int64)] + [f[1] for f in found])
+        means = np.empty((len(self.dif), 1, 1, 3), dtype=np.float32)
+        means[every] = self._per_block(_channel_means, 0, every)
+        plans = [(unit_plan(means[index], criteria.max_mse, tile_rows), index, index)
+                 for index in indexes]  # fmt: skip
+        found = (self.dif.shapes, means)
+        a, b, summed = self._execute(plans, found, found, 0, criteria, tile_rows, progress)
+        i, j = np.minimum(a, b), np.maximum(a, b)
         unit_of = np.empty(len(self.dif), dtype=np.int64)
         unit_of[every] = np.repeat(np.arange(len(indexes)), np.diff(starts))
         by_unit = np.argsort(unit_of[i], kind="stable")
@@ -423,32 +444,87 @@ class DaskSearcher(Searcher):
             first = np.lexsort((unit_j, unit_i))
             yield unit_i[first], unit_j[first], summed if k == 0 else 0
 
+    def library_matches(self, new, library, criteria: Criteria, tile_rows, progress):
+        """The library's thumbnails go to the tasks as the repository's do."""
+        if not (new.size and len(library)):
+            progress(new.size)
+            return np.empty(0, np.int64), np.empty(0, np.int64), 0
+        self.sets.append(library)
+        self.files.append(library.tensors_file or _npy_file(library.tensors))
+        self.sources.append(self.files[-1])
+        which = len(self.sets) - 1
+        both = np.result_type(self.dif.tensors.dtype, library.tensors.dtype)
+        self._load_kernels(library.tensors.dtype, both)
+        ids = np.arange(len(library), dtype=np.int64)
+        library_means = self._per_block(_channel_means, which, ids)
+        means = np.empty((len(self.dif), 1, 1, 3), dtype=np.float32)
+        means[new] = self._per_block(_channel_means, 0, new)
+        plan = library_plan(means[new], library_means, criteria.max_mse, tile_rows)
+        i, j, summed = self._execute(
+            [(plan, new, ids)], (self.dif.shapes, means), (library.shapes, library_means),
+            which, criteria, tile_rows, progress,
+        )  # fmt: skip
+        first = np.lexsort((j, i))
+        return i[first], j[first], summed
+
+    def _execute(self, plans, row_set, candidate_set, which, criteria, side, progress):
+        """Run ``plans`` as tasks: ``(i, j, summed)``, the matches as image ids.
+
+        Each plan comes with the image ids of its rows and of its candidates;
+        ``row_set`` and ``candidate_set`` are ``(shapes, means)`` of all images
+        of the repository and of set ``which``. Tiles are cut into pieces of
+        at most ``2 * side`` images (:meth:`~fastdif.engine.matching.Tile.pieces`),
+        small ones laid end to end into tasks of up to as many, all in one round.
+        """
+        batches, rows = _Batches(2 * side), 0
+        for plan, row_ids, candidate_ids in plans:
+            rows += plan.rows.size
+            for piece in plan.pieces(side):
+                r, c = row_ids[piece.row_ids], candidate_ids[piece.candidate_ids]
+                # The images a task reads: one set's are read once (see _match_tiles).
+                batches.add(r, c, piece, np.union1d(r, c).size if which == 0 else r.size + c.size)
+        sources, threads = self.thumbnails(), self.tasks.host_threads
+        dtype = np.result_type(self.sets[0].tensors.dtype, self.sets[which].tensors.dtype)
+        calls = [
+            (sources, which, dtype, (r, *(a[r] for a in row_set)),
+             (c, *(a[c] for a in candidate_set)), entries, criteria, threads)
+            for r, c, *entries in batches.arrays()
+        ]  # fmt: skip
+        found = self._run(_match_tiles, calls, progress, batches.weights)
+        if rows > sum(batches.weights):
+            progress(rows - sum(batches.weights))  # rows without a piece
+        i = np.concatenate([np.empty(0, np.int64)] + [f[0] for f in found])
+        j = np.concatenate([np.empty(0, np.int64)] + [f[1] for f in found])
+        return i, j, sum(int(f[2]) for f in found)
+
 
 class _Batches:
-    """Tiles laid end to end into tasks of at most ``limit`` images each."""
+    """Pieces of tiles laid end to end into tasks of at most ``limit`` images each."""
 
     def __init__(self, limit: int):
         self.limit = limit
-        #: Per task: its tiles' shares of their rows (for progress).
+        #: Per task: its pieces' shares of their tiles' rows (for progress).
         self.weights: list[float] = []
-        self._parts: list[tuple[list, ...]] = []  # per task: ids, means, rows, begins, stops
-        self._size = limit
+        self._parts: list[tuple[list, ...]] = []  # per task: row ids, candidate ids, entries
+        self._size = self._rows = self._candidates = 0  # of the last task so far
 
-    def add(self, ids, means, n_rows, begins, stops, weight) -> None:
-        if self._size + ids.size > self.limit:
+    def add(self, row_ids, candidate_ids, piece, size: int) -> None:
+        """Add a piece that reads ``size`` images."""
+        if not self._parts or self._size + size > self.limit:
             self._parts.append(([], [], [], [], []))
             self.weights.append(0.0)
-            self._size = 0
-        at = self._size  # positions of this tile in its task
-        rows = at + np.arange(n_rows, dtype=np.int64)
-        arrays = (ids, means, rows, at + begins, at + stops)
+            self._size = self._rows = self._candidates = 0
+        at, to = self._rows, self._candidates  # where this piece's images start in its task
+        arrays = (row_ids, candidate_ids, at + piece.rows, to + piece.begins, to + piece.stops)
         for part, array in zip(self._parts[-1], arrays, strict=True):
             part.append(array)
-        self.weights[-1] += weight
-        self._size += ids.size
+        self.weights[-1] += piece.weight
+        self._size += size
+        self._rows += row_ids.size
+        self._candidates += candidate_ids.size
 
     def arrays(self):
-        """Per task: ids, means, rows, begins, stops, with positions counted across its tiles."""
+        """Per task: row ids, candidate ids, rows, begins, stops, positions counted across it."""
         for parts in self._parts:
             yield tuple(np.concatenate(part) for part in parts)
 
@@ -463,18 +539,8 @@ def _decode_shard(paths, px_size, decoder, out=None):
         return results
     valid = [r.thumbnail for r in results if r.reason is None]
     thumbnails = np.frombuffer(b"".join(valid), dtype=np.uint8)
-    np.save(out, thumbnails.reshape(len(valid), px_size, px_size, 3), allow_pickle=False)
+    store.write_shard(out, thumbnails.reshape(len(valid), px_size, px_size, 3))
     return [Decoded(None, r.width, r.height, r.reason, r.failure) for r in results]
-
-
-def _copy_shard(shard, target, offset):
-    """Copy a shard's thumbnails into rows ``offset...`` of ``target``; remove the shard."""
-    thumbnails = np.load(shard, mmap_mode="r", allow_pickle=False)
-    tensors = np.load(target, mmap_mode="r+", allow_pickle=False)
-    tensors[offset : offset + len(thumbnails)] = thumbnails
-    tensors.flush()
-    del tensors
-    os.remove(shard)
 
 
 class DaskDecoder:
@@ -497,7 +563,7 @@ class DaskDecoder:
         self.shards: list[str] = []
 
     def _shard_file(self, name: str) -> str | None:
-        return None if self.folder is None else os.path.join(self.folder, f"shard-{name}.npy")
+        return None if self.folder is None else store.shard_file(self.folder, name)
 
     def decode(self, paths, progress=None):
         """Yield a :class:`~fastdif.io.decode.Decoded` per file of ``paths``, in order.
@@ -569,18 +635,15 @@ class DaskDecoder:
         ``target`` is the tensors file of :func:`fastdif.io.store.create_tensors`,
         with as many rows as the shards hold valid thumbnails.
         """
-        count = np.load(target, mmap_mode="r", allow_pickle=False).shape[0]
+        count = store.rows(target)
         calls, offset = [], 0
         for shard in self.shards:
-            rows = np.load(shard, mmap_mode="r", allow_pickle=False).shape[0]
             calls.append((shard, target, offset))
-            offset += rows
+            offset += store.rows(shard)
         if offset != count:
             raise RuntimeError(f"shards hold {offset} thumbnails, expected {count}")
-        self.tasks.run(_copy_shard, calls)
-        for name in os.listdir(self.folder):
-            if name.startswith("shard-"):  # written by a task whose worker then died
-                os.remove(os.path.join(self.folder, name))
+        self.tasks.run(store.copy_shard, calls)
+        store.remove_shards(self.folder)
 
     def stats(self) -> dict:
         return {"dask": self.tasks.stats()}

@@ -42,8 +42,8 @@ class LocalDecoder:
 class LocalSearcher(Searcher):
     """Searches in this process, the kernels on ``threads`` Numba threads.
 
-    Units of up to :data:`fastdif.engine.matching.CLASSIC_MAX_IMAGES` images
-    take the classic path, larger ones the chunked path.
+    Runs the engine's plans (:func:`fastdif.engine.matching.unit_plan`,
+    :func:`~fastdif.engine.matching.library_plan`) tile by tile here.
     """
 
     def __init__(self, dif, threads: int):
@@ -82,6 +82,14 @@ class LocalSearcher(Searcher):
             return None
         held = self.dif.block_means
         return BlockMeans(held.grids[index], held.means[index])
+
+    def _thumbnails(self, index) -> matching.Thumbnails:
+        """The images ``index`` with their block means (see :meth:`_block_means`)."""
+        tensors, shapes = self._rows(index)
+        held = self._block_means(index)
+        if held is None:
+            return matching.Thumbnails.of(tensors, shapes)
+        return matching.Thumbnails.of(tensors, shapes, held.means, held.grids)
 
     def _in_numpy(self, index, duplicates: bool) -> bool:
         """Whether the unit ``index`` is searched with :mod:`fastdif.engine.numpy_kernels`.
@@ -153,16 +161,21 @@ class LocalSearcher(Searcher):
 
     def matches(self, indexes, criteria: Criteria, tile_rows, progress):
         for index in indexes:
-            tensors, shapes = self._rows(index)
             if self._in_numpy(index, False):
+                tensors, shapes = self._rows(index)
                 held = None if self.dif.block_means is None else self._block_means(index)
                 found = numpy_kernels.find_matches(tensors, shapes, criteria, held)
                 progress(index.size)
                 yield found
                 continue
-            rows = tile_rows if index.size > matching.CLASSIC_MAX_IMAGES else None
-            found = self._block_means(index)
-            yield matching.find_matches(tensors, shapes, criteria, rows, progress, found)
+            images = self._thumbnails(index)
+            plan = matching.unit_plan(images.means, criteria.max_mse, tile_rows)
+            yield plan.run(images, images, criteria, progress)
+
+    def library_matches(self, new, library, criteria: Criteria, tile_rows, progress):
+        queries, held = self._thumbnails(new), matching.Thumbnails.of_repository(library)
+        i, j, summed = matching.find_library_matches(queries, held, criteria, tile_rows, progress)
+        return new[i], j, summed
 
     def __enter__(self):
         self._previous_threads = numba.get_num_threads()

@@ -129,6 +129,33 @@ def library_groups(n_new, i, j, mse, shapes, file_sizes, choose=None, symmetries
     ]
 
 
+def links_to_keys(i, j, keys) -> dict[int, int]:
+    """For each image linked to a key by the pairs ``(i, j)``: the image it was reached through.
+
+    A breadth-first walk of the match graph from each of ``keys`` (one per
+    group): each image's entry is its neighbour one step nearer its group's
+    key (the key itself for a member matching it directly), the first such
+    neighbour in image order. Keys have no entry.
+    """
+    neighbours: dict[int, list[int]] = {}
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
+        neighbours.setdefault(a, []).append(b)
+        neighbours.setdefault(b, []).append(a)
+    through: dict[int, int] = {}
+    for key in keys:
+        seen, frontier = {key}, [key]
+        while frontier:
+            reached = []
+            for image in frontier:
+                for other in sorted(neighbours.get(image, ())):
+                    if other not in seen:
+                        seen.add(other)
+                        through[other] = image
+                        reached.append(other)
+            frontier = sorted(reached)
+    return through
+
+
 def _measure(mse, left, right, index, symmetries) -> list[float]:
     """``mse(left, right)`` as floats; any symmetry k but 0 goes into ``symmetries``.
 

@@ -1,4 +1,4 @@
-"""Which pairs of thumbnails match: comparable units, sorted windows, tiles and hashing.
+"""Which pairs of thumbnails match: comparable units, plans, cell windows and hashing.
 
 Everything here runs on arrays in the calling process; a backend
 (:mod:`fastdif.backends`) decides where each piece runs. The kernels
@@ -6,15 +6,18 @@ Everything here runs on arrays in the calling process; a backend
 returns the pairs a comparison of all pairs would.
 
 Threshold above 0
-    Images are compared with :func:`match_items`: each row (an image) with
-    a range of other images, in work items of :data:`BLOCK` images. The
-    classic path gives every image all later images in one call (units up
-    to :data:`CLASSIC_MAX_IMAGES` images); the chunked path sorts images by
-    chroma cell and overall mean (:func:`cell_windows`), gives each only the
-    few ranges the channel-mean bound allows, and goes a tile of rows at a
-    time (:func:`find_matches`); tasks that hold only part of the images
-    use one window of the overall mean (:func:`sorted_windows`) cut in
-    :func:`tiles`.
+    A search runs a :class:`Plan`: row images, each compared with ranges of
+    candidates in an order, a tile of rows at a time, by :func:`match_items`
+    (in kernel work items of :data:`BLOCK` images). A unit of up to
+    :data:`CLASSIC_MAX_IMAGES` images takes the classic plan (each image
+    with all later images, in one tile); a larger one the chunked plan
+    (images sorted by chroma cell and overall mean, :func:`cell_windows`,
+    each compared only with the few ranges the channel-mean bound allows);
+    new images against a library the library's window of overall mean
+    (:func:`library_plan`). A backend runs the plan in its process
+    (:meth:`Plan.run`) or as tasks that hold only the images of a
+    :class:`Piece` (:meth:`Tile.pieces`), so every backend finds the same
+    pairs.
 
 Threshold 0
     Identical thumbnails are found in O(N) by hashing (:func:`identical_pairs`).
@@ -27,6 +30,7 @@ it does to a group's key to give the member.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numba
@@ -90,11 +94,18 @@ class Thumbnails:
     means: np.ndarray
 
     @classmethod
-    def of(cls, tensors, shapes, means=None) -> Thumbnails:
-        """Compute the block means of ``tensors`` (and the channel means unless given)."""
-        grids = block_means(tensors, grid_side(tensors.shape[1]))
+    def of(cls, tensors, shapes, means=None, grids=None) -> Thumbnails:
+        """``tensors`` with their block means: ``means`` and ``grids`` as given, or computed.
+
+        The grids of read-only thumbnails (a repository's) are read-only too,
+        so the kernels see one type.
+        """
+        if grids is None:
+            grids = block_means(tensors, grid_side(tensors.shape[1]))
         if means is None:
             means = block_means(tensors, 1)
+        if not tensors.flags.writeable and grids.flags.writeable:
+            grids.flags.writeable = False
         return cls(tensors, shapes, grids, means)
 
     @classmethod
@@ -108,7 +119,7 @@ class Thumbnails:
         if dif.block_means is None:
             found = cls.of(dif.tensors, dif.shapes)
             dif.block_means = BlockMeans(found.grids, found.means)
-        return cls(dif.tensors, dif.shapes, dif.block_means.grids, dif.block_means.means)
+        return cls.of(dif.tensors, dif.shapes, dif.block_means.means, dif.block_means.grids)
 
 
 def repository_block_means(tensors, chunk: int = 1024, out=None) -> BlockMeans:
@@ -192,13 +203,13 @@ def comparable_units(dif, same_dim: bool):
 def find_matches(
     tensors, shapes, criteria: Criteria, tile_rows=None, progress=None, block_means=None
 ):
-    """Every pair (i, j), i < j, whose MSE is <= ``criteria.max_mse``.
+    """Every pair (i, j), i < j, whose MSE is <= ``criteria.max_mse``, found in this process.
 
-    The classic path (``tile_rows=None``) considers every pair in one kernel
-    call; the chunked path compares each image only with the few ranges of
-    images that the channel means allow (:func:`cell_windows`), ``tile_rows``
-    rows at a time. Both skip pairs by the same exact bounds (see
-    :mod:`fastdif.engine.kernels`) and return the same pairs.
+    Runs :func:`classic_plan` (``tile_rows=None``: every pair in one kernel
+    call) or :func:`chunked_plan` (each image only with the few ranges of
+    images the channel means allow, ``tile_rows`` rows at a time). Both skip
+    pairs by the same exact bounds (see :mod:`fastdif.engine.kernels`) and
+    return the same pairs.
 
     Parameters
     ----------
@@ -222,39 +233,228 @@ def find_matches(
     summed : int
         Pairs that no bound skipped (an exact sum was started).
     """
-    n = tensors.shape[0]
-    if block_means is None:
-        images = Thumbnails.of(tensors, shapes)
-    else:
-        images = Thumbnails(tensors, shapes, block_means.grids, block_means.means)
-    if not tensors.flags.writeable and images.grids.flags.writeable:
-        # Read-only with the thumbnails, as a repository's: one kernel type.
-        images.grids.flags.writeable = False
-    features = bound_features(images.grids, images.means)
+    held = (None, None) if block_means is None else (block_means.means, block_means.grids)
+    images = Thumbnails.of(tensors, shapes, *held)
     if tile_rows is None:
-        order = np.arange(n, dtype=np.int64)
-        ranked = features
-        tiles = [(order, order + 1, np.full(n, n, dtype=np.int64), n)]
+        plan = classic_plan(tensors.shape[0])
     else:
-        windows = cell_windows(images.means, criteria.max_mse)
-        order = windows.order
-        ranked = features[order]
-        tiles = (
-            windows.ranges(np.arange(s, min(s + tile_rows, n))) for s in range(0, n, tile_rows)
-        )
-    found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
-    for rows, begins, stops, finished in tiles:
-        a, b, exact = match_items(
-            images, order[rows], images, order, begins, stops, criteria, (features, ranked)
-        )
-        found_i.append(np.minimum(a, b))
-        found_j.append(np.maximum(a, b))
-        summed += exact
-        if progress:
-            progress(finished)
-    i, j = np.concatenate(found_i), np.concatenate(found_j)
-    first = np.lexsort((j, i))
-    return i[first], j[first], summed
+        plan = chunked_plan(images.means, criteria.max_mse, tile_rows)
+    return plan.run(images, images, criteria, progress)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of a :class:`Tile`, with the images it touches (:meth:`Tile.pieces`).
+
+    Attributes
+    ----------
+    row_ids : int64 array
+        Its row images (of the plan's row set), each once.
+    candidate_ids : int64 array
+        Its candidates (of the plan's candidate set), in the plan's order.
+    rows, begins, stops : int64 arrays (E,)
+        Entry ``e`` compares image ``row_ids[rows[e]]`` with images
+        ``candidate_ids[begins[e]:stops[e]]``.
+    weight : float
+        Its share of its tile's rows (for progress).
+    """
+
+    row_ids: np.ndarray
+    candidate_ids: np.ndarray
+    rows: np.ndarray
+    begins: np.ndarray
+    stops: np.ndarray
+    weight: float
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Rows of a :class:`Plan`, each with the ranges of candidates it is compared with.
+
+    Attributes
+    ----------
+    rows : int64 array (E,)
+        The row image of each entry (of the plan's row set); a row has one
+        entry per range, and its entries are consecutive.
+    begins, stops : int64 arrays (E,)
+        Entry ``e`` compares image ``rows[e]`` with the candidates at
+        positions ``begins[e]:stops[e]`` of the plan's order.
+    weight : int
+        Rows the tile finishes (for progress).
+    """
+
+    rows: np.ndarray
+    begins: np.ndarray
+    stops: np.ndarray
+    weight: int
+
+    def pieces(self, order, side: int, within: bool) -> list[Piece]:
+        """The tile cut for tasks that hold only the images they compare.
+
+        Rows go ``side`` at a time; the ranges of such a block of rows,
+        merged and laid end to end, are cut so that a piece holds at most
+        ``2 * side`` images: its rows, and candidates that are not among
+        them (``within``: rows and candidates are one set, as the plan's
+        ``order`` is). So a task's memory does not grow with the number of
+        images, and each (row, candidate) of the tile is in exactly one piece.
+        """
+        full = self.stops > self.begins
+        rows, begins, stops = self.rows[full], self.begins[full], self.stops[full]
+        # A row's entries are consecutive: count the rows, ``side`` to a block.
+        block = (np.cumsum(rows != np.r_[-1, rows[:-1]]) - 1) // side
+        found = []
+        for b in np.unique(block):
+            mine = block == b
+            found += _cut(rows[mine], begins[mine], stops[mine], order, 2 * side, within)
+        return [Piece(*piece, self.weight / len(found)) for piece in found]
+
+
+def _cut(rows, begins, stops, order, limit, within):
+    """:meth:`Tile.pieces` of a block of rows: ``(row_ids, candidate_ids, rows, begins, stops)``."""
+    by = np.argsort(begins, kind="stable")
+    reach = np.maximum.accumulate(stops[by])
+    head = np.flatnonzero(np.r_[True, begins[by][1:] > reach[:-1]])
+    low = begins[by][head]  # the merged ranges: low[k] up to low[k] + length[k]
+    length = reach[np.r_[head[1:] - 1, by.size - 1]] - low
+    offset = np.cumsum(length) - length
+    k = np.searchsorted(low, begins, side="right") - 1
+    first = begins - low[k] + offset[k]  # each entry's range, in the merged ranges end to end
+    last = first + (stops - begins)
+    candidates = order[np.arange(int(length.sum())) + np.repeat(low - offset, length)]
+    # Candidates that are rows too cost a task nothing more.
+    extra = ~np.isin(candidates, rows) if within else np.ones(candidates.size, dtype=bool)
+    room = limit - np.unique(rows).size
+    chunk = np.maximum(np.cumsum(extra) - 1, 0) // room
+    edges = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, candidates.size]
+    found = []
+    for c0, c1 in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        b, s = np.maximum(first, c0), np.minimum(last, c1)
+        keep = s > b
+        row_ids, at = np.unique(rows[keep], return_inverse=True)
+        found.append((row_ids, candidates[c0:c1], at.ravel(), b[keep] - c0, s[keep] - c0))
+    return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a search compares: row images, each with ranges of candidates in an order.
+
+    Made by :func:`unit_plan` (a unit: rows and candidates are one set) and
+    :func:`library_plan` (new images against a library). Every backend runs
+    the same plan, in its process (:meth:`run`) or as tasks that each hold
+    the images of a :class:`Piece`, so every backend finds the same pairs.
+
+    Attributes
+    ----------
+    rows : int64 array (R,)
+        The row images, in the order tiles take them.
+    order : int64 array (M,)
+        The candidate image at each position.
+    ranges : callable
+        ``ranges(positions) -> (at, begins, stops)``: for the rows at
+        ``positions`` of ``rows``, one entry per range of positions of
+        ``order``; ``at`` is the entry's row position.
+    tile_rows : int
+        Rows per tile.
+    within : bool
+        Rows and candidates are one set: each pair is visited once, and
+        given as (smaller, larger) image.
+    """
+
+    rows: np.ndarray
+    order: np.ndarray
+    ranges: Callable
+    tile_rows: int
+    within: bool
+
+    def tiles(self) -> Iterator[Tile]:
+        """The tiles, ``tile_rows`` rows each, made one at a time."""
+        n = self.rows.size
+        for start in range(0, n, self.tile_rows):
+            positions = np.arange(start, min(start + self.tile_rows, n), dtype=np.int64)
+            at, begins, stops = self.ranges(positions)
+            yield Tile(self.rows[at], begins, stops, positions.size)
+
+    def pieces(self, side: int) -> Iterator[Piece]:
+        """The tiles' :meth:`Tile.pieces`, for tasks that hold at most ``2 * side`` images."""
+        for tile in self.tiles():
+            yield from tile.pieces(self.order, side, self.within)
+
+    def run(self, images: Thumbnails, others: Thumbnails, criteria: Criteria, progress=None):
+        """Run the plan in this process: :func:`match_items` on each tile.
+
+        ``images`` are the rows' thumbnails, ``others`` the candidates'
+        (``images`` again for a unit). Returns the matching pairs ``i, j``
+        in ascending order (``i`` of ``images``, ``j`` of ``others``) and the
+        pairs no bound skipped; ``progress(rows)`` is called after each tile.
+        """
+        features = bound_features(images.grids, images.means)
+        ranked = features if self.within else bound_features(others.grids, others.means)
+        ranked = ranked[self.order]
+        found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
+        for tile in self.tiles():
+            a, b, exact = match_items(
+                images, tile.rows, others, self.order, tile.begins, tile.stops, criteria,
+                (features, ranked),
+            )  # fmt: skip
+            found_i.append(np.minimum(a, b) if self.within else a)
+            found_j.append(np.maximum(a, b) if self.within else b)
+            summed += exact
+            if progress:
+                progress(tile.weight)
+        i, j = np.concatenate(found_i), np.concatenate(found_j)
+        first = np.lexsort((j, i))
+        return i[first], j[first], summed
+
+
+def classic_plan(n: int) -> Plan:
+    """The classic path's plan of ``n`` images: one tile, each image with all later ones."""
+    ids = np.arange(n, dtype=np.int64)
+    return Plan(ids, ids, lambda at: (at, at + 1, np.full(at.size, n, np.int64)), max(n, 1), True)
+
+
+def chunked_plan(means, max_mse, tile_rows: int) -> Plan:
+    """The chunked path's plan: :func:`cell_windows`, ``tile_rows`` rows a tile.
+
+    Rows go in the windows' order (chroma cell, then overall mean), each
+    with the ranges of its own and the neighbouring cells that the channel
+    bound allows.
+    """
+    windows = cell_windows(means, max_mse)
+    ranges = lambda at: windows.ranges(at)[:3]  # noqa: E731 - the plan's one callable
+    return Plan(windows.order, windows.order, ranges, tile_rows, True)
+
+
+def unit_plan(means, max_mse, tile_rows: int) -> Plan:
+    """The plan every backend runs for a unit whose images have the channel ``means``.
+
+    :func:`classic_plan` for up to :data:`CLASSIC_MAX_IMAGES` images,
+    :func:`chunked_plan` of ``tile_rows`` rows a tile above.
+    """
+    if means.shape[0] <= CLASSIC_MAX_IMAGES:
+        return classic_plan(means.shape[0])
+    return chunked_plan(means, max_mse, tile_rows)
+
+
+def library_plan(query_means, library_means, max_mse, tile_rows: int) -> Plan:
+    """The plan of new images (channel means ``query_means``) against a library.
+
+    Both are sorted by overall mean; each new image is compared only with
+    the window of library images whose overall mean is within
+    :func:`window_radius` of its own, on both sides, ``tile_rows`` new
+    images a tile. The bounds of :func:`match_items` then skip most of the
+    window, so the cost grows with the new images, not with the library.
+    Pairs among library images are never compared.
+    """
+    overall = overall_means(library_means)
+    order = np.argsort(overall, kind="stable").astype(np.int64)
+    centres = overall_means(query_means)
+    rows = np.argsort(centres, kind="stable").astype(np.int64)
+    radius = window_radius(max_mse)
+    begins = np.searchsorted(overall[order], centres[rows] - radius, side="left")
+    stops = np.searchsorted(overall[order], centres[rows] + radius, side="right")
+    begins, stops = begins.astype(np.int64), stops.astype(np.int64)
+    return Plan(rows, order, lambda at: (at, begins[at], stops[at]), tile_rows, False)
 
 
 #: The cells each cell's images are compared with, as (chroma 1, chroma 2)
@@ -355,31 +555,6 @@ def cell_windows(means, max_mse) -> CellWindows:
     return CellWindows(order.astype(np.int64), cells[order], span, keys, ranked, radius)
 
 
-def sorted_windows(means, max_mse):
-    """Images sorted by overall mean, and the window each may match in that order.
-
-    Parameters
-    ----------
-    means : float32 array (N, 1, 1, 3)
-        Channel means (``block_means(tensors, 1)``).
-    max_mse : float
-
-    Returns
-    -------
-    order : int64 array (N,)
-        Image indices by ascending overall mean (stable).
-    ends : int64 array (N,)
-        Image ``order[p]`` can only match images ``order[p + 1 : ends[p]]``
-        among those after it: the overall means differ by more than
-        ``sqrt(max_mse)`` beyond (with :data:`~fastdif.engine.kernels.BOUND_SLACK`).
-    """
-    overall = overall_means(means)
-    order = np.argsort(overall, kind="stable").astype(np.int64)
-    ranked = overall[order]
-    ends = np.searchsorted(ranked, ranked + window_radius(max_mse), side="right")
-    return order, ends.astype(np.int64)
-
-
 def overall_means(means) -> np.ndarray:
     """Each image's mean over all its values (float64), from its channel means."""
     return means.reshape(means.shape[0], 3).astype(np.float64).mean(axis=1)
@@ -399,12 +574,7 @@ def find_library_matches(
 ):
     """Every pair (q, l) of a new image q and a library image l within ``criteria.max_mse``.
 
-    Library images are sorted by overall mean; each new image is compared
-    only with the window of library images whose overall mean is within
-    :func:`window_radius` of its own, on both sides, ``tile_rows`` new
-    images at a time. The bounds of :func:`match_items` then skip most of
-    the window, so the cost grows with the new images, not with the library.
-    Pairs among library images are never compared.
+    Runs :func:`library_plan` in this process.
 
     Parameters
     ----------
@@ -424,31 +594,8 @@ def find_library_matches(
     summed : int
         Pairs that no bound skipped.
     """
-    overall = overall_means(library.means)
-    order = np.argsort(overall, kind="stable").astype(np.int64)
-    ranked = overall[order]
-    centres = overall_means(queries.means)
-    radius = window_radius(criteria.max_mse)
-    begins = np.searchsorted(ranked, centres - radius, side="left").astype(np.int64)
-    stops = np.searchsorted(ranked, centres + radius, side="right").astype(np.int64)
-    features = (
-        bound_features(queries.grids, queries.means),
-        bound_features(library.grids, library.means)[order],
-    )
-    found_i, found_j, summed = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
-    for s in range(0, centres.size, tile_rows):
-        rows = np.arange(s, min(s + tile_rows, centres.size), dtype=np.int64)
-        i, j, exact = match_items(
-            queries, rows, library, order, begins[rows], stops[rows], criteria, features
-        )
-        found_i.append(i)
-        found_j.append(j)
-        summed += exact
-        if progress:
-            progress(rows.size)
-    i, j = np.concatenate(found_i), np.concatenate(found_j)
-    first = np.lexsort((j, i))
-    return i[first], j[first], summed
+    plan = library_plan(queries.means, library.means, criteria.max_mse, tile_rows)
+    return plan.run(queries, library, criteria, progress)
 
 
 def match_items(
@@ -502,50 +649,6 @@ def match_items(
     stored = np.arange(cols.shape[1]) < counts[:, None]
     w, _ = np.nonzero(stored)
     return item_image[w], cols[stored], int(exact.sum())
-
-
-def tiles(ends, side):
-    """Tiles of the pairs ``(p, q)``, ``p < q < ends[p]``, of at most ``2 * side`` images.
-
-    For work items that hold only their own images (tasks on other
-    machines). Rows go ``side`` positions at a time. A row block's first tile
-    holds its rows and the ``side`` positions after them; each further tile
-    holds the rows and ``side`` more columns, up to the last position a row
-    reaches.
-
-    Yields
-    ------
-    positions : int64 array
-        The tile's images: its rows, then its columns where they differ.
-    n_rows : int
-    begins, stops : int64 arrays (n_rows,)
-        Row ``r`` is compared with ``positions[begins[r]:stops[r]]``.
-    weight : float
-        The tile's share of its rows (for progress).
-    """
-    n = ends.size
-    for r0 in range(0, n, side):
-        r1 = min(r0 + side, n)
-        rows = np.arange(r0, r1, dtype=np.int64)
-        row_ends = ends[r0:r1]
-        last = int(row_ends.max())
-        if last <= r0 + 1:
-            continue
-        spans = [(r0, min(r1 + side, last))]
-        spans += [(c0, min(c0 + side, last)) for c0 in range(r1 + side, last, side)]
-        found = []
-        for c0, c1 in spans:
-            begins = np.maximum(rows + 1, c0)
-            stops = np.minimum(row_ends, c1)
-            if (stops > begins).any():
-                found.append((c0, c1, begins, stops))
-        for c0, c1, begins, stops in found:
-            if c0 == r0:
-                positions, shift = np.arange(r0, max(r1, c1), dtype=np.int64), r0
-            else:
-                positions = np.concatenate([rows, np.arange(c0, c1, dtype=np.int64)])
-                shift = c0 - (r1 - r0)
-            yield positions, r1 - r0, begins - shift, stops - shift, (r1 - r0) / len(found)
 
 
 def find_identical(tensors, shapes, criteria: Criteria):

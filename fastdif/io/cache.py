@@ -28,6 +28,7 @@ import zlib
 from array import array
 from dataclasses import dataclass
 
+from .. import params
 from .decode import Decoded, Failure, thumbnail_definition
 
 #: Layout of the database. A cache file with another schema version is moved
@@ -284,14 +285,13 @@ def resolve_cache(cache: object) -> str | None:
     except OSError:
         return path  # the build warns when it cannot open it
     if kind is CacheFile.OTHER:
-        raise ValueError(
-            f'Invalid value for "cache" parameter: {_not_a_cache(path, kind)}; '
-            "name another file, or use no cache."
+        raise params.invalid(
+            "cache", f"{_not_a_cache(path, kind)}; name another file, or use no cache."
         )
     if foreign:
-        raise ValueError(
-            f'Invalid value for "cache" parameter: {_not_siblings(path, foreign)}; '
-            "name another file, move them away, or use no cache."
+        raise params.invalid(
+            "cache",
+            f"{_not_siblings(path, foreign)}; name another file, move them away, or use no cache.",
         )
     return path
 
@@ -301,13 +301,11 @@ def _cache_path(cache: object) -> str | None:
         return None
     if cache is True:
         return default_cache_path()
-    if not isinstance(cache, (str, os.PathLike)):
-        raise TypeError(
-            'Invalid value for "cache" parameter: must be None, a BOOL, a STRING or '
-            f"os.PathLike, got {type(cache).__name__}."
-        )
+    params.check_type(
+        "cache", cache, (str, os.PathLike), "None, a BOOL, a STRING or os.PathLike", show_type=True
+    )
     if not os.fspath(cache):
-        raise ValueError('Invalid value for "cache" parameter: must name a file, got "".')
+        raise params.invalid("cache", 'must name a file, got "".')
     path = os.path.abspath(os.fsdecode(cache))
     return os.path.join(path, CACHE_FILE) if os.path.isdir(path) else path
 

@@ -33,9 +33,10 @@ import hashlib
 import json
 import os
 import re
-import secrets
+import warnings
 
-from .files import open_regular
+from .. import params
+from .files import open_regular, write_atomic
 
 FORMAT = "fastdif-decisions"
 VERSION = 1
@@ -108,7 +109,8 @@ def read(path) -> dict:
     """Read and check the decision file at ``path``; no file there yet: no decisions.
 
     A first run has no decisions: the HTML report downloads the file to keep
-    at ``path`` for the next run. So a missing file reads as :func:`empty`.
+    at ``path`` for the next run. So a missing file reads as :func:`empty`,
+    with a UserWarning that names it (a misspelt path drops every decision).
 
     Raises
     ------
@@ -119,13 +121,10 @@ def read(path) -> dict:
     ValueError
         Not a decision file of a version this fastdif reads; the message says why.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
-            'Invalid value for "decisions" parameter: must be a path or a decision document, '
-            f"got {path!r}."
-        )
+    params.check_type("decisions", path, (str, os.PathLike), "a path or a decision document")
     path = os.fspath(path)
     if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path) or "."):
+        warnings.warn(params.missing_decisions(path), UserWarning, stacklevel=2)
         return empty()
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Decisions file "{path}" is not a file, or its folder is missing')
@@ -157,23 +156,12 @@ def write(path, document) -> str:
     path = os.fspath(path)
     validate(document, "document to write")
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    folder = os.path.dirname(os.path.abspath(path))
+    # Lone surrogates (bytes of non-UTF-8 names) become their JSON escape.
+    data = text.encode("utf-8", "backslashreplace")
     _check_replaceable(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    tmp = os.path.join(folder, f".fastdif-{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, flags, 0o666)  # the umask applies, as to any new file
-    try:
-        # Lone surrogates (bytes of non-UTF-8 names) become their JSON escape.
-        with os.fdopen(fd, "wb") as out:
-            out.write(text.encode("utf-8", "backslashreplace"))
-            out.flush()
-            os.fsync(out.fileno())
-        _check_replaceable(path)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(
+        path, lambda out: out.write(data), replace=True, ready=lambda _: _check_replaceable(path)
+    )
 
 
 def _check_replaceable(path: str) -> None:
@@ -208,10 +196,7 @@ def files(paths) -> list[dict]:
 
 def mark(document, kind: str, paths) -> dict:
     """A copy of ``document`` with one more ``kind`` entry ("distinct" or "done") of ``paths``."""
-    if kind not in KINDS:
-        raise ValueError(
-            f'Invalid value for "kind" parameter: must be one of {KINDS}, got {kind!r}.'
-        )
+    params.check_choice("kind", kind, KINDS)
     out = dict(validate(document))
     out[kind] = [*out[kind], {"files": files(paths)}]
     return validate(out)

@@ -55,6 +55,7 @@ from datetime import datetime
 import numpy as np
 
 from .._version import __version__
+from .files import sync_folder
 
 FORMAT = "fastdif-repository"
 
@@ -117,7 +118,7 @@ def save(dif, path: str | os.PathLike, overwrite: bool = False) -> str:
         write(dif, tmp)
         publish(tmp, target, replace=overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder, never published
+        discard(tmp)
         raise
     return target
 
@@ -156,6 +157,11 @@ def staging_folder(target: str) -> str:
     return tmp
 
 
+def discard(folder: str) -> None:
+    """Remove the folder ``folder`` of :func:`staging_folder`: this run's own, never published."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def create_tensors(folder: str, count: int, px_size: int) -> str:
     """Create ``folder/tensors.npy``: ``count`` uint8 thumbnails of ``px_size``, zeros.
 
@@ -167,6 +173,46 @@ def create_tensors(folder: str, count: int, px_size: int) -> str:
     shape = (count, px_size, px_size, 3)
     np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=shape).flush()
     return target
+
+
+#: Thumbnail shards a distributed build writes into a store folder are named ``shard-*.npy``.
+SHARD_PREFIX = "shard-"
+
+
+def shard_file(folder: str, name: str) -> str:
+    """The shard file ``name`` (e.g. ``"0000012"``) in the store folder being built."""
+    return os.path.join(folder, f"{SHARD_PREFIX}{name}.npy")
+
+
+def write_shard(path: str, thumbnails: np.ndarray) -> None:
+    """Write ``thumbnails`` (uint8, (n, px, px, 3)) to the shard file ``path``."""
+    np.save(path, thumbnails, allow_pickle=False)
+
+
+def rows(path: str) -> int:
+    """How many thumbnails the ``.npy`` file ``path`` (a shard or a tensors file) holds."""
+    return np.load(path, mmap_mode="r", allow_pickle=False).shape[0]
+
+
+def copy_shard(shard: str, tensors: str, offset: int) -> None:
+    """Copy a shard's thumbnails into rows ``offset...`` of the tensors file; remove the shard.
+
+    ``tensors`` is the file of :func:`create_tensors`; several processes
+    copy disjoint rows into it at once.
+    """
+    thumbnails = np.load(shard, mmap_mode="r", allow_pickle=False)
+    target = np.load(tensors, mmap_mode="r+", allow_pickle=False)
+    target[offset : offset + len(thumbnails)] = thumbnails
+    target.flush()
+    del target
+    os.remove(shard)
+
+
+def remove_shards(folder: str) -> None:
+    """Remove every shard file left in ``folder`` (written by a task whose worker then died)."""
+    for name in os.listdir(folder):
+        if name.startswith(SHARD_PREFIX):
+            os.remove(os.path.join(folder, name))
 
 
 def write(dif, folder: str, written: tuple[str, ...] = ()) -> None:
@@ -317,7 +363,7 @@ def publish(tmp: str, target: str, replace: bool = False) -> None:
         if not replace:
             raise FileExistsError(f'"{target}" exists; it was left as it was') from None
         _replace(tmp, target)
-    _sync_folder(os.path.dirname(target))
+    sync_folder(os.path.dirname(target))
 
 
 def _replace(tmp: str, target: str) -> None:
@@ -410,16 +456,6 @@ def _exclusive_rename():
     except (OSError, AttributeError, TypeError):  # no such C library function (an old glibc, musl)
         pass
     return None
-
-
-def _sync_folder(folder: str) -> None:
-    """``fsync`` a folder, so a rename in it survives a power cut (where folders can be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def read(path: str | os.PathLike, verify: bool = True) -> dict:

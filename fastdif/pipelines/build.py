@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,10 +23,19 @@ from ..engine.kernels import grid_side
 from ..engine.matching import repository_block_means
 from ..io.cache import CachedDecoder, decoding_settings
 from ..io.copies import decoding_copies_once
-from ..io.decode import THUMBNAIL_VERSION
+from ..io.decode import THUMBNAIL_VERSION, Decoded
 from ..io.discover import discover, folder_name, owning_inputs
 from ..io.partial import PartialBuild
-from ..io.store import array_file, create_tensors, new_array, publish, staging_folder, write
+from ..io.store import (
+    array_file,
+    create_tensors,
+    discard,
+    is_repository,
+    new_array,
+    publish,
+    staging_folder,
+    write,
+)
 from ..model import BlockMeans, BuildOptions, Repository, load
 from ..progress import progress_bar
 from .library import check_library, identities
@@ -66,12 +74,16 @@ def build(paths: list[str], options: BuildOptions, resources: Resources, referen
     ``reference``: the library, folders and files to build as these are, or a repository.
     """
     start = datetime.now()
+    saved = [path for path in paths if os.path.isdir(path) and is_repository(path)]
+    if saved:
+        return _with_saved(paths, saved, options, resources, reference, start)
     library = None if reference is None else _library(reference, options, resources)
     target = resources.store
-    if target is not None and os.path.lexists(target):
-        raise FileExistsError(f'Invalid value for "store" parameter: "{target}" exists.')
     processes = resources.processes
     out = _Store(target)
+    if target is not None and os.path.lexists(target):
+        out.previous = _previous_store(target, options.px_size, resources)
+        out.updates = True
     if resources.scheduler is not None:
         client = dask.checked_client(resources.scheduler, processes)
         if target is not None:
@@ -87,7 +99,7 @@ def build(paths: list[str], options: BuildOptions, resources: Resources, referen
     exclude = set() if library is None else identities(library)
     try:
         dif, excluded = _decode_files(
-            paths, options, decoder, resources, start, processes, exclude, out.partial
+            paths, options, decoder, resources, start, processes, exclude, out
         )
         if library is not None:
             dif.reference = library
@@ -126,6 +138,106 @@ def _library(reference, options: BuildOptions, resources: Resources) -> Reposito
     return library
 
 
+def _with_saved(paths, saved, options: BuildOptions, resources: Resources, reference, start):
+    """The repository of ``paths`` where ``saved`` of them are saved repositories (stores).
+
+    Each is loaded as the repository it is, not read as a folder of files;
+    the other inputs are built, and all are searched as one. A single saved
+    repository is returned as loaded (memory-mapped); several inputs are
+    joined in memory (float32), each path once (a file built now is taken
+    over its copy in a saved repository), in path order.
+    """
+    if options.in_folder is not False or resources.store is not None:
+        raise params.invalid(
+            "directory",
+            f'"{saved[0]}" is a saved repository: it is searched as one, not with in_folder '
+            "or into a store.",
+        )
+    parts = []
+    others = [path for path in paths if path not in saved]
+    if others:
+        parts.append(build(others, options, resources))
+    for path in saved:
+        loaded = load(path)
+        if loaded.px_size != options.px_size or loaded.thumbnail_version != THUMBNAIL_VERSION:
+            raise params.invalid(
+                "directory",
+                f'"{path}" holds thumbnails of {loaded.px_size} px, version '
+                f"{loaded.thumbnail_version}; this build makes {options.px_size} px, version "
+                f"{THUMBNAIL_VERSION}.",
+            )
+        parts.append(loaded)
+    dif = parts[0] if len(parts) == 1 else _joined(parts, paths)
+    end = datetime.now()
+    build_stats = dif.stats["process"]["build"] = dict(dif.stats["process"]["build"])
+    build_stats["duration"] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "seconds_elapsed": round((end - start).total_seconds(), 4),
+    }
+    reused = sum(len(part) for part in parts[len(parts) - len(saved) :])
+    build_stats["saved"] = {"paths": list(saved), "reused": reused, "decoded": len(dif) - reused}
+    dif.stats["directory"] = list(paths)
+    if reference is not None:
+        library = _library(reference, options, resources)
+        known = identities(library)
+        inodes = dif.inodes.view(np.uint64).tolist()
+        mine = [k for k, (d, i) in enumerate(inodes) if (int(d), int(i)) not in known]
+        if len(mine) < len(dif):
+            dif = _joined([dif], paths, mine)
+        dif.reference = library
+        build_stats = dif.stats["process"]["build"]
+        build_stats["reference"] = {
+            "images": len(library),
+            "files_also_in_reference": len(inodes) - len(mine),
+        }
+    return dif
+
+
+def _joined(parts: list[Repository], paths, rows=None) -> Repository:
+    """One in-memory repository of ``parts``' images (``rows`` of them), each path once, sorted."""
+    every = [(path, p, k) for p, part in enumerate(parts) for k, path in enumerate(part.paths)]
+    first: dict[str, tuple[int, int]] = {}
+    wanted = None if rows is None else set(rows)
+    for number, (path, p, k) in enumerate(every):
+        if wanted is None or number in wanted:
+            first.setdefault(path, (p, k))
+    order = sorted(first)
+    n, px = len(order), parts[0].px_size
+    _check_fits_in_memory(n, px)
+    tensors = np.empty((n, px, px, 3), dtype=np.float32)
+    fields = {name: [] for name in ("shapes", "file_sizes", "mtimes_ns", "inodes")}
+    for row, path in enumerate(order):
+        p, k = first[path]
+        tensors[row] = parts[p].tensors[k]
+        for name, values in fields.items():
+            values.append(getattr(parts[p], name)[k])
+    invalid = {}
+    for part in parts:
+        invalid.update(part.stats["invalid_files"]["logs"])
+    stats = {
+        "directory": list(paths),
+        "process": {"build": dict(parts[0].stats["process"]["build"])},
+        "total_files": n + len(invalid),
+        "invalid_files": {"count": len(invalid), "logs": invalid},
+    }
+    dif = Repository(
+        tensors,
+        order,
+        np.array(fields["shapes"], dtype=np.int64).reshape(n, 2),
+        np.array(fields["file_sizes"], dtype=np.int64),
+        [range(n)],
+        [_common_folder(list(paths))],
+        False,
+        stats,
+        np.array(fields["mtimes_ns"], dtype=np.int64),
+        thumbnail_version=THUMBNAIL_VERSION,
+        inodes=np.array(fields["inodes"], dtype=np.int64).reshape(n, 2),
+    )
+    dif.block_means = repository_block_means(dif.tensors)
+    return dif
+
+
 class _Store:
     """A build into the store ``target``: where it is written, and publishing it.
 
@@ -139,6 +251,9 @@ class _Store:
         self.target = target
         self.partial: PartialBuild | None = None
         self.staging: str | None = None
+        #: The finished store at ``target`` this build updates (until its sink takes it).
+        self.previous: Repository | None = None
+        self.updates = False
 
     def write(self, dif: Repository) -> None:
         """Write what ``dif`` has not written yet into the folder to publish."""
@@ -152,7 +267,7 @@ class _Store:
     def publish(self) -> Repository:
         """Rename the written folder to the store, and load the repository from there."""
         try:
-            publish(self.staging, self.target)
+            publish(self.staging, self.target, replace=self.updates)
         except FileExistsError:
             if self.partial is None:
                 kept, self.staging = self.staging, None  # finished: kept for the user
@@ -191,13 +306,13 @@ class _Store:
         if self.staging is not None and (
             self.partial is None or self.staging != self.partial.folder
         ):
-            shutil.rmtree(self.staging, ignore_errors=True)
+            discard(self.staging)
 
 
-def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores, exclude, partial):
+def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores, exclude, out):
     """Discover and decode the files under ``paths`` into a repository.
 
-    The thumbnails go to the sink for ``decoder`` and ``partial``
+    The thumbnails go to the sink for ``decoder`` and the store ``out``
     (:func:`_sink`). Files whose ``(st_dev, st_ino)`` is in ``exclude``
     (those of a library) are left out.
 
@@ -209,7 +324,7 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
     """
     found = discover(paths, options.recursive, options.limit_extensions)
     px = options.px_size
-    sink = _sink(found.files, px, decoder, partial)
+    sink = _sink(found.files, px, decoder, out)
     kept = _Kept(invalid=dict(found.invalid))
     total = len(found.files)
     with progress_bar(
@@ -312,10 +427,11 @@ def _stats(paths, options: BuildOptions, cores, start: datetime, kept: _Kept) ->
     }
 
 
-def _sink(files: list[str], px: int, decoder, partial: PartialBuild | None):
+def _sink(files: list[str], px: int, decoder, out: _Store):
     """Where the thumbnails of ``files`` go: a store's journal, a Dask store's shards, or memory."""
-    if partial is not None:
-        return _Journal(files, partial)
+    if out.partial is not None:
+        previous, out.previous = out.previous, None  # the sink holds the only reference
+        return _Journal(files, out.partial, previous)
     if decoder.folder is not None:
         return _Shards(decoder, px)
     return _Memory(len(files), px)
@@ -370,36 +486,114 @@ class _Memory(_Sink):
 class _Journal(_Sink):
     """A local build into a store: each thumbnail journaled in the partial folder as it comes.
 
-    Files the journal finished before (a build run again) are not decoded again.
+    Files the journal finished before (a build run again) are not decoded
+    again, nor are files of ``previous`` (the finished store this build
+    updates) unchanged since: same path, size, modification time and
+    ``(st_dev, st_ino)``, the checks of a resumed build; their thumbnails
+    are copied into the journal as they come.
     """
 
-    def __init__(self, files: list[str], partial: PartialBuild):
+    def __init__(self, files: list[str], partial: PartialBuild, previous: Repository | None):
         super().__init__()
         self.partial = partial
+        self.previous = previous
         self.folder = None
+        self.copied = 0
+        rows = {} if previous is None else {p: r for r, p in enumerate(previous.paths)}
         for k, path in enumerate(files):
             record = partial.reusable(path)
+            if record is None and path in rows:
+                record = _unchanged(previous, rows[path], path)
+                self.copied += record is not None
             if record is not None:
                 self.reused[k] = record
-        partial.reserve(len(files) - len(self.reused))
+        partial.reserve(len(files) - len(self.reused) + self.copied)
 
     def record(self, k: int, path: str, item) -> int:
+        if isinstance(item, _Unchanged):
+            thumbnail = np.ascontiguousarray(self.previous.tensors[item.row]).tobytes()
+            decoded = Decoded(thumbnail, item.width, item.height)
+            return self.partial.add(path, decoded, item.size, item.mtime_ns, item.identity)
         if k in self.reused:
             return item.row
         return self.partial.add(path, item.decoded, item.size, item.mtime_ns, item.identity)
 
     def finish(self, rows: list[int], n: int):
+        self.previous = None  # its thumbnails' map closed: the store can be replaced
         self.folder = self.partial.finish(np.asarray(rows, dtype=np.int64))
         tensors_file = array_file(self.folder, "tensors")
         return np.load(tensors_file, mmap_mode="r", allow_pickle=False), tensors_file
 
     def stats(self, total: int) -> dict:
-        resumed = len(self.reused)
-        store = {"path": self.partial.target, "resumed": resumed, "decoded": total - resumed}
+        reused = len(self.reused)
+        store = {
+            "path": self.partial.target,
+            "resumed": reused - self.copied,
+            "reused": self.copied,
+            "decoded": total - reused,
+        }
         return {"store": store}
 
     def block_means(self, tensors) -> BlockMeans:
         return _block_means_in(self.folder, tensors)  # one pass over the thumbnails just written
+
+
+@dataclass(frozen=True)
+class _Unchanged:
+    """A file of the store a build updates, unchanged since: its row there, and its facts."""
+
+    row: int
+    width: int
+    height: int
+    size: int
+    mtime_ns: int
+    identity: tuple[int, int]
+
+    @property
+    def decoded(self) -> Decoded:
+        return Decoded(None, self.width, self.height)
+
+
+def _unchanged(previous: Repository, row: int, path: str) -> _Unchanged | None:
+    """Row ``row`` of ``previous`` if the file at ``path`` is unchanged since it was decoded."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    identity = tuple(int(v) for v in previous.inodes[row].view(np.uint64))
+    recorded = (int(previous.file_sizes[row]), int(previous.mtimes_ns[row]), identity)
+    if (st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)) != recorded or identity == (0, 0):
+        return None
+    width, height = (int(v) for v in previous.shapes[row])
+    return _Unchanged(row, width, height, *recorded)
+
+
+def _previous_store(target: str, px_size: int, resources: Resources) -> Repository:
+    """The finished store at ``target`` a build updates: checked and loaded (its CRCs verified).
+
+    Raises FileExistsError when ``target`` is anything else (a link, a
+    user's folder or file), or the store cannot be updated here.
+    """
+    if not is_repository(target):
+        raise params.invalid(
+            "store", f'"{target}" exists and is not a fastdif store; it was left as it was.',
+            FileExistsError,
+        )  # fmt: skip
+    if resources.scheduler is not None:
+        raise params.invalid(
+            "store", f'"{target}" exists: a store is updated by a local build (no scheduler).',
+            FileExistsError,
+        )  # fmt: skip
+    previous = load(target)
+    if previous.px_size != px_size or previous.thumbnail_version != THUMBNAIL_VERSION:
+        raise params.invalid(
+            "store",
+            f'"{target}" holds thumbnails of {previous.px_size} px, version '
+            f"{previous.thumbnail_version}; this build makes {px_size} px, version "
+            f"{THUMBNAIL_VERSION}: give another store.",
+            FileExistsError,
+        )
+    return previous
 
 
 class _Shards(_Sink):

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import params
 from ..model import Repository
 
 
 def check_library(library, px_size: int, thumbnail_version) -> None:
     """Raise unless ``library`` is a repository whose thumbnails compare with these."""
-    if not isinstance(library, Repository):
-        raise TypeError(
-            'Invalid value for "reference" parameter: must be folders, files or a fastdif '
-            f"Repository, got {type(library).__name__}."
-        )
+    expected = "folders, files or a fastdif Repository"
+    params.check_type("reference", library, Repository, expected, show_type=True)
     if library.px_size != px_size:
-        raise ValueError(
-            f'Invalid value for "reference" parameter: its thumbnails are {library.px_size} px, '
-            f"these are {px_size} px."
+        raise params.invalid(
+            "reference", f"its thumbnails are {library.px_size} px, these are {px_size} px."
         )
     versions = {library.thumbnail_version, thumbnail_version} - {None}
     if len(versions) > 1:
-        raise ValueError(
-            'Invalid value for "reference" parameter: its thumbnails were made by another '
-            f"thumbnail definition (version {library.thumbnail_version}, this is "
-            f"{thumbnail_version}); build it again."
+        raise params.invalid(
+            "reference",
+            "its thumbnails were made by another thumbnail definition (version "
+            f"{library.thumbnail_version}, this is {thumbnail_version}); build it again.",
         )
 
 

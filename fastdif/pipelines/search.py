@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,17 +18,10 @@ import numpy as np
 from .. import params
 from ..backends import dask
 from ..backends.local import LocalSearcher
-from ..engine.grouping import drop_distinct, library_groups, unit_groups
-from ..engine.keep import Facts, folder_parts, reads, set_aside
+from ..engine.grouping import drop_distinct, library_groups, links_to_keys, unit_groups
+from ..engine.keep import Facts, folder_parts, reads, set_aside, under
 from ..engine.keep import choose as choose_kept
-from ..engine.matching import (
-    CLASSIC_MAX_IMAGES,
-    SYMMETRY_NAMES,
-    Thumbnails,
-    comparable_units,
-    cross_mse,
-    find_library_matches,
-)
+from ..engine.matching import CLASSIC_MAX_IMAGES, SYMMETRY_NAMES, comparable_units, cross_mse
 from ..engine.transforms import compared
 from ..io.decisions import Decisions
 from ..io.metadata import Metadata, frame_count, read_metadata
@@ -116,8 +111,8 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
     library = curation.library
     if library is not None:
         check_library(library, dif.px_size, dif.thumbnail_version)
-        if execution.scheduler is not None or dif.in_folder:
-            raise ValueError('"reference" cannot be combined with "scheduler" or "in_folder".')
+        if dif.in_folder:
+            raise ValueError('"reference" cannot be combined with "in_folder".')
     # What the kernels compare: the thumbnails, or their transform (never
     # the saved block means of untransformed thumbnails).
     searched = compared(dif, criteria)
@@ -142,6 +137,7 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
         searcher = dask.DaskSearcher(client, searched)
         chunked_used = True
     keeper = _Keeper(curation.rule, dif, library)
+    _warn_of_unused_folders(curation.rule, dif, library)
     total = sum(len(index) for _, index in units) + (0 if library is None else new.size)
     with (
         searcher,
@@ -155,13 +151,16 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
 
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
-            found, summed = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check), 0
+            found, links = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check)
+            summed = 0
         else:
-            found, summed = _library_groups(
-                dif, searched, units, found_pairs, new, criteria, curation, keeper, tile_rows, tick
-            )
+            found, links, summed = _library_groups(
+                dif, searched, searcher, units, found_pairs, new, criteria, curation, keeper,
+                tile_rows, tick,
+            )  # fmt: skip
     found.sort(key=lambda g: g[1])
     paths = dif.paths if library is None else dif.paths + library.paths
+    found, chained = _chained_apart(found, links, criteria.max_mse)
     found = _without_done(curation.marks, paths, found, curation.show_done)
     result, lower_quality, duplicates, similar = difpy_result(paths, dif.in_folder, found)
     end = datetime.now()
@@ -201,17 +200,7 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
             "within_new": curation.within_new,
             "files_also_in_reference": len(dif) - int(new.size),
         }
-    searched_stats["keep"] = {
-        "rule": [criterion.text for criterion in curation.rule],
-        "reasons": {paths[key]: keeper.reasons[key] for _, key, _, _ in found},
-    }
-    # How each member matched its key, where not unchanged (a rotation or a flip).
-    searched_stats["transforms"] = {
-        paths[m]: SYMMETRY_NAMES[keeper.symmetries[m]]
-        for _, _, members, _ in found
-        for m in members
-        if m in keeper.symmetries
-    }
+    searched_stats.update(_group_stats(curation.rule, paths, found, keeper, chained))
     if curation.marks is not None:
         searched_stats["decisions"] = curation.marks.stats(curation.show_done)
     # As difPy's search does, the build's stats get the search's entry too
@@ -222,40 +211,86 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
     )
 
 
-def _unit_groups(dif: Repository, units, found_pairs, marks, keeper, check) -> list:
-    """The groups of each unit's matching pairs: ``(folder, key, members, mses)``."""
-    found = []
+def _group_stats(rule, paths, found, keeper, chained) -> dict:
+    """What the search's stats say of its groups: the keep rule's reasons, how members matched."""
+    shown = {key for _, key, _, _ in found}
+    return {
+        "keep": {
+            "rule": [criterion.text for criterion in rule],
+            "reasons": {paths[key]: keeper.reasons[key] for key in sorted(shown)},
+        },
+        # Members linked to their key only through other members: listed apart.
+        "chained": {
+            paths[m]: {"key": paths[key], "through": paths[through], "mse": mse}
+            for m, (key, through, mse) in chained.items()
+            if key in shown
+        },
+        # How each member matched its key, where not unchanged (a rotation or a flip).
+        "transforms": {
+            paths[m]: SYMMETRY_NAMES[keeper.symmetries[m]]
+            for _, _, members, _ in found
+            for m in members
+            if m in keeper.symmetries
+        },
+    }
+
+
+def _unit_groups(dif: Repository, units, found_pairs, marks, keeper, check):
+    """The groups of each unit's matching pairs: ``(folder, key, members, mses)``.
+
+    And the pairs they were formed from, ``(i, j)`` in image numbers.
+    """
+    found, links = [], []
     for (folder, index), (i, j, mse) in zip(units, found_pairs, strict=True):
         i, j = _without_distinct(marks, dif.paths, index, i, j, mse)
         groups = unit_groups(
             index, i, j, mse, dif.shapes, dif.file_sizes, keeper, keeper.symmetries
         )
         found += [(folder, key, members, mses) for key, members, mses in groups]
+        links.append((index[i], index[j]))
         check()
-    return found
+    return found, links
+
+
+def _chained_apart(found, links, max_mse):
+    """``found`` with only the members within ``max_mse`` of their key, and the others.
+
+    A group is a connected set of matches, so a member may match its key
+    only through other members (its MSE to the key above the threshold):
+    such a member is not lower quality than the key by the search's measure,
+    and a move or delete would refuse it. Returns the groups, and
+    ``{member: (key, through, mse)}`` for the members left out (``through``:
+    the image one step nearer the key, :func:`links_to_keys`).
+    """
+    i = np.concatenate([np.empty(0, np.int64)] + [a for a, _ in links])
+    j = np.concatenate([np.empty(0, np.int64)] + [b for _, b in links])
+    through = None
+    direct, chained = [], {}
+    for folder, key, members, mses in found:
+        near = [k for k, mse in enumerate(mses) if mse <= max_mse]
+        if len(near) < len(members):
+            through = through or links_to_keys(i, j, [key for _, key, _, _ in found])
+            for k in sorted(set(range(len(members))) - set(near)):
+                chained[members[k]] = (key, through[members[k]], mses[k])
+        direct.append((folder, key, [members[k] for k in near], [mses[k] for k in near]))
+    return direct, chained
 
 
 def _library_groups(
-    dif, searched, units, found_pairs, new, criteria, curation, keeper, tile_rows, tick
+    dif, searched, searcher, units, found_pairs, new, criteria, curation, keeper, tile_rows, tick
 ):
-    """The groups of a library search, and the pairs it compared exactly.
+    """The groups of a library search, the pairs they were formed from, and the pairs
+    it compared exactly.
 
-    Pairs among ``dif``'s new images (``units``, searched by the backend)
-    and between new images and the library (searched here) are grouped
-    together; image numbers are ``dif``'s, then the library's.
+    Pairs among ``dif``'s new images (``units``) and between new images and
+    the library, both searched by the backend, are grouped together; image
+    numbers are ``dif``'s, then the library's.
     """
     library = curation.library
     searched_library = compared(library, criteria)
     pairs = [(index[i], index[j]) for (_, index), (i, j, _) in zip(units, found_pairs, strict=True)]
-    queries = Thumbnails.of_repository(searched)
-    if new.size < len(dif):
-        queries = Thumbnails.of(
-            np.ascontiguousarray(searched.tensors[new]), dif.shapes[new], queries.means[new]
-        )
-    i, j, summed = find_library_matches(
-        queries, Thumbnails.of_repository(searched_library), criteria, tile_rows, tick
-    )
-    pairs.append((new[i], len(dif) + j))
+    i, j, summed = searcher.library_matches(new, searched_library, criteria, tile_rows, tick)
+    pairs.append((i, len(dif) + j))
     pairs = _library_pairs_without_distinct(
         curation.marks, searched, searched_library, pairs, criteria
     )
@@ -269,7 +304,22 @@ def _library_groups(
         keeper,
         keeper.symmetries,
     )
-    return [(dif.folders[0], key, members, mses) for key, members, mses in groups], summed
+    found = [(dif.folders[0], key, members, mses) for key, members, mses in groups]
+    return found, pairs, summed
+
+
+def _warn_of_unused_folders(rule, dif: Repository, library: Repository | None) -> None:
+    """Warn of each ``prefer:``/``avoid:`` folder that holds none of the searched files."""
+    patterns = [(c.text, p) for c in rule if c.kind in ("prefer", "avoid") for p in c.values]
+    if not patterns:
+        return
+    paths = list(dif.paths) + ([] if library is None else list(library.paths))
+    places = {folder_parts(os.path.join(os.path.dirname(p), "_")) for p in paths}
+    for text, pattern in patterns:
+        if not any(under(pattern, folders) for folders in places):
+            warnings.warn(
+                params.keep_names_no_folder(text, pattern.text), UserWarning, stacklevel=4
+            )
 
 
 @dataclass
