@@ -1,9 +1,12 @@
 """Shared fixtures: build + search with progress off, result helpers, Dask clusters."""
 
+import os
+import shutil
 from contextlib import contextmanager
 
 import images
 import pytest
+from pages import FLAGS, unavailable
 
 import fastdif
 
@@ -143,3 +146,19 @@ def client(two_workers):
     """A two-worker Dask cluster's client, shared by a module's tests."""
     with two_workers() as dask_client:
         yield dask_client
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (see tests/pages.py for what it needs)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    executable = os.environ.get("FASTDIF_CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        unavailable("no chromium found (apt-get install chromium, or set FASTDIF_CHROMIUM)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=FLAGS)
+        yield chromium
+        chromium.close()

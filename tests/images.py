@@ -203,3 +203,23 @@ def texture(kind: str, seed: int, width: int = 1280, height: int = 960) -> Image
     else:
         raise ValueError(kind)
     return Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
+
+
+#: EXIF DateTimeOriginal values, as cameras write them.
+DATE_2019 = "2019:03:02 08:00:00"
+DATE_2021 = "2021:06:01 10:22:00"
+
+
+def exif_with_date(date: str):
+    """An ``Image.Exif`` with DateTimeOriginal (tag 36867 of the Exif IFD 0x8769)."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = date
+    exif[0x8769] = exif.get_ifd(0x8769)
+    return exif
+
+
+def dated_photo(path, seed=1, size=SIZE, date=None, **kwargs) -> str:
+    """The photo of ``seed`` at ``path`` (format from the extension), with an EXIF date."""
+    if date is not None:
+        kwargs["exif"] = exif_with_date(date)
+    return save(photo_image(seed, *size), path, **kwargs)

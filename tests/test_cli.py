@@ -3,11 +3,10 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from commands import run_cli
 from PIL import Image
 
 from fastdif.cli import main, make_parser
@@ -32,16 +31,6 @@ def folder(tmp_path):
     photo(1).save(pics / "img1.jpg", quality=80)
     (pics / "notes.txt").write_text("not an image")
     return pics
-
-
-def run_cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "fastdif", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def outputs(folder):
@@ -247,6 +236,7 @@ def test_cli_renamed_difpy_flags_get_difpy_message(folder, tmp_path, capsys, arg
     assert not [f for f in os.listdir(tmp_path) if f.startswith("fastdif_")]
 
 
+@pytest.mark.slow
 def test_cli_in_folder_modes(tmp_path):
     pics = tmp_path / "pics"
     (pics / "sub").mkdir(parents=True)

@@ -1,7 +1,7 @@
 """The report's decision controls in headless Chromium: mark, download, search again.
 
-Uses the browser fixture and helpers of tests/test_report_browser.py (which
-say what is needed, and when the tests skip).
+Uses the browser fixture (tests/conftest.py) and the helpers of tests/pages.py
+(which say what is needed, and when the tests skip).
 """
 
 import hashlib
@@ -10,10 +10,12 @@ import os
 
 import pytest
 from images import copy_bytes, reencode, save_photo
-from test_report_browser import HOSTILE, LATIN1, browser, export  # noqa: F401 - a fixture
+from pages import HOSTILE, LATIN1, export
 
 import fastdif
 from fastdif.io import decisions
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def _search(dif, **kwargs):

@@ -118,6 +118,7 @@ def copies(originals, tmp_path_factory):
     return str(folder), related, lossless
 
 
+@pytest.mark.slow
 def test_duplicates_finds_every_lossless_copy_of_a_jpeg(copies, find, groups):
     folder, _, lossless = copies
     found = groups(find(folder, similarity="duplicates", same_dim=False).result)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import (
+from naive import (
     image_specs,
     planted_images,
     reference_mse_and_symmetry,

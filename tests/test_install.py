@@ -27,6 +27,8 @@ import pytest
 
 from fastdif.engine import warmup
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The build backend reads pyproject.toml's SPDX ``license`` string from setuptools 77 on.

@@ -19,10 +19,10 @@ from fastdif import params, report
 from fastdif.cli import main
 from fastdif.engine.grouping import choose_key
 from fastdif.engine.keep import Facts, choose, folder_parts, set_aside, under
-from fastdif.io.metadata import Metadata, exif_date, read_metadata
+from fastdif.io.metadata import Metadata, read_metadata
 
-DATE_2019 = "2019:03:02 08:00:00"
-DATE_2021 = "2021:06:01 10:22:00"
+DATE_2019 = images.DATE_2019
+DATE_2021 = images.DATE_2021
 
 
 def _build(*paths, **kwargs):
@@ -33,19 +33,7 @@ def _search(dif, **kwargs):
     return fastdif.search(dif, show_progress=False, processes=1, **kwargs)
 
 
-def _exif(date):
-    """An ``Image.Exif`` with DateTimeOriginal (tag 36867 of the Exif IFD 0x8769)."""
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[36867] = date
-    exif[0x8769] = exif.get_ifd(0x8769)
-    return exif
-
-
-def save(path, seed=1, size=images.SIZE, date=None, **kwargs):
-    """The photo of ``seed`` at ``path`` (format from the extension), with an EXIF date."""
-    if date is not None:
-        kwargs["exif"] = _exif(date)
-    return images.save(images.photo_image(seed, *size), path, **kwargs)
+save = images.dated_photo
 
 
 def only_group(se):
@@ -347,28 +335,6 @@ def test_metadata_is_read_only_for_group_members_and_only_when_needed(tmp_path, 
     read.clear()
     _search(dif, keep=["resolution", "size", "prefer:x", "avoid:y"])
     assert read == []
-
-
-@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".heic"])
-def test_read_metadata_takes_the_exif_date_and_format_from_the_header(tmp_path, extension):
-    path = save(tmp_path / f"a{extension}", date=DATE_2021)
-    expected = params.canonical_format(extension[1:])
-    assert read_metadata(path) == Metadata(expected, datetime(2021, 6, 1, 10, 22))
-    assert read_metadata(path, format=False) == Metadata(None, datetime(2021, 6, 1, 10, 22))
-    assert read_metadata(path, taken=False) == Metadata(expected, None)
-    plain = save(tmp_path / f"b{extension}")
-    assert read_metadata(plain) == Metadata(expected, None)
-
-
-def test_unreadable_files_and_malformed_dates_are_unknown(tmp_path):
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"\xff\xd8\xff not a JPEG")
-    assert read_metadata(str(broken)) == Metadata(None, None)
-    assert read_metadata(str(tmp_path / "missing.png")) == Metadata(None, None)
-    assert exif_date("0000:00:00 00:00:00") is None
-    assert exif_date("    :  :     :  :  ") is None
-    assert exif_date(b"2021:06:01 10:22:00\x00") == datetime(2021, 6, 1, 10, 22)
-    assert exif_date(20210601) is None
 
 
 # ------------------------------------------------------------------- path matching

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import (
+from naive import (
     THRESHOLDS,
     comparable,
     image_specs,
@@ -225,6 +225,7 @@ def test_bounded_sse_adversarial_values(a_value, b_value, expected_per_value, ro
 # ------------------------------------------------------------- match_ranges, classic tiles
 
 
+@pytest.mark.slow
 @MANY
 @given(
     spec=image_specs(),

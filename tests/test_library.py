@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import (
+from naive import (
     THRESHOLDS,
     comparable,
     image_specs,
@@ -61,6 +61,7 @@ def _images(tensors, shapes, ids, dtype=np.float32):
     return Thumbnails.of(rows, np.ascontiguousarray(shapes[ids]))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(cases)
 def test_library_matches_equal_the_reference_pairs(case):

@@ -170,6 +170,8 @@ def _unit_pairs(searcher, dif, criteria, tile_rows):
     return found, searcher.summed
 
 
+@pytest.mark.slow
+@pytest.mark.dask
 @pytest.mark.parametrize("chunked", [False, True], ids=["classic", "chunked"])
 def test_local_and_dask_searchers_give_the_same_pairs_and_mses(client, monkeypatch, chunked):
     if chunked:  # the plans are made in this process: every unit takes the chunked plan
@@ -197,6 +199,8 @@ def _library_search(dif, library, **kwargs):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.dask
 @pytest.mark.parametrize(
     "library_dtype, mapped, color",
     [(np.uint8, True, True), (np.float32, False, True), (np.uint8, False, False)],

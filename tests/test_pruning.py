@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import (
+from naive import (
     image_specs,
     planted_images,
     reference_groups,

@@ -32,6 +32,8 @@ from fastdif.backends import pool as decode_pool
 from fastdif.cli import main
 from fastdif.io import decode
 
+pytestmark = [pytest.mark.slow]
+
 TESTS = os.path.dirname(__file__)
 
 

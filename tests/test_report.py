@@ -11,9 +11,9 @@ from importlib import resources
 import images
 import numpy as np
 import pytest
+from commands import run_cli
 from images import copy_bytes, reencode, resized, rotated, save_photo
 from PIL import Image
-from test_cli import run_cli
 
 import fastdif
 from fastdif import report

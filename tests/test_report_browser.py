@@ -14,44 +14,12 @@ import subprocess
 import numpy as np
 import pytest
 from images import copy_bytes, reencode, save_photo
+from pages import HOSTILE, LATIN1, QUOTED, SCRIPT_DIR, card, export, numbered_names, shown
 from PIL import Image
 
 import fastdif
 
-HOSTILE = "<img src=x onerror=alert(1)>.jpg"
-SCRIPT_DIR = "<script>alert(2)<"
-QUOTED = 'it\'s "quoted" & $(touch pwned) `touch pwned`.jpg'
-LATIN1 = b"caf\xe9 \xff.jpg"  # not UTF-8: os.fsdecode gives lone surrogates
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _unavailable(reason):
-    if os.environ.get("FASTDIF_REQUIRE_BROWSER"):
-        pytest.fail(f"FASTDIF_REQUIRE_BROWSER is set but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    executable = os.environ.get("FASTDIF_CHROMIUM") or shutil.which("chromium")
-    if not executable:
-        _unavailable("no chromium found (apt-get install chromium, or set FASTDIF_CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=FLAGS)
-        yield chromium
-        chromium.close()
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
@@ -90,48 +58,6 @@ def page(browser, found):
     yield page
     assert page.errors == []
     context.close()
-
-
-def shown(page):
-    """(group ids, image paths) of the groups on the current page."""
-    return page.evaluate(
-        """() => [
-          [...document.querySelectorAll("section.group")].map((s) => Number(s.dataset.group)),
-          [...document.querySelectorAll(".image")].map((d) => d.dataset.path),
-        ]"""
-    )
-
-
-def card(page, path):
-    """The card of the image at ``path``, found by its visible path text."""
-    return page.locator(".image").filter(has=page.get_by_text(path, exact=True))
-
-
-def numbered_names(paths):
-    """Base names made unique with move_to's rule: name.ext, name_1.ext, ..."""
-    used = []
-    for path in paths:
-        stem, ext = os.path.splitext(os.path.basename(path))
-        name, number = stem + ext, 0
-        while name in used:
-            number += 1
-            name = f"{stem}_{number}{ext}"
-        used.append(name)
-    return used
-
-
-def export(page, button):
-    """Click an export button; return (file name, text) of the Blob it offers."""
-    page.click(button)
-    return tuple(
-        page.evaluate(
-            """async () => {
-              const link = document.getElementById("export-link");
-              const text = await (await fetch(link.href)).text();
-              return [link.download, text];
-            }"""
-        )
-    )
 
 
 def test_every_group_and_thumbnail_renders(page, found):

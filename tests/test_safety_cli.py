@@ -22,6 +22,8 @@ import fastdif
 from fastdif import cli, kernel_cache
 from fastdif.engine import warmup
 
+pytestmark = [pytest.mark.slow]
+
 TESTS = os.path.dirname(__file__)
 PACKAGE = os.path.dirname(fastdif.__file__)
 

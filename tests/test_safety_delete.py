@@ -355,6 +355,7 @@ def race(folder, lockstep):
                 run.wait(10)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     ("lockstep", "pairs", "rounds"), [(False, 150, 2), (True, 12, 1)], ids=["free", "lockstep"]

@@ -22,6 +22,8 @@ from fastdif import kernel_cache
 from fastdif.cli import main
 from fastdif.engine import numpy_kernels, warmup
 
+pytestmark = [pytest.mark.slow]
+
 KERNELS = ("rotation_hashes", "pair_mse", "block_means", "match_ranges")
 
 # Prints, per kernel, the argument types it was compiled for (or loaded with)

@@ -67,7 +67,7 @@ Exactness
     float64 sums, as for integer thumbnails (up to px 800), and an MSE of 0
     means identical transformed thumbnails. Per value the arithmetic is
     float64 in a fixed order, without ``fastmath``: the NumPy reference of
-    the tests (``tests/reference.py``) gives the same bits.
+    the tests (``tests/naive.py``) gives the same bits.
 
 Memory and time: the transformed thumbnails are a float32 array, px * px *
 12 bytes per image (30 KB at px 50: 3 GB for 100,000 images), made once per

@@ -12,9 +12,10 @@ import time
 import images
 import numpy as np
 import pytest
+from commands import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import (
+from naive import (
     THRESHOLDS,
     image_specs,
     pick_threshold,
@@ -23,10 +24,11 @@ from reference import (
     reference_matches,
     reference_mse_matrix,
 )
-from test_cli import run_cli
 
 import fastdif
 from fastdif.backends import dask as cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.dask]
 
 # The ``dask`` extra is part of the test extras, so this runs wherever the
 # README's test command ran; it skips only in a deliberately Dask-free run.

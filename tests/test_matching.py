@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import (
+from naive import (
     THRESHOLDS,
     image_specs,
     pick_threshold,
@@ -84,6 +84,7 @@ def _check_paths(tensors, shapes, max_mse, rotate, same_dim, expected, flip=Fals
 # --------------------------------------------------------------------------- find_matches
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=250)
 @given(searches)
 def test_find_matches_classic_and_chunked_equal_reference(case):

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageEnhance
-from reference import (
+from naive import (
     THRESHOLDS,
     image_specs,
     pick_threshold,
@@ -26,6 +25,7 @@ from reference import (
     reference_mse_matrix,
     reference_transform,
 )
+from PIL import Image, ImageEnhance
 
 import fastdif
 from fastdif import verify
@@ -124,6 +124,7 @@ def _engine_pairs(tensors, shapes, criteria, tile_rows):
 # ------------------------------------------------------------------------ the transform
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(image_specs(max_n=8), st.sampled_from(MODES + [(True, False)]), st.booleans())
 def test_transform_is_the_reference_bit_for_bit(spec, mode, uint8):
@@ -232,6 +233,7 @@ def test_normalised_thumbnails_carry_their_region_contrasts_in_their_channel_mea
 # --------------------------------------------------------------------- exact searches
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=150)
 @given(cases)
 def test_search_pairs_equal_reference_on_classic_and_chunked_paths(case):
