@@ -171,8 +171,9 @@ def search(
     Parameters
     ----------
     dif : Repository
-    similarity : "duplicates", "similar" or float, default "duplicates"
-        MSE threshold on the 0..255 scale: "duplicates" is 0, "similar" is 5.
+    similarity : "duplicates", "similar", "near" or float, default "duplicates"
+        MSE threshold on the 0..255 scale: "duplicates" is 0, "similar" is 5;
+        "near" adds near copies (crops, overlays, tone edits: docs/modes.md).
     rotate : bool, default True
         Also compare rotations by 90, 180 and 270 degrees; the smallest MSE counts.
     same_dim : bool, default True
@@ -246,13 +247,15 @@ def search(
     """
     _no_unknown_keywords("search", kwargs)
     _check_repository(dif)
+    near = isinstance(similarity, str) and similarity == "near"  # crops: other dimensions
     criteria = Criteria(
         max_mse=params.check_similarity(similarity),
         rotate=params.check_bool("rotate", rotate),
-        same_dim=params.check_bool("same_dim", same_dim),
+        same_dim=params.check_bool("same_dim", same_dim) and not near,
         flip=params.check_bool("flip", flip),
         color=params.check_bool("color", color),
         normalize=params.check_bool("normalize", normalize),
+        near=near,
     )
     curation = searching.Curation(
         within_new=params.check_bool("within_new", within_new),

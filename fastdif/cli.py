@@ -70,7 +70,7 @@ def _path(text: str) -> str:
 def _similarity(text: str):
     if text in ("low", "normal", "high"):
         raise argparse.ArgumentTypeError(SIMILARITY_LEVELS_REMOVED)
-    return text if text in ("duplicates", "similar") else _number(text)
+    return text if text in ("duplicates", "similar", "near") else _number(text)
 
 
 def _number(text: str) -> float:
@@ -187,7 +187,8 @@ FLAGS = (
     Flag(("-le", "--limit_extensions"), "read only image file extensions", "BOOL", _bool, True),
     Flag(("-px", "--px_size"), "thumbnail size in pixels, 10..5000", "INT", int, 50),
     Flag(("-s", "--similarity"),
-         '"duplicates" (MSE 0), "similar" (MSE 5) or an MSE threshold >= 0 on the 0..255 scale',
+         '"duplicates" (MSE 0), "similar" (MSE 5), "near" (similar, and crops, overlays and '
+         "tone edits: docs/modes.md) or an MSE threshold >= 0 on the 0..255 scale",
          "LEVEL", _similarity, "duplicates"),
     Flag(("-ro", "--rotate"), "also compare rotations by 90, 180 and 270 degrees", "BOOL",
          _bool, True),

@@ -42,6 +42,10 @@ class Criteria:
         brightness and contrast edits match. Images without contrast (flat)
         are compared as plain MSE does in every mode; see
         :mod:`fastdif.engine.transforms`.
+    near : bool
+        ``similarity="near"``: also near copies (crops up to 10% a side,
+        overlays, tone edits; :mod:`fastdif.engine.near`), whatever their
+        dimensions; a pair matches within ``max_mse`` or as a near copy.
     """
 
     max_mse: float
@@ -50,6 +54,7 @@ class Criteria:
     flip: bool = False
     color: bool = True
     normalize: bool = False
+    near: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from numbers import Real
 
 from PIL import Image
 
-SIMILARITY_MSE = {"duplicates": 0.0, "similar": 5.0}
+SIMILARITY_MSE = {"duplicates": 0.0, "similar": 5.0, "near": 5.0}
 
 
 def invalid(name: str, problem: str, error: type[Exception] = ValueError) -> Exception:
@@ -121,7 +121,8 @@ def check_processes(value: object) -> int:
 
 
 def check_similarity(value: object) -> float:
-    """Map ``similarity`` to an MSE threshold on the 0..255 scale."""
+    """Map ``similarity`` to an MSE threshold on the 0..255 scale ("near": "similar"'s,
+    with near copies on top: :attr:`fastdif.model.Criteria.near`)."""
     if isinstance(value, str):
         if value in SIMILARITY_MSE:
             return SIMILARITY_MSE[value]
@@ -132,7 +133,9 @@ def check_similarity(value: object) -> float:
         except ValueError:
             value = None
     if isinstance(value, bool) or not isinstance(value, Real) or value != value:
-        raise invalid("similarity", 'must be "duplicates", "similar" or of type INT or FLOAT.')
+        raise invalid(
+            "similarity", 'must be "duplicates", "similar", "near" or of type INT or FLOAT.'
+        )
     if value < 0:
         raise invalid("similarity", f"must be >= 0, got {value}.")
     return float(value)

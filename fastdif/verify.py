@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from filelock import FileLock, Timeout
 
+from .engine.near import verify_near
 from .engine.transforms import transform
 from .io.cache import default_cache_path
 from .io.decode import FILE_TIME_LIMIT, decode_file
@@ -303,10 +304,38 @@ def key_lost(key: str, key_record: Identity) -> str | None:
 
 def thumbnail(path: str, px_size: int) -> np.ndarray | str:
     """``path`` decoded as the build decodes it, or the reason it cannot be."""
-    decoded = decode_file(path, px_size, FILE_TIME_LIMIT)
-    if decoded.reason is not None:
-        return decoded.reason
-    return np.frombuffer(decoded.thumbnail, dtype=np.uint8).reshape(px_size, px_size, 3)
+    found = decoded(path, px_size)
+    return found if isinstance(found, str) else found[0]
+
+
+def decoded(path: str, px_size: int) -> tuple[np.ndarray, tuple[int, int]] | str:
+    """``path``'s thumbnail and displayed (width, height), decoded now, or why it cannot be."""
+    result = decode_file(path, px_size, FILE_TIME_LIMIT)
+    if result.reason is not None:
+        return result.reason
+    pixels = np.frombuffer(result.thumbnail, dtype=np.uint8).reshape(px_size, px_size, 3)
+    return pixels, (result.width, result.height)
+
+
+def _near_refusal(key, key_thumb, key_shape, member_thumb, member_shape, criteria):
+    """Why ``member`` is not a near copy of ``key`` now (:func:`~fastdif.engine.near.verify_near`
+    on the fresh thumbnails), or None: it is, and has no more pixels than its key."""
+    if member_shape[0] * member_shape[1] > key_shape[0] * key_shape[1]:
+        return Refusal(
+            Check.CONTENT,
+            f"it has more pixels ({member_shape[0]} x {member_shape[1]}) than its key {key!r} "
+            f"({key_shape[0]} x {key_shape[1]}): the key may be a crop of it",
+        )
+    match = verify_near(
+        key_thumb, member_thumb, key_shape, member_shape, criteria.rotate, criteria.flip
+    )
+    if match is None:
+        return Refusal(
+            Check.CONTENT,
+            f"it is not a near copy of its key {key!r}, nor within the search's threshold "
+            f"{criteria.max_mse:g}",
+        )
+    return None
 
 
 def check_pair(
@@ -369,13 +398,14 @@ def check_pair(
     if key_thumbnails is None:
         key_thumbnails = {}
     if key not in key_thumbnails:
-        key_thumbnails[key] = thumbnail(key, px_size)
-    key_thumb = key_thumbnails[key]
-    if isinstance(key_thumb, str):
-        return Refusal(Check.CONTENT, f"its key {key!r} cannot be decoded: {key_thumb}")
-    member_thumb = thumbnail(member, px_size)
-    if isinstance(member_thumb, str):
-        return Refusal(Check.CONTENT, f"cannot be decoded: {member_thumb}")
+        key_thumbnails[key] = decoded(key, px_size)
+    key_found = key_thumbnails[key]
+    if isinstance(key_found, str):
+        return Refusal(Check.CONTENT, f"its key {key!r} cannot be decoded: {key_found}")
+    member_found = decoded(member, px_size)
+    if isinstance(member_found, str):
+        return Refusal(Check.CONTENT, f"cannot be decoded: {member_found}")
+    (key_thumb, key_shape), (member_thumb, member_shape) = key_found, member_found
     mse = min_mse(
         key_thumb,
         member_thumb,
@@ -384,7 +414,11 @@ def check_pair(
         color=criteria.color,
         normalize=criteria.normalize,
     )
-    if not mse <= criteria.max_mse:
+    if not mse <= criteria.max_mse and criteria.near:
+        refusal = _near_refusal(key, key_thumb, key_shape, member_thumb, member_shape, criteria)
+        if refusal is not None:
+            return refusal
+    elif not mse <= criteria.max_mse:
         return Refusal(
             Check.CONTENT,
             f"its MSE to its key {key!r} is {mse:.6g}, above the search's threshold "

@@ -22,6 +22,7 @@ from ..engine.grouping import drop_distinct, library_groups, links_to_keys, unit
 from ..engine.keep import Facts, folder_parts, reads, set_aside, under
 from ..engine.keep import choose as choose_kept
 from ..engine.matching import CLASSIC_MAX_IMAGES, SYMMETRY_NAMES, comparable_units, cross_mse
+from ..engine.near import NEAR_MSE, find_near, verify_near
 from ..engine.transforms import compared
 from ..io.decisions import Decisions
 from ..io.metadata import Metadata, frame_count, read_metadata
@@ -113,6 +114,8 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
         check_library(library, dif.px_size, dif.thumbnail_version)
         if dif.in_folder:
             raise ValueError('"reference" cannot be combined with "in_folder".')
+        if criteria.near:
+            raise ValueError('"reference" cannot be combined with similarity "near" yet.')
     # What the kernels compare: the thumbnails, or their transform (never
     # the saved block means of untransformed thumbnails).
     searched = compared(dif, criteria)
@@ -151,6 +154,8 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
 
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
+            if criteria.near:
+                found_pairs = _with_near_pairs(searched, units, found_pairs, criteria)
             found, links = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check)
             summed = 0
         else:
@@ -160,7 +165,8 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
             )  # fmt: skip
     found.sort(key=lambda g: g[1])
     paths = dif.paths if library is None else dif.paths + library.paths
-    found, chained = _chained_apart(found, links, criteria.max_mse)
+    near_copy = _NearCopies(searched, criteria) if criteria.near else None
+    found, chained = _chained_apart(found, links, criteria.max_mse, near_copy)
     found = _without_done(curation.marks, paths, found, curation.show_done)
     result, lower_quality, duplicates, similar = difpy_result(paths, dif.in_folder, found)
     end = datetime.now()
@@ -201,6 +207,12 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
             "files_also_in_reference": len(dif) - int(new.size),
         }
     searched_stats.update(_group_stats(curation.rule, paths, found, keeper, chained))
+    if near_copy is not None:
+        # How each near copy differs from its key, in words (over a symmetry's name).
+        searched_stats["transforms"].update(
+            {paths[m]: how for m, how in near_copy.described.items()}
+        )
+        searched_stats["near"] = {"threshold": NEAR_MSE, "pairs_verified": near_copy.verified}
     if curation.marks is not None:
         searched_stats["decisions"] = curation.marks.stats(curation.show_done)
     # As difPy's search does, the build's stats get the search's entry too
@@ -235,6 +247,50 @@ def _group_stats(rule, paths, found, keeper, chained) -> dict:
     }
 
 
+def _with_near_pairs(searched: Repository, units, found_pairs, criteria: Criteria) -> list:
+    """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`)."""
+    out = []
+    for (_, index), (i, j, mse) in zip(units, found_pairs, strict=True):
+        tensors = np.ascontiguousarray(searched.tensors[index])
+        near_i, near_j, _ = find_near(
+            tensors, searched.shapes[index], criteria.rotate, criteria.flip
+        )
+        pairs = np.unique(
+            np.stack([np.concatenate([i, near_i]), np.concatenate([j, near_j])]), axis=1
+        )
+        out.append((pairs[0], pairs[1], mse))
+    return out
+
+
+class _NearCopies:
+    """``near_copy(key, member) -> score or None``: ``member`` as a near copy of ``key``.
+
+    Only a copy with at most its key's pixels counts (the key is never the
+    crop of a member it would have removed: :func:`fastdif.verify.check_pair`
+    refuses that too). Keeps each copy's description and how many pairs it verified.
+    """
+
+    def __init__(self, searched: Repository, criteria: Criteria):
+        self.searched, self.criteria = searched, criteria
+        self.described: dict[int, str] = {}
+        self.verified = 0
+
+    def __call__(self, key: int, member: int) -> float | None:
+        shapes = self.searched.shapes
+        if int(np.prod(shapes[member])) > int(np.prod(shapes[key])):
+            return None
+        self.verified += 1
+        tensors = self.searched.tensors
+        match = verify_near(
+            tensors[key], tensors[member], shapes[key], shapes[member],
+            self.criteria.rotate, self.criteria.flip,
+        )  # fmt: skip
+        if match is None:
+            return None
+        self.described[member] = match.describe()
+        return float(match.score)
+
+
 def _unit_groups(dif: Repository, units, found_pairs, marks, keeper, check):
     """The groups of each unit's matching pairs: ``(folder, key, members, mses)``.
 
@@ -252,27 +308,34 @@ def _unit_groups(dif: Repository, units, found_pairs, marks, keeper, check):
     return found, links
 
 
-def _chained_apart(found, links, max_mse):
-    """``found`` with only the members within ``max_mse`` of their key, and the others.
+def _chained_apart(found, links, max_mse, near_copy=None):
+    """``found`` with only the members that match their key, and the others.
 
-    A group is a connected set of matches, so a member may match its key
-    only through other members (its MSE to the key above the threshold):
-    such a member is not lower quality than the key by the search's measure,
-    and a move or delete would refuse it. Returns the groups, and
-    ``{member: (key, through, mse)}`` for the members left out (``through``:
-    the image one step nearer the key, :func:`links_to_keys`).
+    A member matches its key within ``max_mse``, or, with ``near_copy``
+    (``near_copy(key, member) -> score or None``), as a near copy of it,
+    its number then the near score. A group is a connected set of matches,
+    so a member may match its key only through other members: such a member
+    is not lower quality than the key by the search's measure, and a move or
+    delete would refuse it. Returns the groups, and ``{member: (key,
+    through, mse)}`` for the members left out (``through``: the image one
+    step nearer the key, :func:`links_to_keys`).
     """
     i = np.concatenate([np.empty(0, np.int64)] + [a for a, _ in links])
     j = np.concatenate([np.empty(0, np.int64)] + [b for _, b in links])
     through = None
     direct, chained = [], {}
     for folder, key, members, mses in found:
-        near = [k for k, mse in enumerate(mses) if mse <= max_mse]
+        values = list(mses)
+        for k, member in enumerate(members):
+            if values[k] > max_mse and near_copy is not None:
+                score = near_copy(key, member)
+                values[k] = values[k] if score is None else score
+        near = [k for k in range(len(members)) if mses[k] <= max_mse or values[k] != mses[k]]
         if len(near) < len(members):
             through = through or links_to_keys(i, j, [key for _, key, _, _ in found])
             for k in sorted(set(range(len(members))) - set(near)):
                 chained[members[k]] = (key, through[members[k]], mses[k])
-        direct.append((folder, key, [members[k] for k in near], [mses[k] for k in near]))
+        direct.append((folder, key, [members[k] for k in near], [values[k] for k in near]))
     return direct, chained
 
 

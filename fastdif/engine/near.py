@@ -1,0 +1,942 @@
+"""Near copies: the same photo cropped, overlaid or re-exposed, found on the thumbnails.
+
+A near copy ``b`` of a source ``a`` is ``a`` seen through the edits a person
+makes: a crop of up to :data:`MAX_CROP` of each side (any aspect), an
+overlay (watermark, logo, caption, date stamp, painted digits) on up to
+5% of the area, and a tone curve (brightness, contrast, gamma, clipped
+highlights), then any of the symmetries the search allows. Everything here
+reads the thumbnails a build already holds (``px`` x ``px``, each an exact
+area average of the whole image squashed to a square) and the images'
+displayed shapes; the only extra per image is :func:`near_features`' 12
+bytes, a function of the thumbnail.
+
+Candidates (approximate; recall measured by ``python -m benchmarks.studies.near``)
+    :func:`near_features` hashes each thumbnail's luma: the signs of the 63
+    lowest DCT coefficients (8 x 8 less the mean) of the whole thumbnail
+    resampled to 32 x 32; signs do not change with brightness and contrast.
+    :func:`near_candidates` hashes, for each image, 81 framings (each side
+    cut by each of :data:`CROP_STEPS`) under each allowed symmetry, and
+    looks each up by multi-index hashing: the 63 bits in
+    :data:`HASH_ORDERS` orders, each cut into :data:`HASH_CHUNKS` runs, one
+    lookup table per run; an image whose whole-image hash shares a run and
+    is within :data:`MAX_DISTANCE` bits is a candidate. No pair is compared
+    unless a table holds both.
+Verification (exact for its measure)
+    :func:`verify_near` takes the image with more pixels as the source and
+    searches the crop of it that best aligns with the other (coarse, then
+    steps halved down to 0.25% of a side) on a :data:`GRID` x :data:`GRID`
+    grid: the source's region resampled by exact area integration of its
+    thumbnail, the copy's thumbnail pooled 2 x 2. Then the score: the copy
+    against the source's region after the best tone curve, one
+    non-decreasing curve for the three channels (:data:`TONE_BINS` bins,
+    either way, so clipped highlights fit), its worst cells up to
+    :data:`OVERLAY_MAX` of the grid left out (an overlay of 5% of the area
+    touches up to 8% of the cells), the mean squared error of the rest on
+    the 0..255 scale. An uncropped pair is scored on the thumbnails
+    themselves, cell for cell, with no resampling. A pair is near when its
+    score is at most :data:`NEAR_MSE`.
+
+What keeps decoys out (each measured on the study's decoys)
+    A crop never enlarges: the copy has at most the pixels of the region it
+    shows (one pixel to spare on each axis), and the region has the copy's
+    aspect (to two pixels). Two shots of one size are therefore compared
+    uncropped, and shots of a moving camera are told apart from an edit by
+    :func:`_moves`: when the source's framing moved (not cropped) aligns
+    clearly better (:data:`MOVE_RATIO`), the pair is two shots. One tone
+    curve for all channels, so a hue is never mapped to another. Flat
+    images (luma standard deviation below :data:`FLAT_CONTRAST`: walls,
+    skies, dark frames) have nothing to align: never near copies (only what
+    "similar" finds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+
+import numpy as np
+
+#: Side of the grid the verifier compares on (half of a 50 px thumbnail).
+GRID = 25
+#: The largest crop of each side, as a fraction of the source's side.
+MAX_CROP = 0.10
+#: The largest part of the grid an overlay may cover (its cells are left out).
+OVERLAY_MAX = 0.08
+#: The score at or below which a pair is near (MSE on the 0..255 scale, per
+#: channel). Measured: the closest two different pictures the study's
+#: verifier saw scored 19.9 (two pages of text); copies mostly below 2.
+NEAR_MSE = 16.0
+#: A cell left out with a squared error above this many times :data:`NEAR_MSE` is overlaid.
+OVERLAY_FACTOR = 4.0
+#: Camera moves tried (fractions of a side, each axis and both), and how much
+#: better one must align for the pair to be two shots, not an edit. Measured:
+#: bursts (0.3 to 1.2% moves) at most 0.81, edited copies at least 0.85.
+MOVES = (0.0025, 0.005, 0.01, 0.015)
+MOVE_RATIO = 0.83
+#: The most alignment error a near copy has (NearMatch.alignment): a quick
+#: refusal before the tone curve. Copies the study finds stay below 0.45
+#: (a caption band); the crops above it score above NEAR_MSE anyway.
+ALIGNMENT_MAX = 0.5
+#: Below this luma standard deviation (0..255) an image is flat: never a near copy.
+FLAT_CONTRAST = 10.0
+#: The framings hashed per side: these fractions cut from each end.
+CROP_STEPS = (0.0, 0.05, 0.10)
+#: Multi-index hashing: the 63 bits in this many orders, each cut into
+#: HASH_CHUNKS runs; each run is a lookup table's key.
+HASH_ORDERS = 4
+HASH_CHUNKS = 4
+#: Candidates differ in at most this many of the 63 bits.
+MAX_DISTANCE = 12
+#: Bins of the monotone tone curve (equal counts of the source's values).
+TONE_BINS = 32
+#: Gammas the description is fitted with.
+GAMMAS = tuple(np.round(np.geomspace(0.5, 2.0, 15), 4))
+#: The eight symmetries of the square: (quarter turns, mirrored first).
+SYMMETRIES = tuple((k, f) for f in (False, True) for k in range(4))
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_HASH_SIDE = 32
+_FREQUENCIES = 8
+
+
+@dataclass(frozen=True)
+class NearFeatures:
+    """What the near search keeps per image: 12 bytes.
+
+    Attributes
+    ----------
+    hashes : uint64 array (N,)
+        The sign hash of each thumbnail's luma (:func:`near_features`).
+    contrast : float32 array (N,)
+        Each thumbnail's luma standard deviation on the 0..255 scale.
+    """
+
+    hashes: np.ndarray
+    contrast: np.ndarray
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Pairs worth verifying, with the framing their hashes matched at.
+
+    Attributes
+    ----------
+    i, j : int64 arrays (K,)
+        Image indices, ``i < j``.
+    source : int64 array (K,)
+        The image whose crop was hashed (``i`` or ``j``).
+    crop : float64 array (K, 4)
+        That crop: fractions cut from the left, right, top and bottom.
+    symmetry : int64 array (K,)
+        Index into :data:`SYMMETRIES` turning the crop into the other image.
+    distance : int64 array (K,)
+        Bits the two hashes differ in.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    source: np.ndarray
+    crop: np.ndarray
+    symmetry: np.ndarray
+    distance: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+@dataclass(frozen=True)
+class NearMatch:
+    """How one image is a near copy of another: what was found, and the score.
+
+    Attributes
+    ----------
+    score : float
+        The mean squared error (0..255 scale, averaged over the channels)
+        between the copy and the source's region after the best monotone
+        tone curve, over the cells left once the worst (up to
+        :data:`OVERLAY_MAX` of them) are left out: on the
+        :data:`GRID` x :data:`GRID` grid for a crop, on the thumbnails
+        themselves uncropped. 0 for identical thumbnails, and for any tone
+        curve of one; a match has at most :data:`NEAR_MSE`.
+    alignment : float
+        How far the framing is from exact: the mean squared difference of
+        the standardised lumas (zero mean, unit deviation) on the grid, the
+        worst cells left out; 2 - 2r for lumas of correlation r.
+    moved : float
+        The same with the source's framing moved instead (the smallest over
+        the moves of :data:`MOVES`); at least :data:`MOVE_RATIO` times
+        ``alignment`` for a match.
+    source : int
+        Which argument of :func:`verify_near` the crop is of (0: ``a``, 1:
+        ``b``): the one with more pixels; between equal sizes, the one with
+        the larger sum of values.
+    crop : tuple of float
+        Fractions of the source cut from its left, right, top and bottom.
+    symmetry : tuple of (int, bool)
+        Quarter turns (counterclockwise, ``numpy.rot90``) and mirror (columns
+        reversed, first) that turn the source's crop into the copy.
+    overlay : float
+        The part of the grid left out as overlaid: cells whose squared error
+        is above :data:`OVERLAY_FACTOR` times :data:`NEAR_MSE`, at most
+        :data:`OVERLAY_MAX`.
+    gain, offset, gamma : float
+        The curve ``y = gain * 255 (x / 255) ** gamma + offset`` closest (least
+        squares, gamma in :data:`GAMMAS`) to the copy's values ``y`` from the
+        source's ``x``, over the kept cells' values that neither clips: what
+        :meth:`describe` words, not the score.
+    brightness, contrast : float
+        What that curve, unclipped, does to the source's mean luma and luma
+        standard deviation over the kept cells, less 1 (0.12: 12% brighter).
+    """
+
+    score: float
+    alignment: float
+    moved: float
+    source: int
+    crop: tuple[float, float, float, float]
+    symmetry: tuple[int, bool]
+    overlay: float
+    gain: float
+    offset: float
+    gamma: float
+    brightness: float
+    contrast: float
+
+    def describe(self) -> str:
+        """The edits, in words: "cropped 6% left, 3% top; overlay on 2% of the area; ..."."""
+        parts = []
+        cuts = [
+            f"{round(100 * c)}% {side}"
+            for c, side in zip(self.crop, ("left", "right", "top", "bottom"), strict=True)
+            if c >= 0.005
+        ]
+        if cuts:
+            parts.append("cropped " + ", ".join(cuts))
+        turns, mirrored = self.symmetry
+        if turns or mirrored:
+            turned = f"turned {90 * turns} degrees" if turns else ""
+            parts.append(" and ".join(p for p in ("mirrored" * mirrored, turned) if p))
+        if self.overlay >= 0.005:
+            parts.append(f"overlay on {round(100 * self.overlay)}% of the area")
+        tone = [
+            f"{100 * value:+.0f}% {name}"
+            for value, name in ((self.brightness, "brightness"), (self.contrast, "contrast"))
+            if abs(value) >= 0.03
+        ]
+        if abs(np.log(self.gamma)) >= 0.05:
+            tone.append(f"gamma {self.gamma:.2f}")
+        if tone:
+            parts.append(", ".join(tone))
+        return "; ".join(parts) or "no visible edit"
+
+
+# --- resampling ----------------------------------------------------------------------
+
+
+def area_matrix(n_src: int, lo, hi, n_dst: int) -> np.ndarray:
+    """Exact area resampling of the span ``[lo, hi]`` (fractions) of ``n_src`` pixels.
+
+    ``lo`` and ``hi`` are numbers, or arrays of one shape ``S`` for several
+    spans at once.
+
+    Returns
+    -------
+    float64 array (*S, n_dst, n_src)
+        Row k averages the piecewise-constant pixels over the k-th of
+        ``n_dst`` equal cells of the span; each row sums to 1.
+    """
+    lo, hi = np.asarray(lo, np.float64)[..., None], np.asarray(hi, np.float64)[..., None]
+    edges = (lo + (hi - lo) * (np.arange(n_dst + 1) / n_dst)) * n_src
+    start, stop = edges[..., :-1, None], edges[..., 1:, None]
+    pixels = np.arange(n_src)
+    overlap = np.minimum(stop, pixels + 1) - np.maximum(start, pixels)
+    return np.clip(overlap, 0.0, None) / (stop - start)
+
+
+def luma(thumbnails) -> np.ndarray:
+    """float64 (..., px, px): the BT.601 luma of (..., px, px, 3) thumbnails."""
+    return np.asarray(thumbnails, dtype=np.float64) @ _LUMA
+
+
+def symmetric(image: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarray:
+    """``image`` (px, px[, c]) mirrored (columns reversed) if asked, then turned."""
+    turns, mirrored = symmetry
+    if mirrored:
+        image = image[:, ::-1]
+    return np.rot90(image, turns)
+
+
+def unsymmetric(image: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarray:
+    """The inverse of :func:`symmetric`."""
+    turns, mirrored = symmetry
+    image = np.rot90(image, -turns)
+    return image[:, ::-1] if mirrored else image
+
+
+# --- candidates ------------------------------------------------------------------------
+
+_SIDES = tuple(product(CROP_STEPS, CROP_STEPS))  # (cut at the start, cut at the end)
+_FRAMINGS = np.array([(left, r, t, b) for t, b in _SIDES for left, r in _SIDES])
+_BIT_WEIGHTS = np.left_shift(np.uint64(1), np.arange(63, dtype=np.uint64))
+
+
+def _dct_rows(n_src: int) -> np.ndarray:
+    """(len(_SIDES) * 8, n_src): each framing of a side resampled to 32, then its 8 DCT rows."""
+    x = np.arange(_HASH_SIDE) + 0.5
+    dct = np.cos(np.pi * np.outer(np.arange(_FREQUENCIES), x) / _HASH_SIDE)
+    return np.concatenate([dct @ area_matrix(n_src, lo, 1.0 - hi, _HASH_SIDE) for lo, hi in _SIDES])
+
+
+def _coefficients(lumas: np.ndarray) -> np.ndarray:
+    """(n, framings, 8, 8) low DCT coefficients of every framing of (n, px, px) lumas."""
+    rows = _dct_rows(lumas.shape[1])
+    sides, f = len(_SIDES), _FREQUENCIES
+    c = rows @ lumas @ rows.T  # (n, sides * 8 [y], sides * 8 [x])
+    c = c.reshape(-1, sides, f, sides, f).transpose(0, 1, 3, 2, 4)
+    return c.reshape(-1, sides * sides, f, f)  # framing = y side * sides + x side
+
+
+def _turned_coefficients(c: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarray:
+    """DCT coefficients (..., ky, kx) of the image :func:`symmetric` makes.
+
+    Reversing the columns multiplies coefficient kx by (-1)^kx; a quarter
+    turn is that, then a transpose (``rot90(m) == m[:, ::-1].T``).
+    """
+    sign = (-1.0) ** np.arange(c.shape[-1])
+    turns, mirrored = symmetry
+    if mirrored:
+        c = c * sign
+    for _ in range(turns):
+        c = np.swapaxes(c * sign, -1, -2)
+    return c
+
+
+def _signs(c: np.ndarray) -> np.ndarray:
+    """bool (..., 63): the signs of the 63 coefficients after the mean."""
+    return c.reshape(c.shape[:-2] + (-1,))[..., 1:] > 0
+
+
+def _pack(signs: np.ndarray) -> np.ndarray:
+    """uint64 (...): the 63 signs, one bit each."""
+    return (signs * _BIT_WEIGHTS).sum(axis=-1, dtype=np.uint64)
+
+
+def near_features(tensors, chunk: int = 1024) -> NearFeatures:
+    """Each thumbnail's hash and contrast, what :func:`near_candidates` indexes.
+
+    Parameters
+    ----------
+    tensors : array (N, px, px, 3)
+        Thumbnails on the 0..255 scale (float32 or uint8, memory-mapped or not).
+    chunk : int, default 1024
+        Thumbnails read at a time (bounds the memory).
+
+    Returns
+    -------
+    NearFeatures
+        12 bytes per image, a function of the thumbnail alone.
+    """
+    n = len(tensors)
+    hashes = np.empty(n, np.uint64)
+    contrast = np.empty(n, np.float32)
+    for start in range(0, n, chunk):
+        lumas = luma(tensors[start : start + chunk])
+        c = _coefficients(lumas)[:, 0]  # framing 0: nothing cut
+        hashes[start : start + chunk] = _pack(_signs(c))
+        contrast[start : start + chunk] = lumas.reshape(len(lumas), -1).std(axis=1)
+    return NearFeatures(hashes, contrast)
+
+
+def _key_weights() -> np.ndarray:
+    """float32 (63, tables): a table's key is the signs times its column.
+
+    The 63 bits in :data:`HASH_ORDERS` orders (the first as they are, the
+    others fixed permutations), each cut into :data:`HASH_CHUNKS` runs; a
+    run's bits weigh 1, 2, 4... in its column (exact in float32: at most 16 bits).
+    """
+    rng = np.random.default_rng(28)  # fixed: the tables of one version never change
+    orders = [np.arange(63)] + [rng.permutation(63) for _ in range(HASH_ORDERS - 1)]
+    width = -(-63 // HASH_CHUNKS)
+    columns = []
+    for order in orders:
+        for start in range(0, 63, width):
+            column = np.zeros(63, np.float32)
+            run = order[start : start + width]
+            column[run] = 2.0 ** np.arange(len(run))
+            columns.append(column)
+    return np.stack(columns, axis=1)
+
+
+_KEY_WEIGHTS = _key_weights()
+
+
+def _keys(signs: np.ndarray) -> np.ndarray:
+    """int64 (..., tables): every table's key of (..., 63) signs."""
+    return (signs.astype(np.float32) @ _KEY_WEIGHTS).astype(np.int64)
+
+
+def _unpacked(hashes: np.ndarray) -> np.ndarray:
+    """bool (..., 63): the signs a hash holds."""
+    return ((hashes[..., None] >> np.arange(63, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+
+
+def near_candidates(
+    tensors,
+    features: NearFeatures,
+    rotate: bool = True,
+    flip: bool = False,
+    chunk: int = 256,
+) -> Candidates:
+    """Pairs whose hashes say one may be a crop of the other, without comparing all pairs.
+
+    Every image that is not flat hashes its 81 framings (:data:`CROP_STEPS`
+    on each side) under each allowed symmetry; each hash is looked up in
+    the ``HASH_ORDERS * HASH_CHUNKS`` tables of the whole-image hashes (one
+    per run of bits), and the images found whose whole hash is within
+    :data:`MAX_DISTANCE` bits are candidates. Per pair the closest framing
+    is kept. Time and memory grow with the images and the pairs found,
+    never with all pairs.
+
+    Parameters
+    ----------
+    tensors : array (N, px, px, 3)
+        The thumbnails ``features`` was made from.
+    features : NearFeatures
+    rotate, flip : bool
+        The symmetries of :func:`fastdif.search`: quarter turns, the mirror
+        image (both: all eight).
+    chunk : int, default 256
+        Images hashed at a time (bounds the memory: about 0.3 MB per image
+        hashed at a time, 2 MB for the tables, 12 bytes per image).
+
+    Returns
+    -------
+    Candidates
+        Each unordered pair once.
+    """
+    allowed = [
+        index
+        for index, (turns, mirrored) in enumerate(SYMMETRIES)
+        if (rotate or turns == 0) and (flip or not mirrored)
+    ]
+    keys = _keys(_unpacked(features.hashes))
+    order = np.argsort(keys, axis=0, kind="stable")
+    # Each table's bucket of key k is order[starts[k]:starts[k + 1], t].
+    size = 1 << -(-63 // HASH_CHUNKS)
+    starts = np.zeros((size + 1, keys.shape[1]), np.int64)
+    for t in range(keys.shape[1]):
+        np.cumsum(np.bincount(keys[:, t], minlength=size), out=starts[1:, t])
+    flat = features.contrast < FLAT_CONTRAST
+    found = []
+    for start in range(0, len(tensors), chunk):
+        stop = min(start + chunk, len(tensors))
+        c = _coefficients(luma(tensors[start:stop]))
+        signs = np.stack([_signs(_turned_coefficients(c, SYMMETRIES[s])) for s in allowed], 2)
+        # (images, framings, symmetries, 63) -> a flat list of queries with their labels
+        image, framing, symmetry = np.indices(signs.shape[:3]).reshape(3, -1)
+        signs = signs.reshape(-1, 63)
+        keep = ~flat[start + image]
+        image, framing, symmetry, signs = image[keep], framing[keep], symmetry[keep], signs[keep]
+        query, query_keys = _pack(signs), _keys(signs)
+        for t in range(query_keys.shape[1]):
+            lo, hi = starts[query_keys[:, t], t], starts[query_keys[:, t] + 1, t]
+            counts = hi - lo
+            which = np.repeat(np.arange(len(query)), counts)
+            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            other = order[np.repeat(lo, counts) + offsets, t]
+            distance = np.bitwise_count(query[which] ^ features.hashes[other]).astype(np.int64)
+            src = start + image[which]
+            good = (distance <= MAX_DISTANCE) & (other != src) & ~flat[other]
+            labels = (src, other, framing[which], symmetry[which], distance)
+            found.append(np.stack([label[good] for label in labels], axis=1))
+        # Kept per chunk as one row per pair, so the memory grows with the pairs only.
+        found = [_closest_per_pair(np.concatenate(found))]
+    rows = _closest_per_pair(np.concatenate(found)) if found else np.empty((0, 5), np.int64)
+    return Candidates(
+        i=np.minimum(rows[:, 0], rows[:, 1]),
+        j=np.maximum(rows[:, 0], rows[:, 1]),
+        source=rows[:, 0],
+        crop=_FRAMINGS[rows[:, 2]],
+        symmetry=np.array(allowed)[rows[:, 3]] if len(rows) else rows[:, 3],
+        distance=rows[:, 4],
+    )
+
+
+def _closest_per_pair(rows: np.ndarray) -> np.ndarray:
+    """One row per unordered pair of (source, other, framing, symmetry, distance) rows.
+
+    The closest hashes, then the smallest crop, then the first row.
+    """
+    crop_size = _FRAMINGS[rows[:, 2]].sum(axis=1)
+    lo, hi = np.minimum(rows[:, 0], rows[:, 1]), np.maximum(rows[:, 0], rows[:, 1])
+    best = np.lexsort((crop_size, rows[:, 4], hi, lo))
+    rows, lo, hi = rows[best], lo[best], hi[best]
+    first = np.ones(len(rows), bool)
+    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    return rows[first]
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _pooling(n: int) -> np.ndarray:
+    """(GRID, n): the area average of n pixels on :data:`GRID` cells."""
+    return area_matrix(n, 0.0, 1.0, GRID)
+
+
+def _pooled(image: np.ndarray) -> np.ndarray:
+    """(GRID, GRID, ...) area average of a (px, px, ...) thumbnail."""
+    rows = _pooling(image.shape[0])
+    return np.einsum("ay,yx...,bx->ab...", rows, image, rows, optimize=True)
+
+
+def _regions(image: np.ndarray, crops: np.ndarray) -> np.ndarray:
+    """(K, GRID, GRID, ...) each crop (left, right, top, bottom) of ``image`` on the grid."""
+    n = image.shape[0]
+    if crops.min() < 0:  # a framing past the edge (a camera move): the edge pixels repeated
+        pad = int(np.ceil(-crops.min() * n))
+        image = np.pad(image, [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2), "edge")
+        crops = (crops * n + pad) / (n + 2 * pad)
+        n += 2 * pad
+    ys = area_matrix(n, crops[:, 2], 1.0 - crops[:, 3], GRID)
+    xs = area_matrix(n, crops[:, 0], 1.0 - crops[:, 1], GRID).transpose(0, 2, 1)
+    if image.ndim == 2:
+        return ys @ image @ xs
+    return np.stack([ys @ image[..., c] @ xs for c in range(image.shape[2])], axis=-1)
+
+
+def _trimmed(errors: np.ndarray) -> np.ndarray:
+    """(K,) mean of each row of (K, cells) errors, its worst :data:`OVERLAY_MAX` left out."""
+    drop = int(OVERLAY_MAX * errors.shape[1])
+    kept = np.partition(errors, errors.shape[1] - drop - 1, axis=1)[:, : errors.shape[1] - drop]
+    return kept.mean(axis=1)
+
+
+def _kept(errors: np.ndarray) -> np.ndarray:
+    """bool: the cells kept, all but those above the :data:`OVERLAY_MAX` quantile.
+
+    Cells tied at the cut are all kept, so that no order of the cells
+    changes which are left out.
+    """
+    drop = int(OVERLAY_MAX * errors.size)
+    cut = np.partition(errors, errors.size - drop - 1)[errors.size - drop - 1]
+    return errors <= cut
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    """Each (K, GRID, GRID) map less its mean, over its standard deviation."""
+    flat = values.reshape(len(values), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
+
+
+def _cell_errors(source_luma, copy_luma, crops) -> np.ndarray:
+    """(K, cells) squared differences of the standardised lumas, per crop."""
+    regions = _standardised(_regions(source_luma, crops))
+    return (regions - _standardised(copy_luma[None])) ** 2
+
+
+def _alignment(source_luma, copy_luma, crops) -> np.ndarray:
+    """(K,) how badly each crop aligns: trimmed mean of :func:`_cell_errors`."""
+    return _trimmed(_cell_errors(source_luma, copy_luma, crops))
+
+
+def _feasible(crops, limits) -> np.ndarray:
+    """Crops clamped into ``[0, MAX_CROP]`` and the no-enlarging limits (per axis, summed)."""
+    crops = np.clip(crops, 0.0, MAX_CROP)
+    for axis, limit in enumerate(limits):
+        pair = crops[:, 2 * axis : 2 * axis + 2]
+        total = pair.sum(axis=1, keepdims=True)
+        scale = np.where(total > limit, limit / np.maximum(total, 1e-12), 1.0)
+        crops[:, 2 * axis : 2 * axis + 2] = pair * scale
+    return crops
+
+
+def _search_crop(source_luma, copy_luma, start, cost, limits) -> tuple[np.ndarray, float]:
+    """The crop with the best :func:`_alignment`: from feasible ``start`` of ``cost``.
+
+    Coordinate steps on each side, halved from 2% down to 0.25%.
+    """
+    best, best_cost = start, cost
+    if max(limits) * len(source_luma) < 0.5:  # no crop can be told from none
+        return best, float(best_cost)
+    step = 0.02
+    while step >= 0.0025:
+        moves = np.concatenate([np.eye(4), -np.eye(4)]) * step
+        trial = _feasible(best + moves, limits)
+        costs = _alignment(source_luma, copy_luma, trial)
+        k = int(np.argmin(costs))
+        if costs[k] < best_cost - 1e-9:
+            best, best_cost = trial[k], costs[k]
+        else:
+            step /= 2
+    return best, float(best_cost)
+
+
+def _monotone(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> np.ndarray:
+    """The non-decreasing curve through sorted ``xs``: :data:`TONE_BINS` bins, pooled adjacent.
+
+    ``xs`` ascending, ``ys`` their values, ``ws`` (0 or 1) leaves values out
+    of the fit. Returns the curve at every ``xs``: linear between the bins'
+    centres, on past the outer ones with their slopes.
+    """
+    # Bins of about equal counts, cut between values (equal values share a bin).
+    cuts = xs[np.linspace(0, len(xs) - 1, TONE_BINS + 1).astype(int)[1:-1]]
+    bins = np.searchsorted(cuts, xs, side="right")
+    sums = np.bincount(bins, ws * ys, TONE_BINS)
+    counts = np.bincount(bins, ws, TONE_BINS)
+    centres = np.bincount(bins, xs, TONE_BINS) / np.maximum(np.bincount(bins, None, TONE_BINS), 1)
+    # Pool adjacent violators: merge a bin into the one before while it is lower.
+    values, sizes, where = [], [], []
+    for total, count, centre in zip(sums, counts, centres, strict=True):
+        if count == 0:
+            continue
+        values.append(total / count)
+        sizes.append(count)
+        where.append([centre])
+        while len(values) > 1 and values[-2] > values[-1]:
+            count = sizes[-2] + sizes[-1]
+            values[-2] = (values[-2] * sizes[-2] + values[-1] * sizes[-1]) / count
+            sizes[-2] = count
+            merged = where.pop()
+            where[-1] = where[-1] + merged
+            del values[-1], sizes[-1]
+    knots = np.array([c for group in where for c in group])
+    levels = np.repeat(values, [len(group) for group in where])
+    if len(knots) > 1:
+        first = max(0.0, (levels[1] - levels[0]) / max(knots[1] - knots[0], 1e-9))
+        last = max(0.0, (levels[-1] - levels[-2]) / max(knots[-1] - knots[-2], 1e-9))
+        knots = np.concatenate([[xs[0] - 1.0], knots, [xs[-1] + 1.0]])
+        levels = np.concatenate(
+            [
+                [levels[0] - first * (knots[1] - knots[0])],
+                levels,
+                [levels[-1] + last * (knots[-1] - knots[-2])],
+            ]
+        )
+    return np.clip(np.interp(xs, knots, levels), 0.0, 255.0)
+
+
+def _tone_errors(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per cell squared error of ``y`` against the best monotone curve of ``x`` ((cells, 3)).
+
+    One curve for the three channels; fitted, then refitted without the
+    worst :data:`OVERLAY_MAX` of the cells (an overlay must not bend it).
+    """
+    order = np.argsort(x.reshape(-1), kind="stable")
+    xs, ys = x.reshape(-1)[order], y.reshape(-1)[order]
+    cell = order // 3
+    weight = np.ones(x.size)
+    for _ in range(2):
+        curve = np.empty(x.size)
+        curve[order] = _monotone(xs, ys, weight)
+        errors = ((curve.reshape(x.shape) - y) ** 2).mean(axis=1)
+        weight = _kept(errors)[cell].astype(np.float64)
+    return errors
+
+
+def _gamma_fit(x: np.ndarray, y: np.ndarray, kept: np.ndarray) -> tuple[float, float, float]:
+    """``(gain, offset, gamma)`` of ``y = gain * 255 (x / 255) ** gamma + offset``, least squares.
+
+    Over the kept cells' values that are not clipped (1 < y < 254), gamma
+    from :data:`GAMMAS`: the words of :meth:`NearMatch.describe`, not the score.
+    """
+    x, y = x[kept].reshape(-1), y[kept].reshape(-1)
+    good = (y > 1) & (y < 254) & (x > 1) & (x < 254)
+    x, y = x[good], y[good]
+    if len(x) < 2:
+        return 1.0, 0.0, 1.0
+    curved = 255.0 * (x[None] / 255.0) ** np.array(GAMMAS)[:, None]
+    cx = curved - curved.mean(axis=1, keepdims=True)
+    cy = y - y.mean()
+    variance = np.maximum((cx * cx).sum(axis=1), 1e-9)
+    gains = (cx * cy).sum(axis=1) / variance
+    errors = (cy * cy).sum() - gains**2 * variance
+    k = int(np.argmin(errors))
+    offset = y.mean() - gains[k] * curved[k].mean()
+    return float(gains[k]), float(offset), float(GAMMAS[k])
+
+
+def _limits(shape_source, shape_copy) -> tuple[float, float]:
+    """How much of each axis (left + right, top + bottom) a crop may cut without enlarging."""
+    return tuple(
+        min(2 * MAX_CROP, max(0.0, 1.0 - (c - 1.0) / s))
+        for s, c in zip(np.asarray(shape_source, float), np.asarray(shape_copy, float), strict=True)
+    )
+
+
+def verify_near(
+    a: np.ndarray,
+    b: np.ndarray,
+    shape_a,
+    shape_b,
+    rotate: bool = True,
+    flip: bool = False,
+    hint: tuple[np.ndarray, int] | None = None,
+) -> NearMatch | None:
+    """Whether ``b`` is a near copy of ``a`` or ``a`` of ``b``: the best explanation, or None.
+
+    The source is the image with more pixels (between equal sizes, the
+    one with the larger sum of values); the copy is compared with crops of
+    it that never enlarge and have the copy's aspect (see the module's
+    notes), under each allowed symmetry, after the best tone curve either
+    way. Swapping ``a`` and ``b``, or turning one by an allowed symmetry
+    (its shape with it), changes neither the decision nor the score.
+
+    Parameters
+    ----------
+    a, b : arrays (px, px, 3)
+        Thumbnails on the 0..255 scale, of one ``px``.
+    shape_a, shape_b : (int, int)
+        The images' displayed (width, height).
+    rotate, flip : bool
+        The symmetries allowed, as :func:`fastdif.search` means them.
+    hint : (crop, symmetry), optional
+        A crop of ``a`` (left, right, top, bottom) and an index into
+        :data:`SYMMETRIES` turning it into ``b`` to start from
+        (:func:`near_candidates`' guess); default: a coarse search of every
+        allowed symmetry.
+
+    Returns
+    -------
+    NearMatch or None
+        None when an image is flat, no allowed crop has the copy's aspect,
+        the alignment error is above :data:`ALIGNMENT_MAX`, the score is
+        above :data:`NEAR_MSE`, or a moved framing aligns better (two shots).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    la, lb = luma(a), luma(b)
+    if min(la.std(), lb.std()) < FLAT_CONTRAST:
+        return None
+    shape_a, shape_b = tuple(int(v) for v in shape_a), tuple(int(v) for v in shape_b)
+    area_a, area_b = shape_a[0] * shape_a[1], shape_b[0] * shape_b[1]
+    # The source shows more pixels; between equals, one chosen by what no
+    # symmetry changes (sums of the values and their squares), so that
+    # swapping the arguments, or turning one, computes the same thing.
+    key_a, key_b = (a.sum(), (a * a).sum()), (b.sum(), (b * b).sum())
+    source = int(area_b > area_a or (area_b == area_a and key_b > key_a))
+    (src, copy), (src_shape, copy_shape) = (
+        ((a, b), (b, a))[source],
+        (
+            (shape_a, shape_b),
+            (shape_b, shape_a),
+        )[source],
+    )
+    src_luma = (la, lb)[source]
+    if hint is None:
+        symmetries = [
+            s for s, (k, m) in enumerate(SYMMETRIES) if (rotate or k == 0) and (flip or not m)
+        ]
+        starts = _FRAMINGS
+    elif source == 0:
+        symmetries, starts = [int(hint[1])], np.asarray(hint[0], float)[None]
+    else:  # the hint cropped the smaller image: its symmetry undone, the framings searched
+        turns, mirrored = SYMMETRIES[int(hint[1])]
+        symmetries = [SYMMETRIES.index((turns if mirrored else -turns % 4, mirrored))]
+        starts = _FRAMINGS
+    best = _best_framing(src_luma, copy, src_shape, copy_shape, symmetries, starts)
+    if best is None:
+        return None
+    cost, crop, symmetry, seen, seen_shape, seen_luma = best
+    if cost > ALIGNMENT_MAX:
+        return None
+    crop = _aspect_crop(crop, src_shape, seen_shape)
+    if crop is None:
+        return None
+    if np.all(crop * len(src) < 0.5):  # uncropped: the thumbnails themselves, exactly
+        crop = np.zeros(4)
+        x, y = src.reshape(-1, 3), seen.reshape(-1, 3)
+    else:
+        x = _regions(src, crop[None])[0].reshape(-1, 3)
+        y = _pooled(seen).reshape(-1, 3)
+    drop = int(OVERLAY_MAX * len(x))
+    errors, score = _tone_scored(x, y)
+    if score > NEAR_MSE:
+        return None
+    alignment, moved = _moves(src_luma, seen_luma, crop)
+    if moved < MOVE_RATIO * alignment:
+        return None
+    kept = _kept(errors)
+    gain, offset, gamma = _gamma_fit(x, y, kept)
+    # Brightness and contrast: what the fitted curve, unclipped, does to the source's luma.
+    lx = x[kept] @ _LUMA
+    ly = gain * 255.0 * (lx / 255.0) ** gamma + offset
+    overlaid = min(int((errors > OVERLAY_FACTOR * NEAR_MSE).sum()), drop)
+    return NearMatch(
+        score=score,
+        source=source,
+        crop=tuple(float(v) for v in np.round(crop, 4)),
+        symmetry=symmetry,
+        overlay=overlaid / len(x),
+        gain=float(gain),
+        offset=float(offset),
+        gamma=float(gamma),
+        brightness=float(ly.mean() / max(lx.mean(), 1e-6) - 1.0),
+        contrast=float(ly.std() / max(lx.std(), 1e-6) - 1.0),
+        alignment=alignment,
+        moved=moved,
+    )
+
+
+def _best_framing(src_luma, copy, src_shape, copy_shape, symmetries, starts):
+    """The symmetry and crop that best align ``copy`` with the source, or None.
+
+    Returns ``(alignment error, crop, symmetry, copy turned back, its
+    shape, its luma on the grid)``; symmetries whose aspect no crop fits
+    are skipped (None when none fits).
+    """
+    best = None
+    for s in symmetries:
+        symmetry = SYMMETRIES[s]
+        seen = unsymmetric(copy, symmetry)
+        seen_shape = copy_shape[::-1] if symmetry[0] % 2 else copy_shape
+        if not _aspect_fits(src_shape, seen_shape):
+            continue
+        limits = _limits(src_shape, seen_shape)
+        seen_luma = _pooled(luma(seen))
+        feasible = np.unique(_feasible(starts, limits), axis=0)  # one, when no crop fits
+        costs = _alignment(src_luma, seen_luma, feasible)
+        k = int(np.argmin(costs))
+        crop, cost = _search_crop(src_luma, seen_luma, feasible[k], costs[k], limits)
+        if best is None or cost < best[0]:
+            best = (cost, crop, symmetry, seen, seen_shape, seen_luma)
+    return best
+
+
+def _tone_scored(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per cell errors after the best tone curve, and the score (worst cells left out).
+
+    The curve is none, the monotone curve from ``x`` to ``y``, or from
+    ``y`` to ``x`` (a clipped copy is a function of its source, not the
+    reverse), whichever scores lowest.
+    """
+    drop = int(OVERLAY_MAX * len(x))
+    fits = (((x - y) ** 2).mean(axis=1), _tone_errors(x, y), _tone_errors(y, x))
+    scores = [float(np.sort(e)[: len(x) - drop].mean()) for e in fits]
+    k = int(np.argmin(scores))
+    return fits[k], scores[k]
+
+
+def _moves(source_luma, copy_luma, crop) -> tuple[float, float]:
+    """The alignment error at ``crop``, and the smallest with the source moved instead.
+
+    The framing moved by every step of :data:`MOVES` on each axis and both
+    together (past the edge, its pixels repeated), then by half the
+    smallest step around the best. The cells compared are those
+    :func:`_alignment` keeps at ``crop`` (an overlay stays left out as the
+    framing moves). An edit's best framing is its crop; shots of a moving
+    camera align better moved.
+    """
+    errors = _cell_errors(source_luma, copy_luma, crop[None])[0]
+    kept = _kept(errors)
+    steps = np.concatenate([-np.array(MOVES[::-1]), [0.0], MOVES])
+    dx, dy = (v.ravel() for v in np.meshgrid(steps, steps))
+    moved = (dx != 0) | (dy != 0)
+    dx, dy = dx[moved], dy[moved]
+    costs = _cell_errors(source_luma, copy_luma, crop + _shift(dx, dy))[:, kept].mean(axis=1)
+    best = int(np.argmin(costs))
+    fine = MOVES[0] / 2 * np.array([-1, 0, 1])
+    fx, fy = (
+        v.ravel() + w for v, w in zip(np.meshgrid(fine, fine), (dx[best], dy[best]), strict=True)
+    )
+    finer = _cell_errors(source_luma, copy_luma, crop + _shift(fx, fy))[:, kept].mean(axis=1)
+    return float(errors[kept].mean()), float(min(costs.min(), finer.min()))
+
+
+def _shift(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """(K, 4) changes of a crop that move its framing by ``(dx, dy)``, its size kept."""
+    return np.stack([dx, -dx, dy, -dy], axis=1)
+
+
+def _aspect_fits(src_shape, copy_shape) -> bool:
+    """Whether some crop within :data:`MAX_CROP` a side has the copy's aspect (to two pixels)."""
+    (sw, sh), (cw, ch) = np.asarray(src_shape, float), np.asarray(copy_shape, float)
+    widest = -np.log(1.0 - 2 * MAX_CROP) + 2.0 / min(cw, ch)
+    return bool(abs(np.log((cw / ch) / (sw / sh))) <= widest)
+
+
+def _aspect_crop(crop, src_shape, copy_shape) -> np.ndarray | None:
+    """``crop`` with the copy's aspect, by cutting more of one axis; None if it cannot.
+
+    The region's width over height must be the copy's to within two pixels
+    of the copy's shorter side; within that the crop is left as searched.
+    Otherwise the axis too long is cut more (half at each end, the rest at
+    the other when one end reaches :data:`MAX_CROP`), within the limits
+    that keep the crop from enlarging (one pixel to spare).
+    """
+    (sw, sh), (cw, ch) = np.asarray(src_shape, float), np.asarray(copy_shape, float)
+    crop = np.array(crop, float)
+    wx, wy = 1.0 - crop[0] - crop[1], 1.0 - crop[2] - crop[3]
+    target = (cw / ch) / (sw / sh)  # wanted wx / wy
+    if abs(np.log(wx / wy / target)) > 2.0 / min(cw, ch):
+        axis, extra = (0, wx - target * wy) if wx / wy > target else (1, wy - wx / target)
+        pair = crop[2 * axis : 2 * axis + 2]
+        room = MAX_CROP - pair
+        first = min(extra / 2 + max(0.0, extra / 2 - room[1]), room[0])
+        pair += (first, extra - first)
+        if pair[1] > MAX_CROP + 1e-9:
+            return None
+    slack = 1.0 / np.array([sw, sh])
+    if np.any(crop.reshape(2, 2).sum(axis=1) > np.array(_limits(src_shape, copy_shape)) + slack):
+        return None
+    return crop
+
+
+def find_near(
+    tensors,
+    shapes,
+    rotate: bool = True,
+    flip: bool = False,
+    features: NearFeatures | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[NearMatch]]:
+    """Every near pair of a repository's thumbnails: candidates, each verified.
+
+    Parameters
+    ----------
+    tensors : array (N, px, px, 3)
+        Thumbnails on the 0..255 scale.
+    shapes : int array (N, 2)
+        Displayed (width, height) of each image.
+    rotate, flip : bool
+        The symmetries, as :func:`fastdif.search` means them.
+    features : NearFeatures, optional
+        :func:`near_features` of ``tensors``, when kept; computed otherwise.
+
+    Returns
+    -------
+    i, j : int64 arrays (M,)
+        The pairs found, ``i < j``.
+    matches : list of NearMatch
+        Each pair's explanation (``source`` 0 means ``i``).
+    """
+    if features is None:
+        features = near_features(tensors)
+    candidates = near_candidates(tensors, features, rotate, flip)
+    found_i, found_j, matches = [], [], []
+    for k in range(len(candidates)):
+        i, j, src = int(candidates.i[k]), int(candidates.j[k]), int(candidates.source[k])
+        other = j if src == i else i
+        match = verify_near(
+            tensors[src],
+            tensors[other],
+            shapes[src],
+            shapes[other],
+            rotate,
+            flip,
+            hint=(candidates.crop[k], candidates.symmetry[k]),
+        )
+        if match is None:
+            continue
+        if src != i:  # a was j: say it from i's side
+            match = _swapped(match)
+        found_i.append(i)
+        found_j.append(j)
+        matches.append(match)
+    return np.array(found_i, np.int64), np.array(found_j, np.int64), matches
+
+
+def _swapped(match: NearMatch) -> NearMatch:
+    """The same match with its arguments swapped."""
+    return NearMatch(**{**match.__dict__, "source": 1 - match.source})
