@@ -163,8 +163,16 @@ def test_distributed_search_matches_the_reference_on_planted_images(
 
     dist = _search(dif, max_mse, rotate, same_dim, scheduler=client, chunksize=chunksize)
 
+    chained = dist.stats["process"]["search"]["chained"]  # linked through another member
     found = {
-        frozenset(int(p) for p in (key, *(m for m, _ in members)))
+        frozenset(
+            int(p)
+            for p in (
+                key,
+                *(m for m, _ in members),
+                *(m for m, c in chained.items() if c["key"] == key),
+            )
+        )
         for key, members in dist.result.items()
     }
     assert found == expected
