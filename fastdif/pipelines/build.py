@@ -25,7 +25,7 @@ from ..io.cache import CachedDecoder, decoding_settings
 from ..io.copies import decoding_copies_once
 from ..io.decode import THUMBNAIL_VERSION, Decoded
 from ..io.discover import discover, folder_name, owning_inputs
-from ..io.partial import PartialBuild
+from ..io.partial import Finished, PartialBuild
 from ..io.store import (
     array_file,
     create_tensors,
@@ -538,20 +538,8 @@ class _Journal(_Sink):
         return _block_means_in(self.folder, tensors)  # one pass over the thumbnails just written
 
 
-@dataclass(frozen=True)
-class _Unchanged:
+class _Unchanged(Finished):
     """A file of the store a build updates, unchanged since: its row there, and its facts."""
-
-    row: int
-    width: int
-    height: int
-    size: int
-    mtime_ns: int
-    identity: tuple[int, int]
-
-    @property
-    def decoded(self) -> Decoded:
-        return Decoded(None, self.width, self.height)
 
 
 def _unchanged(previous: Repository, row: int, path: str) -> _Unchanged | None:
