@@ -278,6 +278,107 @@ def test_find_near_finds_the_copies_and_nothing_else():
     )
 
 
+def _all_hints(tensors):
+    """Candidates for every ordered pair under every symmetry, at two framings (a full screen)."""
+    n = len(tensors)
+    rows = [
+        (src, other, crop, s)
+        for src in range(n)
+        for other in range(n)
+        if src != other
+        for crop in (0, 40)  # no cut; 5% cut from the left and the top
+        for s in range(len(near.SYMMETRIES))
+    ]
+    src, other, crop, symmetry = (np.array(v) for v in zip(*rows, strict=True))
+    return near.Candidates(
+        i=np.minimum(src, other),
+        j=np.maximum(src, other),
+        source=src,
+        crop=near._FRAMINGS[crop],
+        symmetry=symmetry,
+        distance=np.zeros(len(src), np.int64),
+    )
+
+
+def test_screening_refuses_only_what_the_verifier_refuses():
+    """find_near's batched screen: every pair the verifier accepts passes it, most others do not."""
+    a, b = picture(71), picture(72)
+    files = [
+        a,
+        logo(a, 0.02),
+        ImageEnhance.Brightness(a).enhance(1.1),
+        cropped(a, 0.04, 0.0, 0.03, 0.0),
+        a.rotate(90, expand=True),
+        b,
+        ImageEnhance.Contrast(b).enhance(0.85),
+        picture(73),
+    ]
+    tensors = np.stack([images.thumbnail(image) for image in files]).astype(np.float32)
+    shapes = np.array([image.size for image in files])
+    candidates = _all_hints(tensors)
+    keep = near.screened(tensors, shapes, candidates, chunk=64)
+    accepted = np.array(
+        [
+            near.verify_near(
+                tensors[s],
+                tensors[o],
+                shapes[s],
+                shapes[o],
+                flip=True,
+                hint=(candidates.crop[k], candidates.symmetry[k]),
+            )
+            is not None
+            for k, (s, o) in enumerate(
+                zip(
+                    candidates.source.tolist(),
+                    np.where(
+                        candidates.source == candidates.i, candidates.j, candidates.i
+                    ).tolist(),
+                    strict=True,
+                )
+            )
+        ]
+    )
+    assert accepted.sum() >= 20
+    assert np.all(keep[accepted])
+    assert keep.sum() < 0.5 * len(keep)
+
+
+@pytest.mark.parametrize("seeds", [(81, 82), (83, 83)])
+def test_batched_alignment_is_the_verifiers(seeds):
+    """_hinted_alignment (many pairs at once) is _alignment pair by pair (a reference)."""
+    first = images.thumbnail(picture(seeds[0]))
+    second = images.thumbnail(logo(picture(seeds[1]), 0.03))
+    tensors = np.stack([first, second]).astype(np.float64)
+    crops = np.array([[0.0, 0.0, 0.0, 0.0], [0.001, 0.0, 0.0, 0.0012], [0.05, 0.02, 0.0, 0.07]])
+    for s, symmetry in enumerate(near.SYMMETRIES):
+        batched = near._hinted_alignment(
+            tensors, np.zeros(3, int), np.ones(3, int), np.full(3, s), crops
+        )
+        seen = near._pooled(near.luma(near.unsymmetric(tensors[1], symmetry)))
+        reference = near._alignment(near.luma(tensors[0]), seen, crops)
+        assert np.allclose(batched, reference, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [91, 92, 93])
+def test_alignment_floor_is_below_every_framing_it_covers(seed):
+    """The screen's floor never exceeds the alignment of any framing the verifier would try."""
+    source = picture(seed, (800, 600))
+    copies = [logo(source, 0.03), picture(seed + 10, (800, 600)), source.rotate(180)]
+    tensors = np.stack([images.thumbnail(image) for image in [source, *copies]]).astype(np.float64)
+    limits = (1.0 / 800, 1.0 / 600)
+    crops = np.unique(near._feasible(near._FRAMINGS.astype(np.float64), limits), axis=0)
+    spread = near._framing_spreads(tensors, np.array([0]), crops, chunk=64)
+    for other in (1, 2, 3):
+        for s, symmetry in enumerate(near.SYMMETRIES):
+            floor = near._alignment_floor(
+                tensors, np.array([0]), np.array([other]), np.array([s]), spread[[0]]
+            )
+            seen = near._pooled(near.luma(near.unsymmetric(tensors[other], symmetry)))
+            best = near._alignment(near.luma(tensors[0]), seen, crops).min()
+            assert floor[0] <= best + 1e-12
+
+
 # ---------------------------------------------------------------- search(similarity="near")
 
 

@@ -35,6 +35,16 @@ Verification (exact for its measure)
     the 0..255 scale. An uncropped pair is scored on the thumbnails
     themselves, cell for cell, with no resampling. A pair is near when its
     score is at most :data:`NEAR_MSE`.
+Screening (exact: no pair the verifier accepts is screened out)
+    :func:`screened` refuses, many candidates at once, only what
+    :func:`verify_near` would refuse given the candidate's hint: a symmetry
+    whose aspect no crop fits, and, where the crop limits leave no search
+    (images of one shape, as one camera's photos), an alignment error above
+    :data:`ALIGNMENT_MAX`, computed as the verifier computes it or bounded
+    from below (:func:`_alignment_floor`). At 100,000 thumbnails of one
+    shape (``--speed``) most candidates are unrelated: the screen leaves
+    35,185 of 763,327 to the verifier. Pairs with crops to search are
+    all left to it.
 
 What keeps decoys out (each measured on the study's decoys)
     A crop never enlarges: the copy has at most the pixels of the region it
@@ -428,7 +438,7 @@ def near_candidates(
     for t in range(keys.shape[1]):
         np.cumsum(np.bincount(keys[:, t], minlength=size), out=starts[1:, t])
     flat = features.contrast < FLAT_CONTRAST
-    found = []
+    found, kept = [], []
     for start in range(0, len(tensors), chunk):
         stop = min(start + chunk, len(tensors))
         c = _coefficients(luma(tensors[start:stop]))
@@ -450,9 +460,12 @@ def near_candidates(
             good = (distance <= MAX_DISTANCE) & (other != src) & ~flat[other]
             labels = (src, other, framing[which], symmetry[which], distance)
             found.append(np.stack([label[good] for label in labels], axis=1))
-        # Kept per chunk as one row per pair, so the memory grows with the pairs only.
-        found = [_closest_per_pair(np.concatenate(found))]
-    rows = _closest_per_pair(np.concatenate(found)) if found else np.empty((0, 5), np.int64)
+        # Kept per chunk as one row per pair, so the memory grows with the pairs
+        # only (each at most twice: from either image's chunk), and merged once:
+        # the rows keep their order, so the same row wins as merging each time.
+        kept.append(_closest_per_pair(np.concatenate(found)))
+        found = []
+    rows = _closest_per_pair(np.concatenate(kept)) if kept else np.empty((0, 5), np.int64)
     return Candidates(
         i=np.minimum(rows[:, 0], rows[:, 1]),
         j=np.maximum(rows[:, 0], rows[:, 1]),
@@ -891,7 +904,7 @@ def find_near(
     flip: bool = False,
     features: NearFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[NearMatch]]:
-    """Every near pair of a repository's thumbnails: candidates, each verified.
+    """Every near pair of a repository's thumbnails: candidates, screened, then verified.
 
     Parameters
     ----------
@@ -914,8 +927,9 @@ def find_near(
     if features is None:
         features = near_features(tensors)
     candidates = near_candidates(tensors, features, rotate, flip)
+    # Only the candidates the screen leaves can be accepted (see screened).
     found_i, found_j, matches = [], [], []
-    for k in range(len(candidates)):
+    for k in np.flatnonzero(screened(tensors, shapes, candidates)):
         i, j, src = int(candidates.i[k]), int(candidates.j[k]), int(candidates.source[k])
         other = j if src == i else i
         match = verify_near(
@@ -940,3 +954,167 @@ def find_near(
 def _swapped(match: NearMatch) -> NearMatch:
     """The same match with its arguments swapped."""
     return NearMatch(**{**match.__dict__, "source": 1 - match.source})
+
+
+# --- screening -------------------------------------------------------------------------
+
+#: A screened alignment error must exceed ALIGNMENT_MAX by this much to refuse a
+#: pair: far above the rounding of the batched sums, far below any decision.
+SCREEN_SLACK = 1e-6
+
+
+def screened(tensors, shapes, candidates: Candidates, chunk: int = 2048) -> np.ndarray:
+    """bool (K,): the candidates :func:`verify_near` may accept, with their hints.
+
+    Cheap, batched and exact: False only for a candidate whose verification
+    (``verify_near(tensors[source], tensors[other], ..., hint)``, as
+    :func:`find_near` calls it) is sure to return None, for one of the
+    refusals it makes before the tone curve. The hint names one symmetry;
+    when the copy's shape turned by it has no crop of the source's aspect
+    (:func:`_aspect_fits`, decided with :data:`SCREEN_SLACK` to spare),
+    the verifier has no framing. When the verifier's source is the hint's
+    and the crop limits leave no search (under half a thumbnail pixel), it
+    scores the hint's crop alone; that alignment error, computed here for
+    many pairs at once, is refused above :data:`ALIGNMENT_MAX` plus
+    :data:`SCREEN_SLACK`. When its source is the hint's other image and
+    there is no search, it scores every framing the limits leave (all
+    within half a pixel of none) and keeps the best: refused when
+    :func:`_alignment_floor`, below each of them, is above that. Everything
+    else (crops to search) is left to the verifier.
+    """
+    shapes = np.asarray(shapes, np.float64)
+    src = candidates.source
+    other = np.where(src == candidates.i, candidates.j, candidates.i)
+    keep = np.ones(len(src), bool)
+    if not len(src):
+        return keep
+    # The verifier's source, decided as it does (its keys computed as it does).
+    used = np.unique(np.concatenate([src, other]))
+    sums = np.zeros((len(tensors), 2))
+    for k in used.tolist():
+        a = np.asarray(tensors[k], np.float64)
+        sums[k] = a.sum(), (a * a).sum()
+    area = shapes[:, 0] * shapes[:, 1]
+    flipped = (area[other] > area[src]) | (
+        (area[other] == area[src])
+        & (
+            (sums[other, 0] > sums[src, 0])
+            | ((sums[other, 0] == sums[src, 0]) & (sums[other, 1] > sums[src, 1]))
+        )
+    )
+    turns = np.array([t for t, _ in SYMMETRIES])[candidates.symmetry]
+    # One symmetry either way; its quarter turns' parity is the hint's.
+    big = np.where(flipped[:, None], shapes[other], shapes[src])
+    small = np.where(flipped[:, None], shapes[src], shapes[other])
+    seen = np.where((turns % 2 == 1)[:, None], small[:, ::-1], small)
+    widest = -np.log(1.0 - 2 * MAX_CROP) + 2.0 / seen.min(axis=1)
+    ratio = np.abs(np.log((seen[:, 0] / seen[:, 1]) / (big[:, 0] / big[:, 1])))
+    keep &= ratio <= widest + SCREEN_SLACK
+    limits = np.minimum(2 * MAX_CROP, np.maximum(0.0, 1.0 - (seen - 1.0) / big))
+    px = np.asarray(tensors[0]).shape[0]
+    single = keep & ~flipped & (limits.max(axis=1) * px < 0.5 - SCREEN_SLACK)
+    rows = np.flatnonzero(single)
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        crops = _feasible_each(candidates.crop[part], limits[part])
+        costs = _hinted_alignment(tensors, src[part], other[part], candidates.symmetry[part], crops)
+        keep[part] = costs <= ALIGNMENT_MAX + SCREEN_SLACK
+    # The verifier's source is the hint's other image: it scores every framing
+    # the limits leave (all within half a pixel of none), bounded from below.
+    inverse = np.array([SYMMETRIES.index((t if m else -t % 4, m)) for t, m in SYMMETRIES])
+    rows = np.flatnonzero(keep & flipped & (limits.max(axis=1) * px < 0.5 - SCREEN_SLACK))
+    groups, group = np.unique(limits[rows], axis=0, return_inverse=True)
+    for g, limit in enumerate(groups):
+        chosen = rows[group.ravel() == g]
+        crops = np.unique(_feasible(_FRAMINGS.astype(np.float64), tuple(limit)), axis=0)
+        spread = _framing_spreads(tensors, np.unique(other[chosen]), crops, chunk)
+        for start in range(0, len(chosen), chunk):
+            part = chosen[start : start + chunk]
+            symmetry = inverse[candidates.symmetry[part]]
+            floor = _alignment_floor(tensors, other[part], src[part], symmetry, spread[other[part]])
+            keep[part] = floor <= ALIGNMENT_MAX + SCREEN_SLACK
+    return keep
+
+
+def _framing_spreads(tensors, images, crops, chunk: int) -> np.ndarray:
+    """(N,) for each of ``images`` (0 elsewhere): the farthest any crop's grid is from the whole's.
+
+    The distance between :func:`_standardised` lumas on the grid, the crop's
+    (each of ``crops``) against the whole thumbnail's; computed as the
+    verifier resamples (:func:`_regions`), many images at a time.
+    """
+    spread = np.zeros(len(tensors))
+    ys = area_matrix(_size(tensors), crops[:, 2], 1.0 - crops[:, 3], GRID)
+    xs = area_matrix(_size(tensors), crops[:, 0], 1.0 - crops[:, 1], GRID).transpose(0, 2, 1)
+    pool = _pooling(_size(tensors))
+    step = max(1, chunk // (4 * len(crops)))
+    for start in range(0, len(images), step):
+        part = images[start : start + step]
+        lumas = luma(tensors[part])
+        whole = _standardised(pool @ lumas @ pool.T)
+        regions = ys[None] @ lumas[:, None] @ xs[None]  # (images, crops, GRID, GRID)
+        framed = _standardised(regions.reshape(-1, GRID, GRID)).reshape(len(part), len(crops), -1)
+        spread[part] = np.linalg.norm(framed - whole[:, None], axis=2).max(axis=1)
+    return spread
+
+
+def _size(tensors) -> int:
+    """The thumbnails' side in pixels."""
+    return int(np.shape(tensors[0])[0])
+
+
+def _alignment_floor(tensors, src, other, symmetry, spread) -> np.ndarray:
+    """(K,) a lower bound of the best :func:`_alignment` over framings near the whole source.
+
+    ``symmetry`` turns each source's framing into its copy (``other``);
+    ``spread`` is each source's :func:`_framing_spreads`. The root of a
+    trimmed mean of squares is a smallest norm over the cells kept, so it
+    moves by at most ``spread / sqrt(cells kept)`` when the source's
+    standardised grid moves by ``spread``: the whole image's alignment, its
+    root less that, squared, is a floor for every framing.
+    """
+    used = np.unique(np.concatenate([src, other]))
+    lumas = luma(tensors[used])
+    source = lumas[np.searchsorted(used, src)]
+    copy = lumas[np.searchsorted(used, other)]
+    for s, sym in enumerate(SYMMETRIES):
+        rows = symmetry == s
+        if rows.any():
+            copy[rows] = np.stack([unsymmetric(c, sym) for c in copy[rows]])
+    pool = _pooling(source.shape[1])
+    cost = _trimmed(
+        (_standardised(pool @ source @ pool.T) - _standardised(pool @ copy @ pool.T)) ** 2
+    )
+    kept = GRID * GRID - int(OVERLAY_MAX * GRID * GRID)
+    return np.maximum(0.0, np.sqrt(cost) - spread / np.sqrt(kept)) ** 2
+
+
+def _feasible_each(crops: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """:func:`_feasible` with limits (K, 2) of their own per crop."""
+    crops = np.clip(crops, 0.0, MAX_CROP)
+    for axis in range(2):
+        pair = crops[:, 2 * axis : 2 * axis + 2]
+        total = pair.sum(axis=1, keepdims=True)
+        limit = limits[:, axis : axis + 1]
+        scale = np.where(total > limit, limit / np.maximum(total, 1e-12), 1.0)
+        crops[:, 2 * axis : 2 * axis + 2] = pair * scale
+    return crops
+
+
+def _hinted_alignment(tensors, src, other, symmetry, crops) -> np.ndarray:
+    """(K,) :func:`_alignment` of each source's crop with its copy turned back, batched."""
+    used = np.unique(np.concatenate([src, other]))
+    lumas = luma(tensors[used])
+    source = lumas[np.searchsorted(used, src)]
+    copy = lumas[np.searchsorted(used, other)]
+    for s, sym in enumerate(SYMMETRIES):
+        rows = symmetry == s
+        if rows.any():
+            copy[rows] = np.stack([unsymmetric(c, sym) for c in copy[rows]])
+    n = source.shape[1]
+    pool = _pooling(n)
+    seen = pool @ copy @ pool.T
+    ys = area_matrix(n, crops[:, 2], 1.0 - crops[:, 3], GRID)
+    xs = area_matrix(n, crops[:, 0], 1.0 - crops[:, 1], GRID).transpose(0, 2, 1)
+    errors = (_standardised(ys @ source @ xs) - _standardised(seen)) ** 2
+    return _trimmed(errors)
