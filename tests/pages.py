@@ -8,6 +8,7 @@ where they fail instead.
 """
 
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -73,3 +74,15 @@ def export(page, button):
             }"""
         )
     )
+
+
+@contextmanager
+def opened(browser, report):
+    """A page of ``browser`` showing the report file ``report``, closed after."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"file://{report}")
+        yield page
+    finally:
+        context.close()

@@ -14,7 +14,17 @@ import subprocess
 import numpy as np
 import pytest
 from images import copy_bytes, reencode, save_photo
-from pages import HOSTILE, LATIN1, QUOTED, SCRIPT_DIR, card, export, numbered_names, shown
+from pages import (
+    HOSTILE,
+    LATIN1,
+    QUOTED,
+    SCRIPT_DIR,
+    card,
+    export,
+    numbered_names,
+    opened,
+    shown,
+)
 from PIL import Image
 
 import fastdif
@@ -202,10 +212,7 @@ def test_library_images_are_marked_kept_and_never_exported(browser, tmp_path):
     se = fastdif.search(dif, show_progress=False, processes=1)
     assert se.result == {original: [[str(new / "a_copy.png"), 0.0]]}
     report = se.report(tmp_path / "report.html")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        page.goto(f"file://{report}")
+    with opened(browser, report) as page:
         library_card = card(page, original)
         assert library_card.locator(".badge").text_content() == "library"
         box = library_card.locator("input[type=checkbox]")
@@ -217,8 +224,6 @@ def test_library_images_are_marked_kept_and_never_exported(browser, tmp_path):
         page.evaluate("() => { keep[0][0] = false; keep[0][1] = true; }")
         _, text = export(page, "#export-json")
         assert json.loads(text) == []
-    finally:
-        context.close()
 
 
 def test_a_chained_file_starts_kept_and_is_not_exported(browser, tmp_path):
@@ -234,15 +239,10 @@ def test_a_chained_file_starts_kept_and_is_not_exported(browser, tmp_path):
     se = fastdif.search(dif, similarity="similar", rotate=False, show_progress=False, processes=1)
     assert se.result == {a: [[b, 4.0]]} and list(se.stats["process"]["search"]["chained"]) == [c]
     report = se.report(tmp_path / "report.html")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        page.goto(f"file://{report}")
+    with opened(browser, report) as page:
         chained = card(page, c)
         assert chained.locator(".badge").text_content() == "chained"
         assert chained.locator("input[type=checkbox]").is_checked()
         assert f"matched through {b}" in chained.text_content()
         _, text = export(page, "#export-json")
         assert json.loads(text) == [b]
-    finally:
-        context.close()

@@ -1063,6 +1063,19 @@ def _size(tensors) -> int:
     return int(np.shape(tensors[0])[0])
 
 
+def _turned_back(tensors, src, other, symmetry) -> tuple[np.ndarray, np.ndarray]:
+    """The lumas of each source and of its copy, the copy turned back by ``symmetry``."""
+    used = np.unique(np.concatenate([src, other]))
+    lumas = luma(tensors[used])
+    source = lumas[np.searchsorted(used, src)]
+    copy = lumas[np.searchsorted(used, other)]
+    for s, sym in enumerate(SYMMETRIES):
+        rows = symmetry == s
+        if rows.any():
+            copy[rows] = np.stack([unsymmetric(c, sym) for c in copy[rows]])
+    return source, copy
+
+
 def _alignment_floor(tensors, src, other, symmetry, spread) -> np.ndarray:
     """(K,) a lower bound of the best :func:`_alignment` over framings near the whole source.
 
@@ -1073,14 +1086,7 @@ def _alignment_floor(tensors, src, other, symmetry, spread) -> np.ndarray:
     standardised grid moves by ``spread``: the whole image's alignment, its
     root less that, squared, is a floor for every framing.
     """
-    used = np.unique(np.concatenate([src, other]))
-    lumas = luma(tensors[used])
-    source = lumas[np.searchsorted(used, src)]
-    copy = lumas[np.searchsorted(used, other)]
-    for s, sym in enumerate(SYMMETRIES):
-        rows = symmetry == s
-        if rows.any():
-            copy[rows] = np.stack([unsymmetric(c, sym) for c in copy[rows]])
+    source, copy = _turned_back(tensors, src, other, symmetry)
     pool = _pooling(source.shape[1])
     cost = _trimmed(
         (_standardised(pool @ source @ pool.T) - _standardised(pool @ copy @ pool.T)) ** 2
@@ -1103,14 +1109,7 @@ def _feasible_each(crops: np.ndarray, limits: np.ndarray) -> np.ndarray:
 
 def _hinted_alignment(tensors, src, other, symmetry, crops) -> np.ndarray:
     """(K,) :func:`_alignment` of each source's crop with its copy turned back, batched."""
-    used = np.unique(np.concatenate([src, other]))
-    lumas = luma(tensors[used])
-    source = lumas[np.searchsorted(used, src)]
-    copy = lumas[np.searchsorted(used, other)]
-    for s, sym in enumerate(SYMMETRIES):
-        rows = symmetry == s
-        if rows.any():
-            copy[rows] = np.stack([unsymmetric(c, sym) for c in copy[rows]])
+    source, copy = _turned_back(tensors, src, other, symmetry)
     n = source.shape[1]
     pool = _pooling(n)
     seen = pool @ copy @ pool.T
