@@ -61,7 +61,7 @@ What keeps decoys out (each measured on the study's decoys)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import product
 
@@ -110,9 +110,19 @@ _HASH_SIDE = 32
 _FREQUENCIES = 8
 
 
+#: Version of :func:`near_features`' definition: features stored with
+#: another version (in the cache, a saved repository, a store) are made again
+#: from the thumbnails.
+FEATURES_VERSION = 1
+
+
 @dataclass(frozen=True)
 class NearFeatures:
     """What the near search keeps per image: 12 bytes.
+
+    Every attribute is an array whose first axis is the image, so a set of
+    features is stored, joined and indexed field by field (:meth:`take`,
+    :meth:`concatenate`, :meth:`empty`).
 
     Attributes
     ----------
@@ -124,6 +134,31 @@ class NearFeatures:
 
     hashes: np.ndarray
     contrast: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.contrast)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{field name: array}``, what is stored."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def take(self, index) -> NearFeatures:
+        """The features of the images ``index`` (an integer array, a slice or a mask)."""
+        return NearFeatures(**{k: v[index] for k, v in self.arrays().items()})
+
+    @staticmethod
+    def concatenate(parts) -> NearFeatures:
+        """The features of ``parts`` (NearFeatures) one after another."""
+        parts = list(parts)
+        if not parts:
+            return NearFeatures.empty()
+        names = parts[0].arrays()
+        return NearFeatures(**{k: np.concatenate([p.arrays()[k] for p in parts]) for k in names})
+
+    @staticmethod
+    def empty() -> NearFeatures:
+        """The features of no image (the dtypes and trailing shapes :func:`near_features` makes)."""
+        return near_features(np.zeros((0, GRID * 2, GRID * 2, 3), np.uint8))
 
 
 @dataclass(frozen=True)
