@@ -12,7 +12,7 @@ import os
 import images
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageEnhance
 
@@ -132,6 +132,8 @@ def test_unchanged_by_the_symmetries_it_claims(seed, symmetry, edited):
     a = picture(seed)
     b = cropped(a, 0.05, 0.0, 0.0, 0.03) if edited else ImageEnhance.Contrast(a).enhance(0.8)
     (ta, sa), (tb, sb) = thumb(a), thumb(b)
+    # A flat picture (walls, skies) is never a near copy: not the claim here.
+    assume(min(near.luma(ta).std(), near.luma(tb).std()) >= near.FLAT_CONTRAST)
     turned = np.ascontiguousarray(near.symmetric(tb, symmetry))
     turned_shape = sb[::-1] if symmetry[0] % 2 else sb
     plain = near.verify_near(ta, tb, sa, sb, rotate=True, flip=True)
