@@ -1,9 +1,10 @@
 """The data fastdif works on: a repository of thumbnails, and what a search matches by.
 
 NumPy only, apart from :mod:`fastdif.io.store`, the saved format, which
-:meth:`Repository.save` and :func:`load` go through, and :mod:`fastdif.params`,
-which words the messages of :func:`from_arrays`. Building a repository is
-:func:`fastdif.api.build`'s job.
+:meth:`Repository.save` and :func:`load` go through, :mod:`fastdif.params`,
+which words the messages of :func:`from_arrays`, and :mod:`fastdif.engine.near`,
+whose :class:`~fastdif.engine.near.NearFeatures` a repository holds. Building a
+repository is :func:`fastdif.api.build`'s job.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 import numpy as np
 
 from . import params
+from .engine import near
 from .io import store
 
 
@@ -143,6 +145,13 @@ class Repository:
     block_means : BlockMeans or None
         The thumbnails' block means, once a build or a search against this
         repository as a library computed them; saved with the repository.
+    near_features : NearFeatures
+        What ``similarity="near"`` indexes (:func:`fastdif.engine.near.near_features`
+        of ``tensors``): made by the build, saved with the repository and
+        loaded with it; where none are held (:func:`from_arrays`, a repository
+        saved before they were, or with another
+        :data:`~fastdif.engine.near.FEATURES_VERSION`) computed from the
+        thumbnails when first asked for. Used only to find candidates.
     """
 
     def __init__(
@@ -161,6 +170,7 @@ class Repository:
         inodes=None,
         reference=None,
         block_means=None,
+        near_features=None,
     ):
         if mtimes_ns is None:
             mtimes_ns = np.zeros(len(paths), dtype=np.int64)
@@ -182,6 +192,22 @@ class Repository:
         self.thumbnail_version = thumbnail_version
         self.reference = reference
         self.block_means = block_means
+        self._near_features = None
+        if near_features is not None:
+            self.near_features = near_features
+
+    @property
+    def near_features(self) -> near.NearFeatures:
+        """The thumbnails' near features, computed from them the first time if none are held."""
+        if self._near_features is None:
+            self._near_features = near.near_features(self.tensors)
+        return self._near_features
+
+    @near_features.setter
+    def near_features(self, features: near.NearFeatures) -> None:
+        if len(features) != len(self.tensors):
+            raise ValueError(f"{len(features)} near features for {len(self.tensors)} thumbnails")
+        self._near_features = features
 
     @property
     def px_size(self) -> int:
@@ -262,7 +288,8 @@ def from_arrays(tensors: np.ndarray, paths=None, shapes=None) -> Repository:
 def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> str:
     """Save ``dif`` to the folder ``path`` (created; written atomically).
 
-    The format is :mod:`fastdif.io.store`'s.
+    The format is :mod:`fastdif.io.store`'s; the near features are saved
+    too (computed first if the repository holds none).
 
     Parameters
     ----------
@@ -293,7 +320,7 @@ def save(dif: Repository, path: str | os.PathLike, overwrite: bool = False) -> s
         ``dif`` is not a Repository.
     """
     params.check_type("dif", dif, Repository, "a fastdif Repository", show_type=True)
-    return store.save(dif, path, overwrite=overwrite)
+    return store.save(dif, path, overwrite=overwrite, near=stored_near(dif))
 
 
 def load(path: str | os.PathLike, verify: bool = True) -> Repository:
@@ -325,6 +352,61 @@ def load(path: str | os.PathLike, verify: bool = True) -> Repository:
     """
     fields = store.read(path, verify=verify)
     block_means = fields.pop("block_means")
+    stored = fields.pop("near_features")
     return Repository(
-        **fields, block_means=None if block_means is None else BlockMeans(**block_means)
+        **fields,
+        block_means=None if block_means is None else BlockMeans(**block_means),
+        near_features=None if stored is None else NearRecords().features(*stored),
     )
+
+
+class NearRecords:
+    """Near features as stored: one record per image, a field per array, and their definition.
+
+    Generic over :class:`~fastdif.engine.near.NearFeatures`' fields (names,
+    dtypes and trailing shapes are those of ``NearFeatures.empty()``).
+    Records stored with another :attr:`definition` (another
+    :data:`~fastdif.engine.near.FEATURES_VERSION`, other fields) are stale:
+    :meth:`features` refuses them, and they are made again from the thumbnails.
+
+    Attributes
+    ----------
+    dtype : numpy.dtype
+        A record: a field per array (little-endian).
+    definition : str
+        The features version and the record's layout, stored beside the records.
+    """
+
+    def __init__(self):
+        empty = near.NearFeatures.empty().arrays()
+        self.dtype = np.dtype(
+            [(name, a.dtype.newbyteorder("<"), a.shape[1:]) for name, a in empty.items()]
+        )
+        self.definition = f"near {near.FEATURES_VERSION} {self.dtype.descr}"
+
+    def records(self, features: near.NearFeatures) -> np.ndarray:
+        """``features`` as an array (N,) of records."""
+        out = np.empty(len(features), self.dtype)
+        for name, array in features.arrays().items():
+            out[name] = array
+        return out
+
+    def features(self, definition, records) -> near.NearFeatures | None:
+        """The features ``records`` (an array (N,)) hold; None unless of this definition."""
+        if definition != self.definition or getattr(records, "dtype", None) != self.dtype:
+            return None
+        return near.NearFeatures(
+            **{name: np.ascontiguousarray(records[name]) for name in self.dtype.names}
+        )
+
+    def of_thumbnails(self, thumbnails: list[bytes], px_size: int) -> list[bytes]:
+        """Each uint8 thumbnail's (``px_size`` x ``px_size`` x 3 bytes) features, as a record."""
+        tensors = np.frombuffer(b"".join(thumbnails), np.uint8).reshape(-1, px_size, px_size, 3)
+        records = self.records(near.near_features(tensors))
+        return [record.tobytes() for record in records]
+
+
+def stored_near(dif: Repository) -> tuple[str, np.ndarray]:
+    """``(definition, records)`` of ``dif``'s near features, what a saved repository holds."""
+    records = NearRecords()
+    return records.definition, records.records(dif.near_features)

@@ -319,7 +319,8 @@ def decoded(path: str, px_size: int) -> tuple[np.ndarray, tuple[int, int]] | str
 
 def _near_refusal(key, key_thumb, key_shape, member_thumb, member_shape, criteria):
     """Why ``member`` is not a near copy of ``key`` now (:func:`~fastdif.engine.near.verify_near`
-    on the fresh thumbnails), or None: it is, and has no more pixels than its key."""
+    on the fresh thumbnails), or None: it is, has no more pixels than its key,
+    and its key bears no overlay it has not."""
     if member_shape[0] * member_shape[1] > key_shape[0] * key_shape[1]:
         return Refusal(
             Check.CONTENT,
@@ -335,7 +336,8 @@ def _near_refusal(key, key_thumb, key_shape, member_thumb, member_shape, criteri
             f"it is not a near copy of its key {key!r}, nor within the search's threshold "
             f"{criteria.max_mse:g}",
         )
-    return None
+    why = match.refusal(1)
+    return None if why is None else Refusal(Check.CONTENT, f"{why} ({key!r})")
 
 
 def check_pair(

@@ -32,7 +32,7 @@ LAYERS = {
     "fastdif.engine.warmup": 3,
     "fastdif.engine.numpy_kernels": 3,
     "fastdif.engine.transforms": 3,
-    "fastdif.engine.near": 3,
+    "fastdif.engine.near": 1,
     "fastdif.io": 3,
     "fastdif.io.resample": 3,
     "fastdif.io.decode": 3,

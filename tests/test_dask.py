@@ -189,8 +189,8 @@ def test_store_writes_a_saved_repository_the_search_reads_by_path(client, photos
     dif = fastdif.build(photos, show_progress=False, scheduler=client, store=store)
 
     assert sorted(os.listdir(store)) == [
-        "file_sizes.npy", "inodes.npy", "mtimes_ns.npy", "repository.json", "shapes.npy",
-        "tensors.npy",
+        "file_sizes.npy", "inodes.npy", "mtimes_ns.npy", "near_features.npy", "repository.json",
+        "shapes.npy", "tensors.npy",
     ]  # fmt: skip
     assert not [name for name in os.listdir(tmp_path) if name != "store"]  # no staging left
     assert dif.tensors.dtype == np.uint8

@@ -84,6 +84,7 @@ def test_on_disk_format_is_documented_json_and_npy(photos, tmp_path):
         "inodes.npy",
         "means.npy",
         "mtimes_ns.npy",
+        "near_features.npy",
         "repository.json",
         "shapes.npy",
         "tensors.npy",

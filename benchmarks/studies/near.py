@@ -340,8 +340,9 @@ def accuracy(folder: str, processes: int | None = None) -> dict:
     dict
         Column name -> copies found per kind and false pairs
         (:func:`_scored`), plus ``"details"``: the candidate count, the
-        near search's seconds, the closest false score and the copies the
-        verifier refused with their scores.
+        near search's seconds, the closest false score, the copies the
+        verifier refused with their scores, and which file of each copy pair
+        it says bears an overlay (``overlay_on``: the keep rule's guess).
     """
     truth = load_truth(folder)
     dif = fastdif.build(folder, px_size=50, show_progress=False, processes=processes)
@@ -353,7 +354,7 @@ def accuracy(folder: str, processes: int | None = None) -> dict:
     tensors = np.asarray(dif.tensors)
     start = time.perf_counter()
     features = near.near_features(tensors)
-    candidates = near.near_candidates(tensors, features)
+    candidates = near.near_candidates(features)
     i, j, matches = near.find_near(tensors, dif.shapes, features=features)
     seconds = time.perf_counter() - start
     found = {
@@ -383,7 +384,13 @@ def accuracy(folder: str, processes: int | None = None) -> dict:
                 refused.append((kind, copy, None if m is None else round(m.score, 2)))
     finally:
         near.NEAR_MSE = saved
-    descriptions = {}
+    descriptions, marked = {}, {"copy": 0, "original": 0, "neither": 0}
+    for original, copy, _ in truth.pairs:
+        # Which file the verifier says bears an overlay (the keep rule's guess).
+        m = near.verify_near(*(tensors[index[n]] for n in (original, copy)),
+                             *(dif.shapes[index[n]] for n in (original, copy)))  # fmt: skip
+        if m is not None:
+            marked[("neither", "original", "copy")[m.marked + 1]] += 1
     for a, b, m in zip(i.tolist(), j.tolist(), matches, strict=True):
         kinds = [k for o, c, k in truth.pairs if {o, c} == {names[a], names[b]}]
         if kinds and kinds[0] not in descriptions:
@@ -400,6 +407,7 @@ def accuracy(folder: str, processes: int | None = None) -> dict:
             "closest_false": [float(closest[0]), closest[1]],
             "refused": refused,
             "descriptions": descriptions,
+            "overlay_on": marked,
         },
     }
 
@@ -445,7 +453,7 @@ def speed(sizes=(1000,), repeat: int = 2) -> dict:
             t0 = time.perf_counter()
             features = near.near_features(tensors)
             t1 = time.perf_counter()
-            candidates = near.near_candidates(tensors, features)
+            candidates = near.near_candidates(features)
             t2 = time.perf_counter()
             i, _, _ = near.find_near(tensors, shapes, features=features)
             t3 = time.perf_counter()

@@ -8,7 +8,11 @@ member's frame count. Nothing here opens a file.
 
 Before any rule, the image with the most frames or pages is kept: an
 animated GIF or a multi-page TIFF is never lower quality than a copy of its
-first frame, whose other frames would exist nowhere else. After the rule,
+first frame, whose other frames would exist nowhere else. Then, in a
+group where a near search found an edit (a crop, an overlay, a tone
+curve), the most pixels (a crop never
+has more than what it was cut from), then no overlay: a near copy is never
+kept over a larger, uncropped, unmarked original. After the rule,
 among images it leaves equal, a visible file is kept over one that is hidden
 or lies in a trash or cache folder (:func:`set_aside`, counted per
 name, so folders all candidates share do not decide), then path order
@@ -54,6 +58,10 @@ class Facts:
     aside : int
         How many names of its path mark it hidden or in a trash or cache
         folder (:func:`set_aside`); fewer is better.
+    edited, marked : bool
+        Found by a near search (:mod:`fastdif.engine.near`) to be a crop, an
+        overlay or a tone edit of another image of its group, or the other
+        way round (``edited``); to bear an overlay another has not (``marked``).
     """
 
     width: int = 0
@@ -65,6 +73,8 @@ class Facts:
     folders: tuple[str, ...] = ()
     frames: int = 1
     aside: int = 0
+    edited: bool = False
+    marked: bool = False
 
 
 #: Folder names (case-folded) of trash and cache folders: a file in one is a
@@ -190,6 +200,17 @@ def _first_under(patterns, folders) -> PathPattern | None:
 #: Compared before any rule: the image with more frames or pages is kept.
 _MORE_FRAMES = _Step(lambda f: -f.frames, lambda a, b: f"more frames ({a.frames} vs {b.frames})")
 
+#: Compared before the rule in a group where a near search found an edit:
+#: the most pixels of content (a crop never has more than what it was cut
+#: from), then no overlay.
+_NEAR_STEPS = (
+    _Step(
+        lambda f: -(f.width * f.height),
+        lambda a, b: f"larger ({a.width} x {a.height} vs {b.width} x {b.height})",
+    ),
+    _Step(lambda f: f.marked, lambda a, b: "no overlay (the other bears one)"),
+)
+
 #: Compared after the rule: a visible file is kept over one set aside.
 _NOT_ASIDE = _Step(
     lambda f: f.aside, lambda a, b: "not hidden or in a trash or cache folder (the other is)"
@@ -247,7 +268,9 @@ def choose(
     criteria before it left; the first image in path order is kept when
     several remain. Before the rule, only the images with the most frames or
     pages remain (:attr:`Facts.frames`): a multi-frame file is never lower
-    quality than a copy of one of its frames. After it, a file neither hidden
+    quality than a copy of one of its frames. Then, where a near search
+    found an edit among them (:attr:`Facts.edited`), the most pixels, then
+    no overlay (:attr:`Facts.marked`). After the rule, a file neither hidden
     nor in a trash or cache folder (fewest such names, :attr:`Facts.aside`) is
     kept over one that is.
 
@@ -277,7 +300,8 @@ def choose(
     why = "path order (all else equal)"
     if len(survivors) == 1:
         why = "the only candidate"
-    steps = [_MORE_FRAMES, *(step for c in rule for step in _steps(c)), _NOT_ASIDE]
+    near = _NEAR_STEPS if any(f.edited for f in facts) else ()
+    steps = [_MORE_FRAMES, *near, *(step for c in rule for step in _steps(c)), _NOT_ASIDE]
     for step in steps:
         if len(survivors) == 1:
             break

@@ -7,20 +7,29 @@ overlay (watermark, logo, caption, date stamp, painted digits) on up to
 highlights), then any of the symmetries the search allows. Everything here
 reads the thumbnails a build already holds (``px`` x ``px``, each an exact
 area average of the whole image squashed to a square) and the images'
-displayed shapes; the only extra per image is :func:`near_features`' 12
-bytes, a function of the thumbnail.
+displayed shapes; the only extra per image is :func:`near_features`' 684
+bytes of hashes, a function of the thumbnail.
 
 Candidates (approximate; recall measured by ``python -m benchmarks.studies.near``)
     :func:`near_features` hashes each thumbnail's luma: the signs of the 63
-    lowest DCT coefficients (8 x 8 less the mean) of the whole thumbnail
-    resampled to 32 x 32; signs do not change with brightness and contrast.
-    :func:`near_candidates` hashes, for each image, 81 framings (each side
-    cut by each of :data:`CROP_STEPS`) under each allowed symmetry, and
-    looks each up by multi-index hashing: the 63 bits in
-    :data:`HASH_ORDERS` orders, each cut into :data:`HASH_CHUNKS` runs, one
-    lookup table per run; an image whose whole-image hash shares a run and
-    is within :data:`MAX_DISTANCE` bits is a candidate. No pair is compared
-    unless a table holds both.
+    lowest DCT coefficients (8 x 8 less the mean) of each of 81 framings
+    (each side cut by each of :data:`CROP_STEPS`; framing 0 the whole
+    image) resampled to 32 x 32, and of the whole image with each quadrant
+    masked (filled with the mean of the rest: an overlay in that quadrant
+    is gone); signs do not change with brightness and contrast.
+    :func:`near_candidates` reads only these: a symmetry of a hash is a bit
+    operation (:func:`symmetric_hashes`: a mirror flips the bits of odd
+    horizontal frequency, a transpose swaps the two frequencies), so no
+    thumbnail is read and no DCT computed at search time. Each framing
+    under each allowed symmetry is looked up by multi-index hashing: the
+    63 bits in :data:`HASH_ORDERS` orders, each cut into
+    :data:`HASH_CHUNKS` runs, one lookup table per run; an image whose
+    whole-image hash shares a run and is within :data:`MAX_DISTANCE` bits
+    is a candidate, as is one whose masked hash of a quadrant is within
+    :data:`MASKED_DISTANCE` bits of the turned masked hash of that
+    quadrant (the study's logos moved the whole hash by up to 30 bits, the
+    masked one of their quadrant by at most 2). No pair is compared unless
+    a table holds both.
 Verification (exact for its measure)
     :func:`verify_near` takes the image with more pixels as the source and
     searches the crop of it that best aligns with the other (coarse, then
@@ -79,6 +88,11 @@ OVERLAY_MAX = 0.08
 NEAR_MSE = 16.0
 #: A cell left out with a squared error above this many times :data:`NEAR_MSE` is overlaid.
 OVERLAY_FACTOR = 4.0
+#: The overlay is on the image whose overlaid cells stand out from the cells
+#: around them at least this many times more than the other's (NearMatch.marked).
+MARK_RATIO = 3.0
+#: How far around (cells, a Gaussian's deviation) the cells predicting an overlaid cell lie.
+MARK_REACH = 1.0
 #: Camera moves tried (fractions of a side, each axis and both), and how much
 #: better one must align for the pair to be two shots, not an edit. Measured:
 #: bursts (0.3 to 1.2% moves) at most 0.81, edited copies at least 0.85.
@@ -98,6 +112,10 @@ HASH_ORDERS = 4
 HASH_CHUNKS = 4
 #: Candidates differ in at most this many of the 63 bits.
 MAX_DISTANCE = 12
+#: Or their hashes with one quadrant masked differ in at most this many. Measured:
+#: the study's logo copies at most 2 (their whole hashes up to 30); 6 would add
+#: 2 copies and 16 false pairs to the study's candidates.
+MASKED_DISTANCE = 4
 #: Bins of the monotone tone curve (equal counts of the source's values).
 TONE_BINS = 32
 #: Gammas the description is fitted with.
@@ -113,12 +131,12 @@ _FREQUENCIES = 8
 #: Version of :func:`near_features`' definition: features stored with
 #: another version (in the cache, a saved repository, a store) are made again
 #: from the thumbnails.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 
 @dataclass(frozen=True)
 class NearFeatures:
-    """What the near search keeps per image: 12 bytes.
+    """What the near search keeps per image: 684 bytes.
 
     Every attribute is an array whose first axis is the image, so a set of
     features is stored, joined and indexed field by field (:meth:`take`,
@@ -126,13 +144,19 @@ class NearFeatures:
 
     Attributes
     ----------
-    hashes : uint64 array (N,)
-        The sign hash of each thumbnail's luma (:func:`near_features`).
+    hashes : uint64 array (N, 81)
+        The sign hash of each framing of each thumbnail's luma (framing k
+        cuts ``_FRAMINGS[k]``; framing 0 is the whole image), see
+        :func:`near_features`.
+    masked : uint64 array (N, 4)
+        The sign hash of the whole luma with one quadrant masked (top left,
+        top right, bottom left, bottom right).
     contrast : float32 array (N,)
         Each thumbnail's luma standard deviation on the 0..255 scale.
     """
 
     hashes: np.ndarray
+    masked: np.ndarray
     contrast: np.ndarray
 
     def __len__(self) -> int:
@@ -176,7 +200,9 @@ class Candidates:
     symmetry : int64 array (K,)
         Index into :data:`SYMMETRIES` turning the crop into the other image.
     distance : int64 array (K,)
-        Bits the two hashes differ in.
+        Bits the two hashes differ in: the crop's and the other's whole
+        hash, or for a pair only the masked hashes found (``crop`` none),
+        those of the quadrant they matched at.
     """
 
     i: np.ndarray
@@ -225,6 +251,12 @@ class NearMatch:
         The part of the grid left out as overlaid: cells whose squared error
         is above :data:`OVERLAY_FACTOR` times :data:`NEAR_MSE`, at most
         :data:`OVERLAY_MAX`.
+    marked : int
+        Which argument of :func:`verify_near` bears the overlay (0: ``a``,
+        1: ``b``): the one whose overlaid cells stand out from the cells
+        around them (:func:`_standing_out`) at least :data:`MARK_RATIO` times
+        more than the other's; -1 when no overlay was found or neither
+        stands out so (a guess for the keep rule, never a reason to remove).
     gain, offset, gamma : float
         The curve ``y = gain * 255 (x / 255) ** gamma + offset`` closest (least
         squares, gamma in :data:`GAMMAS`) to the copy's values ``y`` from the
@@ -242,28 +274,29 @@ class NearMatch:
     crop: tuple[float, float, float, float]
     symmetry: tuple[int, bool]
     overlay: float
+    marked: int
     gain: float
     offset: float
     gamma: float
     brightness: float
     contrast: float
 
-    def describe(self) -> str:
-        """The edits, in words: "cropped 6% left, 3% top; overlay on 2% of the area; ..."."""
-        parts = []
+    def edits(self) -> dict[str, str]:
+        """The edits found, in words, by kind: "crop", "symmetry", "overlay", "tone"."""
+        parts = {}
         cuts = [
             f"{round(100 * c)}% {side}"
             for c, side in zip(self.crop, ("left", "right", "top", "bottom"), strict=True)
             if c >= 0.005
         ]
         if cuts:
-            parts.append("cropped " + ", ".join(cuts))
+            parts["crop"] = "cropped " + ", ".join(cuts)
         turns, mirrored = self.symmetry
         if turns or mirrored:
             turned = f"turned {90 * turns} degrees" if turns else ""
-            parts.append(" and ".join(p for p in ("mirrored" * mirrored, turned) if p))
+            parts["symmetry"] = " and ".join(p for p in ("mirrored" * mirrored, turned) if p)
         if self.overlay >= 0.005:
-            parts.append(f"overlay on {round(100 * self.overlay)}% of the area")
+            parts["overlay"] = f"overlay on {round(100 * self.overlay)}% of the area"
         tone = [
             f"{100 * value:+.0f}% {name}"
             for value, name in ((self.brightness, "brightness"), (self.contrast, "contrast"))
@@ -272,8 +305,46 @@ class NearMatch:
         if abs(np.log(self.gamma)) >= 0.05:
             tone.append(f"gamma {self.gamma:.2f}")
         if tone:
-            parts.append(", ".join(tone))
-        return "; ".join(parts) or "no visible edit"
+            parts["tone"] = ", ".join(tone)
+        return parts
+
+    def describe(self) -> str:
+        """The edits, in words: "cropped 6% left, 3% top; overlay on 2% of the area; ..."."""
+        return "; ".join(self.edits().values()) or "no visible edit"
+
+    def refusal(self, member: int) -> str | None:
+        """Why argument ``member`` (0: ``a``, 1: ``b``) must not go as the other's near copy.
+
+        None when it may: the other bears no overlay it has not
+        (:attr:`marked`). (Nor is the other a crop of it: a crop has fewer
+        pixels, and its source is never removed for it.)
+        """
+        if self.marked == 1 - member:
+            return "its key bears an overlay it has not"
+        return None
+
+    def as_copy(self, member: int) -> NearMatch:
+        """The match said of argument ``member`` as the copy of the other.
+
+        When ``member`` is the source (of equal pixels: uncropped), the tone
+        curve and the symmetry are inverted: "+12% brightness" of the
+        brighter one.
+        """
+        if self.source != member:
+            return self
+        turns, mirrored = self.symmetry
+        return NearMatch(
+            **{
+                **self.__dict__,
+                "source": 1 - member,
+                "symmetry": (turns, True) if mirrored else (-turns % 4, False),
+                "gain": 1.0 / self.gain if self.gain else 0.0,
+                "offset": -self.offset / self.gain if self.gain else 0.0,
+                "gamma": 1.0 / self.gamma,
+                "brightness": 1.0 / (1.0 + self.brightness) - 1.0,
+                "contrast": 1.0 / (1.0 + self.contrast) - 1.0,
+            }
+        )
 
 
 # --- resampling ----------------------------------------------------------------------
@@ -323,14 +394,30 @@ def unsymmetric(image: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarray:
 
 _SIDES = tuple(product(CROP_STEPS, CROP_STEPS))  # (cut at the start, cut at the end)
 _FRAMINGS = np.array([(left, r, t, b) for t, b in _SIDES for left, r in _SIDES])
-_BIT_WEIGHTS = np.left_shift(np.uint64(1), np.arange(63, dtype=np.uint64))
+#: A hash's bit b is the sign of coefficient b + 1 of the 8 x 8 in row order (ky * 8 + kx):
+#: these are the bits of odd kx, the coefficients a mirror negates.
+_ODD_KX = np.uint64(0xAAAAAAAAAAAAAAAA >> 1)
+#: (row shift, mask) of the three delta swaps that transpose an 8 x 8 bit matrix.
+_TRANSPOSE_SWAPS = tuple(
+    (np.uint64(s), np.uint64(m))
+    for s, m in ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+)
+#: The quadrants of an image (0 top left, 1 top right, 2 bottom left, 3 bottom right),
+#: and where each lands in the image each symmetry makes: ``[symmetry, quadrant]``.
+_QUADRANTS = np.arange(4).reshape(2, 2)
+_TURNED_QUADRANTS = np.array([np.argsort(symmetric(_QUADRANTS, s).ravel()) for s in SYMMETRIES])
 
 
 def _dct_rows(n_src: int) -> np.ndarray:
     """(len(_SIDES) * 8, n_src): each framing of a side resampled to 32, then its 8 DCT rows."""
-    x = np.arange(_HASH_SIDE) + 0.5
-    dct = np.cos(np.pi * np.outer(np.arange(_FREQUENCIES), x) / _HASH_SIDE)
+    dct = _dct()
     return np.concatenate([dct @ area_matrix(n_src, lo, 1.0 - hi, _HASH_SIDE) for lo, hi in _SIDES])
+
+
+def _dct() -> np.ndarray:
+    """(8, 32): the 8 lowest rows of the (unnormalised) DCT-II of 32 samples."""
+    x = np.arange(_HASH_SIDE) + 0.5
+    return np.cos(np.pi * np.outer(np.arange(_FREQUENCIES), x) / _HASH_SIDE)
 
 
 def _coefficients(lumas: np.ndarray) -> np.ndarray:
@@ -340,6 +427,27 @@ def _coefficients(lumas: np.ndarray) -> np.ndarray:
     c = rows @ lumas @ rows.T  # (n, sides * 8 [y], sides * 8 [x])
     c = c.reshape(-1, sides, f, sides, f).transpose(0, 1, 3, 2, 4)
     return c.reshape(-1, sides * sides, f, f)  # framing = y side * sides + x side
+
+
+def _masked_coefficients(lumas: np.ndarray) -> np.ndarray:
+    """(n, 4, 8, 8) low DCT coefficients of each whole (n, px, px) luma, one quadrant masked.
+
+    The luma resampled to 32 x 32 (as framing 0 is), quadrant q of
+    :data:`_QUADRANTS` filled with the mean of the other three: a tone
+    curve's straight part scales and shifts the fill with the rest, so the
+    signs keep their invariance, and an overlay within the quadrant is gone.
+    """
+    whole = area_matrix(lumas.shape[1], 0.0, 1.0, _HASH_SIDE)
+    resampled = whole @ lumas @ whole.T
+    half = _HASH_SIDE // 2
+    total = resampled.sum(axis=(1, 2))
+    masked = np.repeat(resampled[:, None], 4, axis=1)
+    for q, (y, x) in enumerate(product((0, half), (0, half))):
+        block = masked[:, q, y : y + half, x : x + half]
+        rest = (total - block.sum(axis=(1, 2))) / (3 * half * half)
+        block[...] = rest[:, None, None]
+    dct = _dct()
+    return dct @ masked @ dct.T
 
 
 def _turned_coefficients(c: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarray:
@@ -358,17 +466,52 @@ def _turned_coefficients(c: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarra
 
 
 def _signs(c: np.ndarray) -> np.ndarray:
-    """bool (..., 63): the signs of the 63 coefficients after the mean."""
+    """bool (..., 63): the signs of the 63 coefficients after the mean (True: positive)."""
     return c.reshape(c.shape[:-2] + (-1,))[..., 1:] > 0
 
 
 def _pack(signs: np.ndarray) -> np.ndarray:
-    """uint64 (...): the 63 signs, one bit each."""
-    return (signs * _BIT_WEIGHTS).sum(axis=-1, dtype=np.uint64)
+    """uint64 (...): the 63 signs, sign b in bit b."""
+    bits = np.concatenate([signs, np.zeros(signs.shape[:-1] + (1,), bool)], axis=-1)
+    return np.packbits(bits, axis=-1, bitorder="little").view("<u8")[..., 0].astype(np.uint64)
+
+
+def _unpacked(hashes: np.ndarray) -> np.ndarray:
+    """uint8 (..., 63): the signs a hash holds (1: positive)."""
+    octets = np.ascontiguousarray(hashes, dtype="<u8")[..., None].view(np.uint8)
+    return np.unpackbits(octets, axis=-1, bitorder="little")[..., :63]
+
+
+def symmetric_hashes(hashes: np.ndarray, symmetry: tuple[int, bool]) -> np.ndarray:
+    """uint64 (...): the hashes of the images :func:`symmetric` makes, from the bits alone.
+
+    As :func:`_turned_coefficients` turns coefficients: the mirror negates
+    every coefficient of odd kx (those bits flipped), a quarter turn is the
+    mirror then a transpose (bit of (ky, kx) to (kx, ky)). This defines the
+    hash of a turned image: it is the hash of the turned thumbnail's
+    coefficients, except for a coefficient exactly 0 that the symmetry
+    negates, whose bit (0: not positive) is 1 here. Exact zeros come from
+    images symmetric themselves (and flat ones, never searched).
+    """
+    turns, mirrored = symmetry
+    words = np.asarray(hashes, np.uint64)
+    if mirrored:
+        words = words ^ _ODD_KX
+    for _ in range(turns):
+        words = _transposed((words ^ _ODD_KX) << np.uint64(1)) >> np.uint64(1)
+    return words
+
+
+def _transposed(words: np.ndarray) -> np.ndarray:
+    """uint64: each word as an 8 x 8 bit matrix (bit 8 * row + column), transposed."""
+    for shift, mask in _TRANSPOSE_SWAPS:
+        t = (words ^ (words >> shift)) & mask
+        words = words ^ t ^ (t << shift)
+    return words
 
 
 def near_features(tensors, chunk: int = 1024) -> NearFeatures:
-    """Each thumbnail's hash and contrast, what :func:`near_candidates` indexes.
+    """Each thumbnail's hashes and contrast, what :func:`near_candidates` indexes.
 
     Parameters
     ----------
@@ -380,17 +523,19 @@ def near_features(tensors, chunk: int = 1024) -> NearFeatures:
     Returns
     -------
     NearFeatures
-        12 bytes per image, a function of the thumbnail alone.
+        684 bytes per image, a function of the thumbnail alone.
     """
     n = len(tensors)
-    hashes = np.empty(n, np.uint64)
+    hashes = np.empty((n, len(_FRAMINGS)), np.uint64)
+    masked = np.empty((n, 4), np.uint64)
     contrast = np.empty(n, np.float32)
     for start in range(0, n, chunk):
-        lumas = luma(tensors[start : start + chunk])
-        c = _coefficients(lumas)[:, 0]  # framing 0: nothing cut
-        hashes[start : start + chunk] = _pack(_signs(c))
-        contrast[start : start + chunk] = lumas.reshape(len(lumas), -1).std(axis=1)
-    return NearFeatures(hashes, contrast)
+        part = slice(start, start + chunk)
+        lumas = luma(tensors[part])
+        hashes[part] = _pack(_signs(_coefficients(lumas)))
+        masked[part] = _pack(_signs(_masked_coefficients(lumas)))
+        contrast[part] = lumas.reshape(len(lumas), -1).std(axis=1)
+    return NearFeatures(hashes, masked, contrast)
 
 
 def _key_weights() -> np.ndarray:
@@ -416,18 +561,61 @@ def _key_weights() -> np.ndarray:
 _KEY_WEIGHTS = _key_weights()
 
 
-def _keys(signs: np.ndarray) -> np.ndarray:
-    """int64 (..., tables): every table's key of (..., 63) signs."""
-    return (signs.astype(np.float32) @ _KEY_WEIGHTS).astype(np.int64)
+def _keys(hashes: np.ndarray) -> np.ndarray:
+    """int64 (tables, K): every table's key of (K,) hashes."""
+    return (_KEY_WEIGHTS.T @ _unpacked(hashes).T.astype(np.float32)).astype(np.int64)
 
 
-def _unpacked(hashes: np.ndarray) -> np.ndarray:
-    """bool (..., 63): the signs a hash holds."""
-    return ((hashes[..., None] >> np.arange(63, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+@dataclass(frozen=True)
+class _Tables:
+    """Multi-index hashing tables: bucket k of table t is ``order[t, starts[t, k]:starts[t, k+1]]``.
+
+    Attributes
+    ----------
+    hashes : uint64 array (M,)
+        What is indexed.
+    order : int64 array (tables, M)
+        The entries, sorted by each table's key.
+    starts : int64 array (tables, 2**16 + 1)
+        Where each key's bucket starts in ``order``.
+    """
+
+    hashes: np.ndarray
+    order: np.ndarray
+    starts: np.ndarray
+
+
+def _tables(hashes: np.ndarray) -> _Tables:
+    """The ``HASH_ORDERS * HASH_CHUNKS`` tables of (M,) hashes (:func:`_keys`)."""
+    keys = _keys(hashes)
+    size = 1 << -(-63 // HASH_CHUNKS)
+    starts = np.zeros((len(keys), size + 1), np.int64)
+    for t, column in enumerate(keys):
+        np.cumsum(np.bincount(column, minlength=size), out=starts[t, 1:])
+    return _Tables(hashes, np.argsort(keys, axis=1, kind="stable"), starts)
+
+
+def _matches(tables: _Tables, queries: np.ndarray, max_distance: int):
+    """(query, entry, distance) int64 arrays (L,): the entries within ``max_distance`` bits.
+
+    Only entries that share a bucket with the query in some table are
+    compared; one found in several tables is listed once per table.
+    """
+    found = []
+    for t, keys in enumerate(_keys(queries)):
+        lo, hi = tables.starts[t, keys], tables.starts[t, keys + 1]
+        which = np.flatnonzero(hi > lo)  # most buckets are empty
+        lo, counts = lo[which], (hi - lo)[which]
+        which = np.repeat(which, counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        entry = tables.order[t, np.repeat(lo, counts) + offsets]
+        distance = np.bitwise_count(queries[which] ^ tables.hashes[entry])
+        good = distance <= max_distance
+        found.append((which[good], entry[good], distance[good]))
+    return tuple(np.concatenate(column).astype(np.int64) for column in zip(*found, strict=True))
 
 
 def near_candidates(
-    tensors,
     features: NearFeatures,
     rotate: bool = True,
     flip: bool = False,
@@ -435,90 +623,106 @@ def near_candidates(
 ) -> Candidates:
     """Pairs whose hashes say one may be a crop of the other, without comparing all pairs.
 
-    Every image that is not flat hashes its 81 framings (:data:`CROP_STEPS`
-    on each side) under each allowed symmetry; each hash is looked up in
-    the ``HASH_ORDERS * HASH_CHUNKS`` tables of the whole-image hashes (one
-    per run of bits), and the images found whose whole hash is within
-    :data:`MAX_DISTANCE` bits are candidates. Per pair the closest framing
-    is kept. Time and memory grow with the images and the pairs found,
+    From the stored hashes alone (no thumbnail is read). Every image that
+    is not flat looks up its 81 framings' hashes (:data:`CROP_STEPS` on each
+    side) under each allowed symmetry (:func:`symmetric_hashes`) in the
+    ``HASH_ORDERS * HASH_CHUNKS`` tables of the whole-image hashes (one per
+    run of bits); the images found whose whole hash is within
+    :data:`MAX_DISTANCE` bits are candidates. So are the images whose hash
+    with a quadrant masked is within :data:`MASKED_DISTANCE` bits of the
+    image's own with that quadrant masked, turned (the quadrant moved by the
+    symmetry): an uncropped copy with an overlay in one quadrant. Per pair
+    the closest framing is kept (a pair the whole hashes found keeps their
+    framing). Time and memory grow with the images and the pairs found,
     never with all pairs.
 
     Parameters
     ----------
-    tensors : array (N, px, px, 3)
-        The thumbnails ``features`` was made from.
     features : NearFeatures
+        :func:`near_features` of the images.
     rotate, flip : bool
         The symmetries of :func:`fastdif.search`: quarter turns, the mirror
         image (both: all eight).
     chunk : int, default 256
-        Images hashed at a time (bounds the memory: about 0.3 MB per image
-        hashed at a time, 2 MB for the tables, 12 bytes per image).
+        Images looked up at a time (bounds the memory: about 0.2 MB per
+        image looked up at a time; the tables take 17 MB and 640 bytes per image).
 
     Returns
     -------
     Candidates
         Each unordered pair once.
     """
-    allowed = [
-        index
-        for index, (turns, mirrored) in enumerate(SYMMETRIES)
-        if (rotate or turns == 0) and (flip or not mirrored)
-    ]
-    keys = _keys(_unpacked(features.hashes))
-    order = np.argsort(keys, axis=0, kind="stable")
-    # Each table's bucket of key k is order[starts[k]:starts[k + 1], t].
-    size = 1 << -(-63 // HASH_CHUNKS)
-    starts = np.zeros((size + 1, keys.shape[1]), np.int64)
-    for t in range(keys.shape[1]):
-        np.cumsum(np.bincount(keys[:, t], minlength=size), out=starts[1:, t])
+    allowed = np.array(
+        [
+            index
+            for index, (turns, mirrored) in enumerate(SYMMETRIES)
+            if (rotate or turns == 0) and (flip or not mirrored)
+        ]
+    )
+    whole, masked = _tables(features.hashes[:, 0]), _tables(features.masked.ravel())
     flat = features.contrast < FLAT_CONTRAST
-    found, kept = [], []
-    for start in range(0, len(tensors), chunk):
-        stop = min(start + chunk, len(tensors))
-        c = _coefficients(luma(tensors[start:stop]))
-        signs = np.stack([_signs(_turned_coefficients(c, SYMMETRIES[s])) for s in allowed], 2)
-        # (images, framings, symmetries, 63) -> a flat list of queries with their labels
-        image, framing, symmetry = np.indices(signs.shape[:3]).reshape(3, -1)
-        signs = signs.reshape(-1, 63)
-        keep = ~flat[start + image]
-        image, framing, symmetry, signs = image[keep], framing[keep], symmetry[keep], signs[keep]
-        query, query_keys = _pack(signs), _keys(signs)
-        for t in range(query_keys.shape[1]):
-            lo, hi = starts[query_keys[:, t], t], starts[query_keys[:, t] + 1, t]
-            counts = hi - lo
-            which = np.repeat(np.arange(len(query)), counts)
-            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-            other = order[np.repeat(lo, counts) + offsets, t]
-            distance = np.bitwise_count(query[which] ^ features.hashes[other]).astype(np.int64)
-            src = start + image[which]
-            good = (distance <= MAX_DISTANCE) & (other != src) & ~flat[other]
-            labels = (src, other, framing[which], symmetry[which], distance)
-            found.append(np.stack([label[good] for label in labels], axis=1))
+    kept = []
+    for start in range(0, len(features), chunk):
+        images = start + np.flatnonzero(~flat[start : start + chunk])
+        found = [
+            _framing_rows(features.hashes[images], images, allowed, whole),
+            _masked_rows(features.masked[images], images, allowed, masked),
+        ]
+        rows = np.concatenate(found)
+        rows = rows[(rows[:, 0] != rows[:, 1]) & ~flat[rows[:, 1]]]
         # Kept per chunk as one row per pair, so the memory grows with the pairs
         # only (each at most twice: from either image's chunk), and merged once:
         # the rows keep their order, so the same row wins as merging each time.
-        kept.append(_closest_per_pair(np.concatenate(found)))
-        found = []
-    rows = _closest_per_pair(np.concatenate(kept)) if kept else np.empty((0, 5), np.int64)
+        kept.append(_closest_per_pair(rows))
+    rows = _closest_per_pair(np.concatenate(kept)) if kept else np.empty((0, 6), np.int64)
     return Candidates(
         i=np.minimum(rows[:, 0], rows[:, 1]),
         j=np.maximum(rows[:, 0], rows[:, 1]),
         source=rows[:, 0],
         crop=_FRAMINGS[rows[:, 2]],
-        symmetry=np.array(allowed)[rows[:, 3]] if len(rows) else rows[:, 3],
+        symmetry=allowed[rows[:, 3]],
         distance=rows[:, 4],
     )
 
 
-def _closest_per_pair(rows: np.ndarray) -> np.ndarray:
-    """One row per unordered pair of (source, other, framing, symmetry, distance) rows.
+def _framing_rows(hashes, images, allowed, tables: _Tables) -> np.ndarray:
+    """Rows (source, other, framing, symmetry, distance, 0): framings near whole images.
 
-    The closest hashes, then the smallest crop, then the first row.
+    ``hashes`` (n, framings) are those of ``images``; ``symmetry`` indexes ``allowed``.
+    """
+    queries = np.stack([symmetric_hashes(hashes, SYMMETRIES[s]) for s in allowed], axis=2)
+    image, framing, symmetry = np.indices(queries.shape).reshape(3, -1)
+    query, other, distance = _matches(tables, queries.ravel(), MAX_DISTANCE)
+    labels = (images[image[query]], other, framing[query], symmetry[query], distance)
+    return np.stack([*labels, np.zeros_like(other)], axis=1)
+
+
+def _masked_rows(masked, images, allowed, tables: _Tables) -> np.ndarray:
+    """Rows (source, other, 0, symmetry, distance, 1): masked hashes near the other's.
+
+    ``masked`` (n, 4) are those of ``images``; the tables index every
+    image's four (entry ``4 * image + quadrant``). Quadrant q of a source
+    turned by a symmetry is compared with the other's quadrant where q lands.
+    """
+    queries = np.stack([symmetric_hashes(masked, SYMMETRIES[s]) for s in allowed], axis=2)
+    image, quadrant, symmetry = np.indices(queries.shape).reshape(3, -1)
+    query, entry, distance = _matches(tables, queries.ravel(), MASKED_DISTANCE)
+    landed = _TURNED_QUADRANTS[allowed[symmetry[query]], quadrant[query]]
+    good = entry % 4 == landed
+    query, entry, distance = query[good], entry[good], distance[good]
+    labels = (images[image[query]], entry // 4, np.zeros_like(entry), symmetry[query], distance)
+    return np.stack([*labels, np.ones_like(entry)], axis=1)
+
+
+def _closest_per_pair(rows: np.ndarray) -> np.ndarray:
+    """One row per unordered pair of (source, other, framing, symmetry, distance, masked) rows.
+
+    A row of the whole hashes before one of the masked hashes, then the
+    closest hashes, then the smallest crop, then the first row.
     """
     crop_size = _FRAMINGS[rows[:, 2]].sum(axis=1)
     lo, hi = np.minimum(rows[:, 0], rows[:, 1]), np.maximum(rows[:, 0], rows[:, 1])
-    best = np.lexsort((crop_size, rows[:, 4], hi, lo))
+    best = np.lexsort((crop_size, rows[:, 4], rows[:, 5], hi, lo))
     rows, lo, hi = rows[best], lo[best], hi[best]
     first = np.ones(len(rows), bool)
     first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
@@ -812,12 +1016,14 @@ def verify_near(
     lx = x[kept] @ _LUMA
     ly = gain * 255.0 * (lx / 255.0) ** gamma + offset
     overlaid = min(int((errors > OVERLAY_FACTOR * NEAR_MSE).sum()), drop)
+    marked = _marked(x, y, errors, overlaid)
     return NearMatch(
         score=score,
         source=source,
         crop=tuple(float(v) for v in np.round(crop, 4)),
         symmetry=symmetry,
         overlay=overlaid / len(x),
+        marked=-1 if marked < 0 else (source if marked == 0 else 1 - source),
         gain=float(gain),
         offset=float(offset),
         gamma=float(gamma),
@@ -826,6 +1032,47 @@ def verify_near(
         alignment=alignment,
         moved=moved,
     )
+
+
+def _marked(x: np.ndarray, y: np.ndarray, errors: np.ndarray, overlaid: int) -> int:
+    """Which of the aligned cells ``x`` (0) and ``y`` (1), (cells, 3), bears the overlay, or -1.
+
+    The overlaid cells are the ``overlaid`` with the largest ``errors``
+    (none below 0.5% of the cells: -1).
+    """
+    if overlaid < 0.005 * len(x):
+        return -1
+    side = int(round(np.sqrt(len(x))))
+    mask = np.zeros(len(x), bool)
+    mask[np.argsort(errors, kind="stable")[len(x) - overlaid :]] = True
+    mask = mask.reshape(side, side)
+    out = [_standing_out((v @ _LUMA).reshape(side, side), mask) for v in (x, y)]
+    if out[0] >= MARK_RATIO * out[1]:
+        return 0
+    if out[1] >= MARK_RATIO * out[0]:
+        return 1
+    return -1
+
+
+@lru_cache(maxsize=8)
+def _reach(side: int) -> np.ndarray:
+    """(side, side): Gaussian weights of :data:`MARK_REACH` cells between rows."""
+    d = np.subtract.outer(np.arange(side), np.arange(side))
+    return np.exp(-0.5 * (d / MARK_REACH) ** 2)
+
+
+def _standing_out(image: np.ndarray, mask: np.ndarray) -> float:
+    """How far the cells ``mask`` of ``image`` (side, side) are from what the others around predict.
+
+    The prediction is a Gaussian average of the cells not in ``mask``
+    (:data:`MARK_REACH`); the mean squared difference over ``mask``, over
+    the variance of the cells not in it (so no tone curve changes it).
+    """
+    g = _reach(len(image))
+    kept = (~mask).astype(np.float64)
+    predicted = (g @ (image * kept) @ g) / np.maximum(g @ kept @ g, 1e-12)
+    scale = max(float(image[~mask].var()), 1e-6)
+    return float(((image - predicted)[mask] ** 2).mean()) / scale
 
 
 def _best_framing(src_luma, copy, src_shape, copy_shape, symmetries, starts):
@@ -961,7 +1208,7 @@ def find_near(
     """
     if features is None:
         features = near_features(tensors)
-    candidates = near_candidates(tensors, features, rotate, flip)
+    candidates = near_candidates(features, rotate, flip)
     # Only the candidates the screen leaves can be accepted (see screened).
     found_i, found_j, matches = [], [], []
     for k in np.flatnonzero(screened(tensors, shapes, candidates)):
@@ -988,7 +1235,8 @@ def find_near(
 
 def _swapped(match: NearMatch) -> NearMatch:
     """The same match with its arguments swapped."""
-    return NearMatch(**{**match.__dict__, "source": 1 - match.source})
+    flipped = {"source": 1 - match.source, "marked": -1 if match.marked < 0 else 1 - match.marked}
+    return NearMatch(**{**match.__dict__, **flipped})
 
 
 # --- screening -------------------------------------------------------------------------

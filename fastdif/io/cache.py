@@ -9,6 +9,14 @@ decoders' versions) and used only while the file's size and
 modification time (ns) are what they were when it was decoded; anything else
 is decoded again by the build's backend (:mod:`fastdif.backends`) and replaces the row.
 
+The ``features`` table holds each thumbnail's near features (one record,
+:class:`fastdif.model.NearRecords`) under the same key, with their
+definition (features version and layout) and a CRC-32 over the thumbnail
+and the record: features of another definition, of another thumbnail (a row
+replaced by a fastdif that did not store them) or damaged are made again
+from the cached thumbnail and stored, never trusted. Older fastdif versions
+(same schema) ignore the table.
+
 Only the parent process touches the database; decoding workers never do.
 Writes go in short ``BEGIN IMMEDIATE`` transactions, so several builds (in
 one or several processes) can share one cache file.
@@ -66,6 +74,14 @@ _SCHEMA = (
     height INTEGER NOT NULL,
     thumbnail BLOB,
     reason BLOB,
+    checksum INTEGER NOT NULL,
+    PRIMARY KEY (path, settings)
+)""",
+    """CREATE TABLE IF NOT EXISTS features (
+    path BLOB NOT NULL,
+    settings TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    data BLOB NOT NULL,
     checksum INTEGER NOT NULL,
     PRIMARY KEY (path, settings)
 )""",
@@ -367,6 +383,8 @@ class FileThumbnail:
     size: int
     mtime_ns: int
     identity: tuple[int, int] = (0, 0)
+    #: The thumbnail's near features (one record's bytes) when the cache held sound ones.
+    features: bytes | None = None
 
 
 class CachedDecoder:
@@ -385,17 +403,25 @@ class CachedDecoder:
     ``decoded`` files decoded, ``stored`` rows written, ``pruned`` rows of
     deleted files removed and ``warnings`` lists every problem met (a corrupt
     cache moved aside, rows that failed their checksum, a locked database).
+
+    ``features`` (a :class:`fastdif.model.NearRecords`, optional): keep each
+    thumbnail's near features too; a hit with sound ones carries them
+    (:attr:`FileThumbnail.features`), other thumbnails have theirs computed
+    :data:`WRITE_BATCH` at a time and stored.
     """
 
-    def __init__(self, cache_path: str | None, px_size: int, decode, progress=None):
+    def __init__(self, cache_path: str | None, px_size: int, decode, progress=None, features=None):
         self.cache_path = cache_path
         self.px_size = px_size
         self.progress = progress
         self._decode_files = decode
         self.settings = decoding_settings(px_size)
+        self.features = features
         self.stats = None
         self._db = None
         self._pending: list[tuple] = []
+        #: ``(key, thumbnail)`` of thumbnails whose features are to be computed and stored.
+        self._pending_features: list[tuple] = []
 
     def decode(self, paths: list[str], roots: list[str] = ()):
         """Yield a :class:`FileThumbnail` for each of ``paths``, in order.
@@ -431,8 +457,9 @@ class CachedDecoder:
             decoded = self._decode(misses)
             cached = self._read(hits, paths, self._db)
             for i, (key, size, mtime_ns, identity) in enumerate(infos):
+                features = None
                 if is_hit[i]:
-                    result, from_cache = next(cached)
+                    result, from_cache, features = next(cached)
                 else:
                     result, from_cache = next(decoded), False
                 if from_cache:
@@ -441,9 +468,11 @@ class CachedDecoder:
                     if result.reason is not None:
                         reason = result.reason.replace(_PATH, paths[i])
                         result = Decoded(None, 0, 0, reason, result.failure)
+                    elif features is None:
+                        self._store_features(key, result.thumbnail)
                 elif key is not None and _cacheable(result):
                     self._store(key, size, mtime_ns, result, paths[i])
-                yield FileThumbnail(result, size, mtime_ns, identity)
+                yield FileThumbnail(result, size, mtime_ns, identity, features)
             # Run the decoder to its end, so a process pool shuts down cleanly.
             for _ in decoded:
                 raise RuntimeError("the decoder returned more results than files")
@@ -521,6 +550,7 @@ class CachedDecoder:
                 pass
         self._db = None
         self._pending.clear()
+        self._pending_features.clear()
         if _is_corrupt(exc):
             try:
                 self._replace(f"cache {self.cache_path} is corrupt ({exc})")
@@ -571,7 +601,7 @@ class CachedDecoder:
             db.execute("COMMIT")
 
     def _read(self, hits: array, paths: list[str], db: sqlite3.Connection):
-        """Yield ``(result, from_cache)`` for each of ``hits``, in order.
+        """Yield ``(result, from_cache, features)`` for each of ``hits``, in order.
 
         Rows are read :data:`READ_BATCH` at a time from ``db``, the connection
         :meth:`_lookup` used. A row that fails its checksum, or is gone (another
@@ -586,38 +616,67 @@ class CachedDecoder:
                 self.stats["hits"] -= len(again)
                 self.stats["decoded"] += len(again)
                 redone = self._decode([paths[i] for i in again])
-                found.update((i, (result, False)) for i, result in zip(again, redone, strict=True))
+                found.update(
+                    (i, (result, False, None)) for i, result in zip(again, redone, strict=True)
+                )
             for i in batch:
                 yield found.pop(i)
 
     def _fetch(self, db: sqlite3.Connection, batch: array, expected: int) -> dict:
-        """``{index: (result, True)}`` of the sound rows of ``batch`` (ascending indices)."""
+        """``{index: (result, True, features)}`` of the sound rows of ``batch`` (ascending indices).
+
+        ``features``: the row's sound near features (bytes), else None.
+        """
         found = {}
         if self._db is not db:
             return found
         wanted = set(batch)
+        definition = None if self.features is None else self.features.definition
         try:
             rows = db.execute(
-                f"SELECT w.i, t.width, t.height, t.thumbnail, t.reason, t.checksum {_HITS} "
-                "WHERE w.i BETWEEN ? AND ?",
-                (self.settings, batch[0], batch[-1]),
+                f"SELECT w.i, f.data, f.checksum, t.width, t.height, t.thumbnail, t.reason, "
+                f"t.checksum {_HITS} LEFT JOIN features AS f ON f.path = t.path "
+                "AND f.settings = t.settings AND f.definition = ? WHERE w.i BETWEEN ? AND ?",
+                (self.settings, definition, batch[0], batch[-1]),
             )
-            for i, *row in rows:
+            for i, data, data_checksum, *row in rows:
                 if i not in wanted:
                     continue  # stored by another build since the lookup
                 result = _checked(*row, expected)
                 if result is None:
                     self._damaged += 1  # decoded again and overwritten
                 else:
-                    found[i] = (result, True)
+                    found[i] = (result, True, self._sound(result, definition, data, data_checksum))
         except sqlite3.Error as exc:
             self._failed(exc)
             found.clear()
         return found
 
+    def _sound(self, result: Decoded, definition, data, checksum) -> bytes | None:
+        """The stored features ``data`` if they are of ``definition`` and of this thumbnail."""
+        if (
+            definition is None
+            or result.thumbnail is None
+            or not isinstance(data, bytes)
+            or len(data) != self.features.dtype.itemsize
+            or _features_checksum(definition, result.thumbnail, data) != checksum
+        ):
+            return None
+        return data
+
+    def _store_features(self, key: str, thumbnail: bytes) -> None:
+        """Compute and store the features of ``thumbnail`` (file ``key``) with the next batch."""
+        if self._db is None or self.features is None:
+            return
+        self._pending_features.append((os.fsencode(key), thumbnail))
+        if len(self._pending_features) >= WRITE_BATCH:
+            self._flush()
+
     def _store(self, key: str, size: int, mtime_ns: int, result: Decoded, path: str) -> None:
         if self._db is None:
             return
+        if result.thumbnail is not None:
+            self._store_features(key, result.thumbnail)
         reason = None if result.reason is None else result.reason.replace(path, _PATH)
         checksum = _checksum(result.width, result.height, result.thumbnail, reason)
         self._pending.append(
@@ -638,14 +697,18 @@ class CachedDecoder:
             self._flush()
 
     def _flush(self) -> None:
-        if self._db is None or not self._pending:
+        if self._db is None or not (self._pending or self._pending_features):
             return
+        features = self._features_rows()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     self._pending,
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?)", features
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -655,6 +718,18 @@ class CachedDecoder:
             self._pending.clear()
         except sqlite3.Error as exc:
             self._failed(exc)
+
+    def _features_rows(self) -> list[tuple]:
+        """The ``features`` rows of the pending thumbnails, computed in one batch (then cleared)."""
+        pending, self._pending_features = self._pending_features, []
+        if not pending:
+            return []
+        definition = self.features.definition
+        records = self.features.of_thumbnails([t for _, t in pending], self.px_size)
+        return [
+            (key, self.settings, definition, data, _features_checksum(definition, thumbnail, data))
+            for (key, thumbnail), data in zip(pending, records, strict=True)
+        ]
 
     def _prune(self, roots: list[str], found: set) -> None:
         """Delete the rows of files under ``roots`` that no longer exist."""
@@ -681,8 +756,12 @@ class CachedDecoder:
                 cursor = self._db.executemany(
                     "DELETE FROM thumbnails WHERE path = ?", [(p,) for p in sorted(gone)]
                 )
+                pruned = cursor.rowcount
+                self._db.executemany(
+                    "DELETE FROM features WHERE path = ?", [(p,) for p in sorted(gone)]
+                )
                 self._db.execute("COMMIT")
-                self.stats["pruned"] += cursor.rowcount
+                self.stats["pruned"] += pruned
         except sqlite3.Error as exc:
             self._failed(exc)
 
@@ -764,6 +843,11 @@ def _checked(width, height, thumbnail, reason, checksum, expected: int) -> Decod
 def _checksum(width: int, height: int, thumbnail: bytes | None, reason: str | None) -> int:
     data = thumbnail if thumbnail is not None else (reason or "").encode("utf-8", "replace")
     return zlib.crc32(data, zlib.crc32(f"{width}x{height}".encode()))
+
+
+def _features_checksum(definition: str, thumbnail: bytes, data: bytes) -> int:
+    """CRC-32 of a features row: ties the record to its definition and its thumbnail."""
+    return zlib.crc32(data, zlib.crc32(thumbnail, zlib.crc32(definition.encode())))
 
 
 def _cacheable(result: Decoded) -> bool:

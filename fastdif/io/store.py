@@ -29,6 +29,15 @@ On-disk format (format version 1): a folder holding
     int64 (N, 2): each file's ``(st_dev, st_ino)`` (unsigned values stored
     bit for bit). Absent in repositories saved before it was recorded:
     those load with ``(0, 0)``, "unknown" (see :mod:`fastdif.verify`).
+``near_features.npy``
+    A structured array (N,): one record per image, a field per array of
+    :class:`fastdif.engine.near.NearFeatures` (684 bytes at features version
+    2), described in ``repository.json`` under ``near_features`` (file,
+    ``definition``: the features version and the record layout, dtype,
+    shape, CRC-32). Only a hint for finding near candidates: absent (saved
+    before they were), of another definition, or malformed in any way
+    (wrong length, dtype, checksum, not a regular file), it is ignored and
+    the features are made again from the thumbnails, with no error.
 
 The arrays are plain NumPy ``.npy`` files, read with ``allow_pickle=False``
 and memory-mapped, so loading an untrusted folder cannot run code and
@@ -83,8 +92,11 @@ _BLOCK_MEANS = ("grids", "means")
 
 _TENSOR_DTYPES = ("<f4", "|u1")
 
+#: The near features' file (one record per image; see the module's docstring).
+NEAR_FILE = "near_features.npy"
+
 #: The files a saved repository is made of: the only ones replacing it removes.
-REPOSITORY_FILES = (META_FILE, *(f"{name}.npy" for name in _ARRAYS))
+REPOSITORY_FILES = (META_FILE, *(f"{name}.npy" for name in _ARRAYS), NEAR_FILE)
 
 #: Open flag that refuses a symbolic link as the last part of a path (0 where there is none).
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -99,13 +111,13 @@ class RepositoryFormatError(ValueError):
     """A saved repository that cannot be loaded: corrupt, or an incompatible format."""
 
 
-def save(dif, path: str | os.PathLike, overwrite: bool = False) -> str:
+def save(dif, path: str | os.PathLike, overwrite: bool = False, near=None) -> str:
     """Write the repository ``dif`` into the new folder ``path``, atomically.
 
     ``path`` may replace a repository saved there with ``overwrite``;
     anything else at ``path``, there when called or put there while the
-    repository is written, is never replaced (FileExistsError). See
-    :meth:`fastdif.Repository.save` and :func:`publish`.
+    repository is written, is never replaced (FileExistsError). ``near``:
+    see :func:`write`. See :meth:`fastdif.Repository.save` and :func:`publish`.
     """
     target = os.path.abspath(os.fspath(path))
     if os.path.lexists(target):
@@ -115,7 +127,7 @@ def save(dif, path: str | os.PathLike, overwrite: bool = False) -> str:
             raise FileExistsError(f'"{target}" exists and is not a saved fastdif repository')
     tmp = staging_folder(target)
     try:
-        write(dif, tmp)
+        write(dif, tmp, near=near)
         publish(tmp, target, replace=overwrite)
     except BaseException:
         discard(tmp)
@@ -215,12 +227,13 @@ def remove_shards(folder: str) -> None:
             os.remove(os.path.join(folder, name))
 
 
-def write(dif, folder: str, written: tuple[str, ...] = ()) -> None:
+def write(dif, folder: str, written: tuple[str, ...] = (), near=None) -> None:
     """Write the repository ``dif``'s arrays and metadata into ``folder``, the metadata last.
 
     The arrays named in ``written`` (``"tensors"``, ``"grids"``, ``"means"``)
     are already in their files there (a build with a store writes them);
-    only their CRC is computed, reading them in slices.
+    only their CRC is computed, reading them in slices. ``near``:
+    ``(definition, records)``, the near features (:data:`NEAR_FILE`), or None.
     """
     arrays = {}
     for name, (dtype, _) in _ARRAYS.items():
@@ -269,6 +282,17 @@ def write(dif, folder: str, written: tuple[str, ...] = ()) -> None:
         "stats": dif.stats,
         "arrays": arrays,
     }
+    if near is not None:
+        definition, records = near
+        with _new_file(os.path.join(folder, NEAR_FILE), "wb") as out:
+            np.save(out, records, allow_pickle=False)
+        meta["near_features"] = {
+            "file": NEAR_FILE,
+            "definition": definition,
+            "dtype": str(records.dtype.descr),
+            "shape": list(records.shape),
+            "crc32": zlib.crc32(records),
+        }
     # Written last: a folder without it is never taken for a repository.
     with _new_file(os.path.join(folder, META_FILE), "w") as out:
         json.dump(meta, out)
@@ -558,7 +582,33 @@ def _from_meta(folder: str, meta: dict, verify: bool) -> dict:
         "block_means": None
         if arrays["grids"] is None or arrays["means"] is None
         else {"grids": arrays["grids"], "means": arrays["means"]},
+        "near_features": _near(folder, meta, verify),
     }
+
+
+def _near(folder: str, meta: dict, verify: bool) -> tuple[str, np.ndarray] | None:
+    """``(definition, records)`` of :data:`NEAR_FILE`, read into memory; None unless sound.
+
+    Absent, or malformed in any way, the features are a hint the loader
+    makes again from the thumbnails: never an error.
+    """
+    info = meta.get("near_features")
+    file = os.path.join(folder, NEAR_FILE)
+    try:
+        if not (isinstance(info, dict) and isinstance(info.get("definition"), str)):
+            return None
+        if not stat.S_ISREG(os.stat(file).st_mode):
+            return None  # never opened: a named pipe would block
+        # Mapped first: a forged header's length is checked before anything is read.
+        mapped = np.load(file, mmap_mode="r", allow_pickle=False)
+        if mapped.dtype.names is None or mapped.shape != (meta["count"],):
+            return None
+        records = np.array(mapped)
+    except (OSError, ValueError, EOFError):
+        return None
+    if verify and zlib.crc32(records) != info.get("crc32"):
+        return None
+    return info["definition"], records
 
 
 def _in_folder(folder: str, value) -> bool | str:

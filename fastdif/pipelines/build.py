@@ -4,7 +4,10 @@
 checked. Thumbnails go to one of three sinks: this process's memory
 (float32), the journal of a local build into a store (uint8, written as they
 come, so a build run again resumes), or the shards Dask workers write into a
-store's folder.
+store's folder. Each image's near features
+(:func:`fastdif.engine.near.near_features`) are taken from the cache or the
+store a build updates where they are stored, and computed in the parent for
+the others once the thumbnails are in, a few thousand at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from ..backends import dask
 from ..backends.local import LocalDecoder
 from ..engine.kernels import grid_side
 from ..engine.matching import repository_block_means
-from ..io.cache import CachedDecoder, decoding_settings
+from ..engine.near import NearFeatures, near_features
+from ..io.cache import CachedDecoder, FileThumbnail, decoding_settings
 from ..io.copies import decoding_copies_once
 from ..io.decode import THUMBNAIL_VERSION, Decoded
 from ..io.discover import discover, folder_name, owning_inputs
@@ -36,7 +40,7 @@ from ..io.store import (
     staging_folder,
     write,
 )
-from ..model import BlockMeans, BuildOptions, Repository, load
+from ..model import BlockMeans, BuildOptions, NearRecords, Repository, load, stored_near
 from ..progress import progress_bar
 from .library import check_library, identities
 
@@ -207,9 +211,12 @@ def _joined(parts: list[Repository], paths, rows=None) -> Repository:
     _check_fits_in_memory(n, px)
     tensors = np.empty((n, px, px, 3), dtype=np.float32)
     fields = {name: [] for name in ("shapes", "file_sizes", "mtimes_ns", "inodes")}
+    taken = [([], []) for _ in parts]  # per part: its rows taken, and where they go
     for row, path in enumerate(order):
         p, k = first[path]
         tensors[row] = parts[p].tensors[k]
+        taken[p][0].append(k)
+        taken[p][1].append(row)
         for name, values in fields.items():
             values.append(getattr(parts[p], name)[k])
     invalid = {}
@@ -235,6 +242,11 @@ def _joined(parts: list[Repository], paths, rows=None) -> Repository:
         inodes=np.array(fields["inodes"], dtype=np.int64).reshape(n, 2),
     )
     dif.block_means = repository_block_means(dif.tensors)
+    layout = NearRecords()
+    records = np.empty(n, layout.dtype)
+    for part, (rows, into) in zip(parts, taken, strict=True):
+        records[into] = layout.records(part.near_features.take(np.asarray(rows, np.int64)))
+    dif.near_features = layout.features(layout.definition, records)
     return dif
 
 
@@ -262,7 +274,7 @@ class _Store:
             self.staging = os.path.dirname(dif.tensors_file)
             self.partial.close()
             written = ("tensors", "grids", "means")
-        write(dif, self.staging, written)
+        write(dif, self.staging, written, near=stored_near(dif))
 
     def publish(self) -> Repository:
         """Rename the written folder to the store, and load the repository from there."""
@@ -326,6 +338,7 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
     px = options.px_size
     sink = _sink(found.files, px, decoder, out)
     kept = _Kept(invalid=dict(found.invalid))
+    near_rows = _NearRows(len(found.files))
     total = len(found.files)
     with progress_bar(
         total, "Building", "files", resources.show_progress, done=len(sink.reused)
@@ -335,7 +348,7 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
             if decoder.folder is not None
             else decoding_copies_once(decoder.decode, cores)
         )
-        cached = CachedDecoder(resources.cache, px, decode, bar.update)
+        cached = CachedDecoder(resources.cache, px, decode, bar.update, near_rows.layout)
         fresh = cached.decode([p for k, p in enumerate(found.files) if k not in sink.reused], paths)
         for k, (path, folder) in enumerate(zip(found.files, found.folders, strict=True)):
             item = sink.reused.get(k) or next(fresh)
@@ -347,6 +360,7 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
                 kept.invalid[path] = item.decoded.reason
                 continue
             sink.put(len(kept.paths), item.decoded)
+            near_rows.put(len(kept.paths), sink.near_record(item))
             kept.add(path, folder, item, row)
         for _ in fresh:  # runs the decoder to its end, so a process pool shuts down cleanly
             raise RuntimeError("the decoder returned more results than files")
@@ -377,7 +391,42 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
     means = sink.block_means(dif.tensors)
     if means is not None:
         dif.block_means = means
+    dif.near_features = near_rows.features(dif.tensors)
     return dif, kept.excluded
+
+
+class _NearRows:
+    """Each kept image's near features: stored ones as they come, the others computed at the end.
+
+    Memory: one record (:class:`~fastdif.model.NearRecords`) and a flag per file.
+    """
+
+    #: Thumbnails read at a time when computing (bounds the memory of a store's build).
+    CHUNK = 4096
+
+    def __init__(self, count: int):
+        self.layout = NearRecords()
+        self.records = np.empty(count, self.layout.dtype)
+        self.known = np.zeros(count, dtype=bool)
+
+    def put(self, n: int, record) -> None:
+        """Keep the ``n``-th kept image's stored record (bytes or a record), if there is one."""
+        if record is None:
+            return
+        if isinstance(record, bytes):
+            record = np.frombuffer(record, self.layout.dtype)[0]
+        self.records[n] = record
+        self.known[n] = True
+
+    def features(self, tensors) -> NearFeatures:
+        """The features of the ``len(tensors)`` kept images, the missing ones from ``tensors``."""
+        n = len(tensors)
+        records = self.records[:n]
+        missing = np.flatnonzero(~self.known[:n])
+        for a in range(0, len(missing), self.CHUNK):
+            rows = missing[a : a + self.CHUNK]
+            records[rows] = self.layout.records(near_features(tensors[rows], chunk=256))
+        return self.layout.features(self.layout.definition, records)
 
 
 @dataclass
@@ -458,6 +507,10 @@ class _Sink:
     def stats(self, total: int) -> dict:
         return {}
 
+    def near_record(self, item):
+        """The stored near features of a file's result ``item`` (a cache hit's), or None."""
+        return item.features if isinstance(item, FileThumbnail) else None
+
     def block_means(self, tensors) -> BlockMeans | None:
         return None
 
@@ -499,6 +552,8 @@ class _Journal(_Sink):
         self.previous = previous
         self.folder = None
         self.copied = 0
+        #: The near features of ``previous``, as records (computed there if it held none).
+        self.previous_near = None if previous is None else stored_near(previous)[1]
         rows = {} if previous is None else {p: r for r, p in enumerate(previous.paths)}
         for k, path in enumerate(files):
             record = partial.reusable(path)
@@ -517,6 +572,11 @@ class _Journal(_Sink):
         if k in self.reused:
             return item.row
         return self.partial.add(path, item.decoded, item.size, item.mtime_ns, item.identity)
+
+    def near_record(self, item):
+        if isinstance(item, _Unchanged):
+            return self.previous_near[item.row]
+        return super().near_record(item)
 
     def finish(self, rows: list[int], n: int):
         self.previous = None  # its thumbnails' map closed: the store can be replaced

@@ -22,7 +22,7 @@ from ..engine.grouping import drop_distinct, library_groups, links_to_keys, unit
 from ..engine.keep import Facts, folder_parts, reads, set_aside, under
 from ..engine.keep import choose as choose_kept
 from ..engine.matching import CLASSIC_MAX_IMAGES, SYMMETRY_NAMES, comparable_units, cross_mse
-from ..engine.near import NEAR_MSE, find_near, verify_near
+from ..engine.near import NEAR_MSE, NearFeatures, find_near, verify_near
 from ..engine.transforms import compared
 from ..io.decisions import Decisions
 from ..io.metadata import Metadata, frame_count, read_metadata
@@ -114,11 +114,10 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
         check_library(library, dif.px_size, dif.thumbnail_version)
         if dif.in_folder:
             raise ValueError('"reference" cannot be combined with "in_folder".')
-        if criteria.near:
-            raise ValueError('"reference" cannot be combined with similarity "near" yet.')
     # What the kernels compare: the thumbnails, or their transform (never
     # the saved block means of untransformed thumbnails).
     searched = compared(dif, criteria)
+    searched_library = None if library is None else compared(library, criteria)
     client = dask.checked_client(execution.scheduler, execution.processes)
     largest = max((len(g) for g in dif.groups), default=0)
     tile_rows = params.check_chunksize(execution.chunksize, largest)
@@ -155,17 +154,17 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
             if criteria.near:
-                found_pairs = _with_near_pairs(searched, units, found_pairs, criteria)
+                found_pairs = _with_near_pairs(searched, units, found_pairs, criteria, keeper)
             found, links = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check)
             summed = 0
         else:
             found, links, summed = _library_groups(
-                dif, searched, searcher, units, found_pairs, new, criteria, curation, keeper,
-                tile_rows, tick,
+                dif, searched, searched_library, searcher, units, found_pairs, new, criteria,
+                curation, keeper, tile_rows, tick,
             )  # fmt: skip
     found.sort(key=lambda g: g[1])
     paths = dif.paths if library is None else dif.paths + library.paths
-    near_copy = _NearCopies(searched, criteria) if criteria.near else None
+    near_copy = _NearCopies(searched, searched_library, criteria) if criteria.near else None
     found, chained = _chained_apart(found, links, criteria.max_mse, near_copy)
     found = _without_done(curation.marks, paths, found, curation.show_done)
     result, lower_quality, duplicates, similar = difpy_result(paths, dif.in_folder, found)
@@ -247,14 +246,24 @@ def _group_stats(rule, paths, found, keeper, chained) -> dict:
     }
 
 
-def _with_near_pairs(searched: Repository, units, found_pairs, criteria: Criteria) -> list:
-    """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`)."""
+def _with_near_pairs(searched: Repository, units, found_pairs, criteria: Criteria, keeper) -> list:
+    """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`).
+
+    ``keeper`` notes the edited images and those bearing overlays (:meth:`_Keeper.note`). The
+    features are ``searched``'s: the build's for the thumbnails themselves,
+    computed from the transformed ones otherwise (:attr:`Repository.near_features`).
+    """
     out = []
     for (_, index), (i, j, mse) in zip(units, found_pairs, strict=True):
         tensors = np.ascontiguousarray(searched.tensors[index])
-        near_i, near_j, _ = find_near(
-            tensors, searched.shapes[index], criteria.rotate, criteria.flip
+        near_i, near_j, matches = find_near(
+            tensors,
+            searched.shapes[index],
+            criteria.rotate,
+            criteria.flip,
+            features=searched.near_features.take(index),
         )
+        keeper.note(index[near_i], index[near_j], matches)
         pairs = np.unique(
             np.stack([np.concatenate([i, near_i]), np.concatenate([j, near_j])]), axis=1
         )
@@ -265,29 +274,34 @@ def _with_near_pairs(searched: Repository, units, found_pairs, criteria: Criteri
 class _NearCopies:
     """``near_copy(key, member) -> score or None``: ``member`` as a near copy of ``key``.
 
-    Only a copy with at most its key's pixels counts (the key is never the
-    crop of a member it would have removed: :func:`fastdif.verify.check_pair`
-    refuses that too). Keeps each copy's description and how many pairs it verified.
+    Only a copy with at most its key's pixels, bearing any overlay the key
+    bears, counts (:meth:`~.near.NearMatch.refusal`;
+    :func:`fastdif.verify.check_pair` refuses the others too). Keeps each
+    copy's description and how many pairs it verified.
     """
 
-    def __init__(self, searched: Repository, criteria: Criteria):
-        self.searched, self.criteria = searched, criteria
+    def __init__(self, searched: Repository, library: Repository | None, criteria: Criteria):
+        self.searched, self.library, self.criteria = searched, library, criteria
         self.described: dict[int, str] = {}
         self.verified = 0
 
+    def _image(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image ``k``'s thumbnail and shape (``searched``'s numbers, then the library's)."""
+        n = len(self.searched)
+        repository, k = (self.searched, k) if k < n else (self.library, k - n)
+        return repository.tensors[k], repository.shapes[k]
+
     def __call__(self, key: int, member: int) -> float | None:
-        shapes = self.searched.shapes
-        if int(np.prod(shapes[member])) > int(np.prod(shapes[key])):
+        (key_thumb, key_shape), (thumb, shape) = self._image(key), self._image(member)
+        if int(np.prod(shape)) > int(np.prod(key_shape)):
             return None
         self.verified += 1
-        tensors = self.searched.tensors
         match = verify_near(
-            tensors[key], tensors[member], shapes[key], shapes[member],
-            self.criteria.rotate, self.criteria.flip,
-        )  # fmt: skip
-        if match is None:
+            key_thumb, thumb, key_shape, shape, self.criteria.rotate, self.criteria.flip
+        )
+        if match is None or match.refusal(1) is not None:
             return None
-        self.described[member] = match.describe()
+        self.described[member] = match.as_copy(1).describe()
         return float(match.score)
 
 
@@ -340,20 +354,27 @@ def _chained_apart(found, links, max_mse, near_copy=None):
 
 
 def _library_groups(
-    dif, searched, searcher, units, found_pairs, new, criteria, curation, keeper, tile_rows, tick
-):
+    dif, searched, searched_library, searcher, units, found_pairs, new, criteria, curation,
+    keeper, tile_rows, tick,
+):  # fmt: skip
     """The groups of a library search, the pairs they were formed from, and the pairs
     it compared exactly.
 
     Pairs among ``dif``'s new images (``units``) and between new images and
-    the library, both searched by the backend, are grouped together; image
-    numbers are ``dif``'s, then the library's.
+    the library, both searched by the backend (and, for ``criteria.near``,
+    :func:`_library_near_pairs`), are grouped together; image numbers are
+    ``dif``'s, then the library's.
     """
     library = curation.library
-    searched_library = compared(library, criteria)
     pairs = [(index[i], index[j]) for (_, index), (i, j, _) in zip(units, found_pairs, strict=True)]
     i, j, summed = searcher.library_matches(new, searched_library, criteria, tile_rows, tick)
     pairs.append((i, len(dif) + j))
+    if criteria.near:
+        pairs.append(
+            _library_near_pairs(
+                searched, searched_library, new, curation.within_new, criteria, keeper
+            )
+        )
     pairs = _library_pairs_without_distinct(
         curation.marks, searched, searched_library, pairs, criteria
     )
@@ -369,6 +390,27 @@ def _library_groups(
     )
     found = [(dif.folders[0], key, members, mses) for key, members, mses in groups]
     return found, pairs, summed
+
+
+def _library_near_pairs(searched, searched_library, new, within_new, criteria, keeper):
+    """The near pairs ``(i, j)`` of each new image with the library's, and with the
+    other new ones when ``within_new`` (:func:`~.near.find_near`; ``searched``'s
+    numbers, then the library's); ``keeper`` notes their edits."""
+    n = len(searched)
+    numbers = np.concatenate([new, n + np.arange(len(searched_library), dtype=np.int64)])
+    i, j, matches = find_near(
+        np.concatenate([np.asarray(searched.tensors[new]), np.asarray(searched_library.tensors)]),
+        np.concatenate([searched.shapes[new], searched_library.shapes]),
+        criteria.rotate,
+        criteria.flip,
+        features=NearFeatures.concatenate(
+            [searched.near_features.take(new), searched_library.near_features]
+        ),
+    )
+    i, j = numbers[i], numbers[j]  # still i < j: new images are numbered first
+    wanted = (j >= n) | within_new
+    keeper.note(i[wanted], j[wanted], [m for m, w in zip(matches, wanted, strict=True) if w])
+    return i[wanted], j[wanted]
 
 
 def _warn_of_unused_folders(rule, dif: Repository, library: Repository | None) -> None:
@@ -391,7 +433,8 @@ class _Keeper:
 
     Image numbers are ``dif``'s, then ``library``'s. The reason of each key
     is kept in ``reasons`` by image number, and the grouping functions note
-    in ``symmetries`` how each member matched its key. Dimensions, sizes and
+    in ``symmetries`` how each member matched its key; a near search notes
+    edits and overlays (:meth:`note`). Dimensions, sizes and
     modification times come from the repositories; dates and formats are
     read from the candidates' headers (:func:`~fastdif.io.metadata.read_metadata`),
     and only when the rule compares them; frame counts always (a header read
@@ -403,6 +446,8 @@ class _Keeper:
     library: Repository | None
     reasons: dict = field(default_factory=dict)
     symmetries: dict = field(default_factory=dict)
+    edited: set = field(default_factory=set)
+    marked: set = field(default_factory=set)
 
     def __post_init__(self):
         self.fields = reads(self.rule)
@@ -424,7 +469,17 @@ class _Keeper:
             folders=folder_parts(path) if "folders" in fields else (),
             frames=frame_count(path),
             aside=set_aside(path),
+            edited=k in self.edited,
+            marked=k in self.marked,
         )
+
+    def note(self, i, j, matches) -> None:
+        """Note the edited images, and those bearing overlays, of near pairs ``(i[k], j[k])``."""
+        for a, b, match in zip(i.tolist(), j.tolist(), matches, strict=True):
+            if set(match.edits()) - {"symmetry"}:
+                self.edited.update((a, b))
+            if match.marked >= 0:
+                self.marked.add((a, b)[match.marked])
 
     def __call__(self, images) -> int:
         images = sorted(int(k) for k in images)  # path order
