@@ -12,6 +12,8 @@ import os
 import images
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageEnhance
 
 import fastdif
@@ -195,3 +197,21 @@ def test_near_copies_of_library_images_are_found_and_moved(tmp_path, within_new)
     assert moved["failed"] == {} and sorted(moved["moved"]) == sorted(listed)
     assert not any(os.path.exists(p) for p in listed)
     assert os.path.exists(original) and os.path.exists(b_original)
+
+
+@given(st.integers(0, 5), st.integers(0, 5), st.data())
+def test_rows_read_as_the_concatenation(n_first, n_second, data):
+    from fastdif.pipelines.search import _Rows
+
+    rng = np.random.default_rng(n_first * 7 + n_second)
+    first = rng.random((n_first, 2, 2, 3)).astype(np.float32)
+    second = rng.integers(0, 255, (n_second, 2, 2, 3)).astype(np.uint8)
+    whole = np.concatenate([first, second.astype(np.float32)])
+    rows = _Rows(first, second)
+    assert len(rows) == len(whole) and rows.shape == whole.shape
+    if len(whole):
+        index = data.draw(st.lists(st.integers(0, len(whole) - 1), max_size=8))
+        assert np.array_equal(rows[np.array(index, np.int64)], whole[index])
+        k = data.draw(st.integers(-len(whole), len(whole) - 1))
+        assert np.array_equal(rows[k], whole[k])
+    assert np.array_equal(rows[1:4], whole[1:4])

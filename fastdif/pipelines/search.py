@@ -399,7 +399,7 @@ def _library_near_pairs(searched, searched_library, new, within_new, criteria, k
     n = len(searched)
     numbers = np.concatenate([new, n + np.arange(len(searched_library), dtype=np.int64)])
     i, j, matches = find_near(
-        np.concatenate([np.asarray(searched.tensors[new]), np.asarray(searched_library.tensors)]),
+        _Rows(np.asarray(searched.tensors[new]), searched_library.tensors),
         np.concatenate([searched.shapes[new], searched_library.shapes]),
         criteria.rotate,
         criteria.flip,
@@ -411,6 +411,35 @@ def _library_near_pairs(searched, searched_library, new, within_new, criteria, k
     wanted = (j >= n) | within_new
     keeper.note(i[wanted], j[wanted], [m for m, w in zip(matches, wanted, strict=True) if w])
     return i[wanted], j[wanted]
+
+
+class _Rows:
+    """The rows of two arrays one after the other, each read only where indexed.
+
+    What :func:`~.near.find_near` reads of a library search's thumbnails:
+    the new images', then the library's (memory-mapped from its store),
+    without a copy of the library.
+    """
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        self.shape = (len(first) + len(second), *np.shape(first)[1:])
+        self.dtype = np.result_type(first.dtype, second.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        n = len(self.first)
+        if isinstance(index, (int, np.integer)):
+            k = int(index) % len(self)
+            return self.first[k] if k < n else self.second[k - n]
+        index = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        low = index < n
+        out[low] = self.first[index[low]]
+        out[~low] = self.second[index[~low] - n]
+        return out
 
 
 def _warn_of_unused_folders(rule, dif: Repository, library: Repository | None) -> None:
