@@ -399,12 +399,6 @@ class NearRecords:
             **{name: np.ascontiguousarray(records[name]) for name in self.dtype.names}
         )
 
-    def of_thumbnails(self, thumbnails: list[bytes], px_size: int) -> list[bytes]:
-        """Each uint8 thumbnail's (``px_size`` x ``px_size`` x 3 bytes) features, as a record."""
-        tensors = np.frombuffer(b"".join(thumbnails), np.uint8).reshape(-1, px_size, px_size, 3)
-        records = self.records(near.near_features(tensors))
-        return [record.tobytes() for record in records]
-
 
 def stored_near(dif: Repository) -> tuple[str, np.ndarray]:
     """``(definition, records)`` of ``dif``'s near features, what a saved repository holds."""

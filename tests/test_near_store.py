@@ -6,9 +6,11 @@ updated store, a saved repository, a library), its near features are
 or damaged are made again, and a search finds the same near copies.
 """
 
+import collections
 import json
 import os
 import sqlite3
+import warnings
 
 import images
 import numpy as np
@@ -17,6 +19,7 @@ from PIL import Image
 
 import fastdif
 from fastdif.engine import near
+from fastdif.io import cache as cache_module
 from fastdif.io import decode, store
 from fastdif.pipelines import build as building
 from fastdif.pipelines import search as searching
@@ -119,6 +122,93 @@ def test_a_cached_build_takes_the_features_from_the_cache(folder, tmp_path, monk
     warm = build(folder, cache=cache)
     assert warm.stats["process"]["build"]["cache"]["hits"] == len(cold)
     assert_features_of_thumbnails(held(warm), warm)
+
+
+def counting_features(monkeypatch, before=None):
+    """Count, wherever near_features is called, the thumbnails it is given (as bytes).
+
+    ``before``: called at the first call with thumbnails, before computing.
+    """
+    given = collections.Counter()
+    real = near.near_features
+
+    def counting(tensors, chunk=256):
+        if before is not None and len(tensors) and not given:
+            before()
+        given.update(np.asarray(t, np.uint8).tobytes() for t in tensors)
+        return real(tensors, chunk)
+
+    monkeypatch.setattr(near, "near_features", counting)
+    monkeypatch.setattr(building, "near_features", counting)
+    return given
+
+
+def thumbnails(dif) -> collections.Counter:
+    return collections.Counter(np.asarray(t, np.uint8).tobytes() for t in dif.tensors)
+
+
+def test_a_build_with_a_fresh_cache_computes_each_thumbnails_features_once(
+    folder, tmp_path, monkeypatch
+):
+    cache = str(tmp_path / "cache.sqlite3")
+    given = counting_features(monkeypatch)
+    cold = build(folder, cache=cache)
+    assert cold.stats["process"]["build"]["cache"]["decoded"] == len(cold) == 6
+    assert given == thumbnails(cold)  # each once, by the build
+    assert_features_of_thumbnails(held(cold), cold)
+    # What the cache stored is each thumbnail's features.
+    expected = building.NearRecords().records(near.near_features(cold.tensors))
+    row = {os.fsencode(os.path.realpath(path)): n for n, path in enumerate(cold.paths)}
+    rows = features_rows(cache)
+    assert sorted(row[path] for path, *_ in rows) == list(range(len(cold)))
+    for path, _, data, _ in rows:
+        assert data == expected[row[path]].tobytes()
+    given.clear()
+    warm = build(folder, cache=cache)
+    assert warm.stats["process"]["build"]["cache"]["hits"] == len(cold)
+    assert not given
+    # A new file: its features alone are computed, once, and stored.
+    images.save_photo(20, os.path.join(folder, "new.jpg"), 400, 300)
+    update = build(folder, cache=cache)
+    assert sum(given.values()) == 1 and len(features_rows(cache)) == len(update) == 7
+    assert_features_of_thumbnails(held(warm), warm)
+    assert_features_of_thumbnails(held(update), update)
+
+
+@pytest.mark.parametrize("how", ["foreign", "cleared", "locked"])
+def test_a_cache_that_cannot_take_the_features_never_fails_the_build(
+    folder, tmp_path, monkeypatch, how
+):
+    cache = tmp_path / "cache.sqlite3"
+
+    def meanwhile():  # after the thumbnails are stored, before the features are
+        if how == "locked":
+            monkeypatch.setattr(cache_module, "_connect", locked)
+            return
+        for name in cache_module.clear_cache(cache):
+            assert not os.path.exists(name)
+        if how == "foreign":
+            cache.write_bytes(b"a user's file")
+
+    def locked(path):
+        raise sqlite3.OperationalError("database is locked")
+
+    given = counting_features(monkeypatch, meanwhile)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dif = build(folder, cache=str(cache))
+    assert given == thumbnails(dif)
+    assert_features_of_thumbnails(held(dif), dif)
+    said = [str(w.message) for w in caught if w.category is cache_module.CacheWarning]
+    assert said == dif.stats["process"]["build"]["cache"]["warnings"]
+    if how == "foreign":
+        assert len(said) == 1 and "not a fastdif cache" in said[0]
+        assert cache.read_bytes() == b"a user's file"
+    elif how == "cleared":  # not made again to hold features alone
+        assert said == [] and not os.path.exists(cache)
+    else:
+        assert len(said) == 1 and "database is locked" in said[0]
+        assert features_rows(str(cache)) == []
 
 
 @pytest.mark.parametrize("damage", ["version", "forged", "checksum", "no table", "thumbnail"])

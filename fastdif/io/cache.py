@@ -12,10 +12,11 @@ is decoded again by the build's backend (:mod:`fastdif.backends`) and replaces t
 The ``features`` table holds each thumbnail's near features (one record,
 :class:`fastdif.model.NearRecords`) under the same key, with their
 definition (features version and layout) and a CRC-32 over the thumbnail
-and the record: features of another definition, of another thumbnail (a row
-replaced by a fastdif that did not store them) or damaged are made again
-from the cached thumbnail and stored, never trusted. Older fastdif versions
-(same schema) ignore the table.
+and the record. The build computes them, once, and hands them back
+(:meth:`CachedDecoder.store_features`): features of another definition, of
+another thumbnail (a row replaced by a fastdif that did not store them) or
+damaged are never trusted, but made again by the build from the cached
+thumbnail and stored. Older fastdif versions (same schema) ignore the table.
 
 Only the parent process touches the database; decoding workers never do.
 Writes go in short ``BEGIN IMMEDIATE`` transactions, so several builds (in
@@ -25,6 +26,7 @@ one or several processes) can share one cache file.
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 import sqlite3
 import stat
@@ -385,6 +387,9 @@ class FileThumbnail:
     identity: tuple[int, int] = (0, 0)
     #: The thumbnail's near features (one record's bytes) when the cache held sound ones.
     features: bytes | None = None
+    #: Else, when the cache stores them: what :meth:`CachedDecoder.store_features` takes
+    #: with the features computed for this thumbnail.
+    features_key: tuple[bytes, int] | None = None
 
 
 class CachedDecoder:
@@ -405,9 +410,10 @@ class CachedDecoder:
     cache moved aside, rows that failed their checksum, a locked database).
 
     ``features`` (a :class:`fastdif.model.NearRecords`, optional): keep each
-    thumbnail's near features too; a hit with sound ones carries them
-    (:attr:`FileThumbnail.features`), other thumbnails have theirs computed
-    :data:`WRITE_BATCH` at a time and stored.
+    thumbnail's near features too. A hit with sound ones carries them
+    (:attr:`FileThumbnail.features`); for the other thumbnails the cache
+    computes none, but gives a :attr:`FileThumbnail.features_key`, and the
+    caller hands back the features it computed (:meth:`store_features`).
     """
 
     def __init__(self, cache_path: str | None, px_size: int, decode, progress=None, features=None):
@@ -420,8 +426,8 @@ class CachedDecoder:
         self.stats = None
         self._db = None
         self._pending: list[tuple] = []
-        #: ``(key, thumbnail)`` of thumbnails whose features are to be computed and stored.
-        self._pending_features: list[tuple] = []
+        #: Whether the cache was still in use when :meth:`decode` ended (features may be stored).
+        self._usable = False
 
     def decode(self, paths: list[str], roots: list[str] = ()):
         """Yield a :class:`FileThumbnail` for each of ``paths``, in order.
@@ -457,7 +463,7 @@ class CachedDecoder:
             decoded = self._decode(misses)
             cached = self._read(hits, paths, self._db)
             for i, (key, size, mtime_ns, identity) in enumerate(infos):
-                features = None
+                features = features_key = None
                 if is_hit[i]:
                     result, from_cache, features = next(cached)
                 else:
@@ -469,10 +475,11 @@ class CachedDecoder:
                         reason = result.reason.replace(_PATH, paths[i])
                         result = Decoded(None, 0, 0, reason, result.failure)
                     elif features is None:
-                        self._store_features(key, result.thumbnail)
+                        features_key = self._features_key(key, result.thumbnail)
                 elif key is not None and _cacheable(result):
                     self._store(key, size, mtime_ns, result, paths[i])
-                yield FileThumbnail(result, size, mtime_ns, identity, features)
+                    features_key = self._features_key(key, result.thumbnail)
+                yield FileThumbnail(result, size, mtime_ns, identity, features, features_key)
             # Run the decoder to its end, so a process pool shuts down cleanly.
             for _ in decoded:
                 raise RuntimeError("the decoder returned more results than files")
@@ -485,6 +492,31 @@ class CachedDecoder:
             self._prune(roots, {info[0] for info in infos})
         finally:
             self._flush()  # keep what was decoded when the build is interrupted
+            self._usable = self._db is not None and self.features is not None
+            self._close()
+
+    def store_features(self, computed) -> None:
+        """Store the near features the caller computed for thumbnails :meth:`decode` gave.
+
+        ``computed`` yields ``(features_key, record)``: a thumbnail's
+        :attr:`FileThumbnail.features_key` and its features (a
+        :class:`fastdif.model.NearRecords` record). They are
+        written :data:`WRITE_BATCH` at a time, after :meth:`decode` is
+        exhausted, with nothing written (nothing opened) when there are none,
+        or when the cache was not in use at the end of :meth:`decode`. A
+        problem is a warning, as in :meth:`decode`, never an error.
+        """
+        if not self._usable:
+            return
+        computed = iter(computed)
+        batch = self._features_rows(computed)
+        if not batch:
+            return
+        self._open(create=False)
+        try:
+            while batch and self._db is not None and self._write(features=batch):
+                batch = self._features_rows(computed)
+        finally:
             self._close()
 
     def _decode(self, paths: list[str]):
@@ -492,7 +524,8 @@ class CachedDecoder:
 
     # ----------------------------------------------------------------- database
 
-    def _open(self) -> None:
+    def _open(self, create: bool = True) -> None:
+        """Connect to the cache; with ``create=False``, only to a fastdif cache that is there."""
         try:
             # Checked again here: another program's database would be changed
             # by _connect (WAL mode, fastdif's tables), a photo moved aside.
@@ -500,6 +533,8 @@ class CachedDecoder:
             if kind is CacheFile.OTHER:
                 self._warn(f"cache not used for this build: {_not_a_cache(self.cache_path, kind)}")
                 return
+            if kind is not CacheFile.FASTDIF and not create:
+                return  # cleared since: its thumbnails are gone, so are their features
             foreign = foreign_siblings(self.cache_path)
             if foreign:
                 self._warn(
@@ -513,6 +548,8 @@ class CachedDecoder:
             if version is not None and version[0] != str(SCHEMA_VERSION):
                 self._db.close()
                 self._db = None
+                if not create:
+                    return  # replaced since by another fastdif: it holds none of these
                 self._replace(
                     f"cache {self.cache_path} has schema version {version[0]}, "
                     f"this fastdif uses {SCHEMA_VERSION}"
@@ -550,7 +587,6 @@ class CachedDecoder:
                 pass
         self._db = None
         self._pending.clear()
-        self._pending_features.clear()
         if _is_corrupt(exc):
             try:
                 self._replace(f"cache {self.cache_path} is corrupt ({exc})")
@@ -664,19 +700,29 @@ class CachedDecoder:
             return None
         return data
 
-    def _store_features(self, key: str, thumbnail: bytes) -> None:
-        """Compute and store the features of ``thumbnail`` (file ``key``) with the next batch."""
-        if self._db is None or self.features is None:
-            return
-        self._pending_features.append((os.fsencode(key), thumbnail))
-        if len(self._pending_features) >= WRITE_BATCH:
-            self._flush()
+    def _features_key(self, key: str, thumbnail: bytes | None) -> tuple[bytes, int] | None:
+        """:attr:`FileThumbnail.features_key` of ``thumbnail`` (file ``key``), if it is wanted.
+
+        The row's key and the CRC-32 of the thumbnail under the definition
+        (:func:`_features_checksum` continues it over the record), so the
+        thumbnail is not kept until its features come.
+        """
+        if self._db is None or self.features is None or thumbnail is None:
+            return None
+        return os.fsencode(key), _thumbnail_crc(self.features.definition, thumbnail)
+
+    def _features_rows(self, computed) -> list[tuple]:
+        """The next :data:`WRITE_BATCH` rows of ``computed`` for the ``features`` table."""
+        definition = self.features.definition
+        rows = []
+        for (key, crc), record in itertools.islice(computed, WRITE_BATCH):
+            data = record.tobytes()
+            rows.append((key, self.settings, definition, data, zlib.crc32(data, crc)))
+        return rows
 
     def _store(self, key: str, size: int, mtime_ns: int, result: Decoded, path: str) -> None:
         if self._db is None:
             return
-        if result.thumbnail is not None:
-            self._store_features(key, result.thumbnail)
         reason = None if result.reason is None else result.reason.replace(path, _PATH)
         checksum = _checksum(result.width, result.height, result.thumbnail, reason)
         self._pending.append(
@@ -697,15 +743,20 @@ class CachedDecoder:
             self._flush()
 
     def _flush(self) -> None:
-        if self._db is None or not (self._pending or self._pending_features):
+        if self._db is None or not self._pending:
             return
-        features = self._features_rows()
+        if self._write(thumbnails=self._pending):
+            self.stats["stored"] += len(self._pending)
+            self._pending.clear()
+
+    def _write(self, thumbnails: list[tuple] = (), features: list[tuple] = ()) -> bool:
+        """Write ``thumbnails`` and ``features`` rows in one transaction; False when it failed."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    self._pending,
+                    thumbnails,
                 )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?)", features
@@ -714,22 +765,10 @@ class CachedDecoder:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            self.stats["stored"] += len(self._pending)
-            self._pending.clear()
+            return True
         except sqlite3.Error as exc:
             self._failed(exc)
-
-    def _features_rows(self) -> list[tuple]:
-        """The ``features`` rows of the pending thumbnails, computed in one batch (then cleared)."""
-        pending, self._pending_features = self._pending_features, []
-        if not pending:
-            return []
-        definition = self.features.definition
-        records = self.features.of_thumbnails([t for _, t in pending], self.px_size)
-        return [
-            (key, self.settings, definition, data, _features_checksum(definition, thumbnail, data))
-            for (key, thumbnail), data in zip(pending, records, strict=True)
-        ]
+            return False
 
     def _prune(self, roots: list[str], found: set) -> None:
         """Delete the rows of files under ``roots`` that no longer exist."""
@@ -847,7 +886,12 @@ def _checksum(width: int, height: int, thumbnail: bytes | None, reason: str | No
 
 def _features_checksum(definition: str, thumbnail: bytes, data: bytes) -> int:
     """CRC-32 of a features row: ties the record to its definition and its thumbnail."""
-    return zlib.crc32(data, zlib.crc32(thumbnail, zlib.crc32(definition.encode())))
+    return zlib.crc32(data, _thumbnail_crc(definition, thumbnail))
+
+
+def _thumbnail_crc(definition: str, thumbnail: bytes) -> int:
+    """The CRC-32 of a features row so far: over the definition and the thumbnail."""
+    return zlib.crc32(thumbnail, zlib.crc32(definition.encode()))
 
 
 def _cacheable(result: Decoded) -> bool:

@@ -7,7 +7,8 @@ come, so a build run again resumes), or the shards Dask workers write into a
 store's folder. Each image's near features
 (:func:`fastdif.engine.near.near_features`) are taken from the cache or the
 store a build updates where they are stored, and computed in the parent for
-the others once the thumbnails are in, a few thousand at a time.
+the others once the thumbnails are in, a few thousand at a time: each
+once, those of the cache's thumbnails then stored there.
 """
 
 from __future__ import annotations
@@ -360,7 +361,8 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
                 kept.invalid[path] = item.decoded.reason
                 continue
             sink.put(len(kept.paths), item.decoded)
-            near_rows.put(len(kept.paths), sink.near_record(item))
+            cache_key = item.features_key if isinstance(item, FileThumbnail) else None
+            near_rows.put(len(kept.paths), sink.near_record(item), cache_key)
             kept.add(path, folder, item, row)
         for _ in fresh:  # runs the decoder to its end, so a process pool shuts down cleanly
             raise RuntimeError("the decoder returned more results than files")
@@ -392,13 +394,17 @@ def _decode_files(paths, options: BuildOptions, decoder, resources, start, cores
     if means is not None:
         dif.block_means = means
     dif.near_features = near_rows.features(dif.tensors)
+    cached.store_features(near_rows.for_cache())
     return dif, kept.excluded
 
 
 class _NearRows:
     """Each kept image's near features: stored ones as they come, the others computed at the end.
 
-    Memory: one record (:class:`~fastdif.model.NearRecords`) and a flag per file.
+    Those computed for the cache's thumbnails are then handed to it
+    (:meth:`for_cache`), so each is computed once. Memory: one record
+    (:class:`~fastdif.model.NearRecords`) and a flag per file, and a key per
+    thumbnail the cache wants features of.
     """
 
     #: Thumbnails read at a time when computing (bounds the memory of a store's build).
@@ -408,10 +414,18 @@ class _NearRows:
         self.layout = NearRecords()
         self.records = np.empty(count, self.layout.dtype)
         self.known = np.zeros(count, dtype=bool)
+        #: ``(n, features_key)`` of the images whose features the cache wants.
+        self.cache_keys: list[tuple] = []
 
-    def put(self, n: int, record) -> None:
-        """Keep the ``n``-th kept image's stored record (bytes or a record), if there is one."""
+    def put(self, n: int, record, cache_key=None) -> None:
+        """Keep the ``n``-th kept image's stored record (bytes or a record), if there is one.
+
+        Else note ``cache_key`` (a :attr:`~fastdif.io.cache.FileThumbnail.features_key`
+        or None): the cache stores the features computed for this image.
+        """
         if record is None:
+            if cache_key is not None:
+                self.cache_keys.append((n, cache_key))
             return
         if isinstance(record, bytes):
             record = np.frombuffer(record, self.layout.dtype)[0]
@@ -427,6 +441,11 @@ class _NearRows:
             rows = missing[a : a + self.CHUNK]
             records[rows] = self.layout.records(near_features(tensors[rows], chunk=256))
         return self.layout.features(self.layout.definition, records)
+
+    def for_cache(self):
+        """Yield ``(features_key, record)`` of the images the cache wants, once computed."""
+        for n, key in self.cache_keys:
+            yield key, self.records[n]
 
 
 @dataclass
