@@ -365,9 +365,15 @@ def area_matrix(n_src: int, lo, hi, n_dst: int) -> np.ndarray:
     lo, hi = np.asarray(lo, np.float64)[..., None], np.asarray(hi, np.float64)[..., None]
     edges = (lo + (hi - lo) * (np.arange(n_dst + 1) / n_dst)) * n_src
     start, stop = edges[..., :-1, None], edges[..., 1:, None]
-    pixels = np.arange(n_src)
+    # A cell overlaps at most `reach` pixels from the first it touches: only those
+    # are computed (the others are 0), as the whole row would compute them.
+    reach = min(n_src, int(np.ceil(np.max(stop - start, initial=0.0))) + 1)
+    pixels = np.clip(np.floor(start), 0, n_src - reach).astype(np.intp) + np.arange(reach)
     overlap = np.minimum(stop, pixels + 1) - np.maximum(start, pixels)
-    return np.clip(overlap, 0.0, None) / (stop - start)
+    matrix = np.zeros(start.shape[:-1] + (n_src,))
+    rows = np.arange(0, matrix.size, n_src).reshape(start.shape)
+    matrix.reshape(-1)[rows + pixels] = np.clip(overlap, 0.0, None) / (stop - start)
+    return matrix
 
 
 def luma(thumbnails) -> np.ndarray:
@@ -744,26 +750,34 @@ def _pooled(image: np.ndarray) -> np.ndarray:
     return np.einsum("ay,yx...,bx->ab...", rows, image, rows, optimize=True)
 
 
-def _regions(image: np.ndarray, crops: np.ndarray) -> np.ndarray:
-    """(K, GRID, GRID, ...) each crop (left, right, top, bottom) of ``image`` on the grid."""
-    n = image.shape[0]
+def _regions(images: np.ndarray, crops: np.ndarray) -> np.ndarray:
+    """(..., K, GRID, GRID[, c]) each crop (left, right, top, bottom) of ``images`` on the grid.
+
+    ``images`` (..., n, n[, c]), ``crops`` (..., K, 4): the crops of one
+    image, or of each of a batch of images (leading axes ``...``).
+    """
+    lead = crops.ndim - 2
+    n = images.shape[lead]
     if crops.min() < 0:  # a framing past the edge (a camera move): the edge pixels repeated
         pad = int(np.ceil(-crops.min() * n))
-        image = np.pad(image, [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2), "edge")
+        widths = [(0, 0)] * lead + [(pad, pad), (pad, pad)] + [(0, 0)] * (images.ndim - lead - 2)
+        images = np.pad(images, widths, "edge")
         crops = (crops * n + pad) / (n + 2 * pad)
         n += 2 * pad
-    ys = area_matrix(n, crops[:, 2], 1.0 - crops[:, 3], GRID)
-    xs = area_matrix(n, crops[:, 0], 1.0 - crops[:, 1], GRID).transpose(0, 2, 1)
-    if image.ndim == 2:
-        return ys @ image @ xs
-    return np.stack([ys @ image[..., c] @ xs for c in range(image.shape[2])], axis=-1)
+    ys = area_matrix(n, crops[..., 2], 1.0 - crops[..., 3], GRID)
+    xs = np.swapaxes(area_matrix(n, crops[..., 0], 1.0 - crops[..., 1], GRID), -1, -2)
+    channels = images.ndim > lead + 2
+    images = np.expand_dims(images, lead)  # one image for all its crops
+    if not channels:
+        return ys @ images @ xs
+    return np.stack([ys @ images[..., c] @ xs for c in range(images.shape[-1])], axis=-1)
 
 
 def _trimmed(errors: np.ndarray) -> np.ndarray:
-    """(K,) mean of each row of (K, cells) errors, its worst :data:`OVERLAY_MAX` left out."""
-    drop = int(OVERLAY_MAX * errors.shape[1])
-    kept = np.partition(errors, errors.shape[1] - drop - 1, axis=1)[:, : errors.shape[1] - drop]
-    return kept.mean(axis=1)
+    """(...) mean of each row of (..., cells) errors, its worst :data:`OVERLAY_MAX` left out."""
+    cells = errors.shape[-1]
+    drop = int(OVERLAY_MAX * cells)
+    return np.partition(errors, cells - drop - 1, axis=-1)[..., : cells - drop].mean(axis=-1)
 
 
 def _kept(errors: np.ndarray) -> np.ndarray:
@@ -778,53 +792,99 @@ def _kept(errors: np.ndarray) -> np.ndarray:
 
 
 def _standardised(values: np.ndarray) -> np.ndarray:
-    """Each (K, GRID, GRID) map less its mean, over its standard deviation."""
-    flat = values.reshape(len(values), -1)
-    flat = flat - flat.mean(axis=1, keepdims=True)
-    return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
+    """Each (..., GRID, GRID) map less its mean, over its standard deviation: (..., cells)."""
+    flat = values.reshape(*values.shape[:-2], -1)
+    flat = flat - flat.mean(axis=-1, keepdims=True)
+    return flat / np.maximum(flat.std(axis=-1, keepdims=True), 1e-6)
 
 
 def _cell_errors(source_luma, copy_luma, crops) -> np.ndarray:
-    """(K, cells) squared differences of the standardised lumas, per crop."""
+    """(..., K, cells) squared differences of the standardised lumas, per crop.
+
+    ``source_luma`` (..., n, n), ``copy_luma`` (..., GRID, GRID), ``crops``
+    (..., K, 4) of the source (see :func:`_regions`).
+    """
     regions = _standardised(_regions(source_luma, crops))
-    return (regions - _standardised(copy_luma[None])) ** 2
+    return (regions - _standardised(copy_luma)[..., None, :]) ** 2
 
 
 def _alignment(source_luma, copy_luma, crops) -> np.ndarray:
-    """(K,) how badly each crop aligns: trimmed mean of :func:`_cell_errors`."""
+    """(..., K) how badly each crop aligns: trimmed mean of :func:`_cell_errors`."""
     return _trimmed(_cell_errors(source_luma, copy_luma, crops))
 
 
 def _feasible(crops, limits) -> np.ndarray:
-    """Crops clamped into ``[0, MAX_CROP]`` and the no-enlarging limits (per axis, summed)."""
+    """Crops (K, 4) clamped into ``[0, MAX_CROP]`` and the no-enlarging limits.
+
+    ``limits`` (per axis, left + right and top + bottom): (2,) for every
+    crop, or (K, 2), each crop its own.
+    """
     crops = np.clip(crops, 0.0, MAX_CROP)
-    for axis, limit in enumerate(limits):
+    limits = np.asarray(limits, np.float64)
+    for axis in range(2):
         pair = crops[:, 2 * axis : 2 * axis + 2]
         total = pair.sum(axis=1, keepdims=True)
+        limit = limits[..., axis, None]
         scale = np.where(total > limit, limit / np.maximum(total, 1e-12), 1.0)
         crops[:, 2 * axis : 2 * axis + 2] = pair * scale
     return crops
 
 
-def _search_crop(source_luma, copy_luma, start, cost, limits) -> tuple[np.ndarray, float]:
-    """The crop with the best :func:`_alignment`: from feasible ``start`` of ``cost``.
+#: How many crops are aligned at once, at most (bounds memory): :func:`_best_crops`
+#: scores its starts in groups of it, :func:`find_near` searches (8 moves a step)
+#: a chunk of it over 8 candidates at a time.
+_CROPS_AT_ONCE = 1024
 
-    Coordinate steps on each side, halved from 2% down to 0.25%.
+
+def _best_crops(searches) -> tuple[np.ndarray, np.ndarray]:
+    """The crop of each source that best aligns with its copy, many searches at once.
+
+    Parameters
+    ----------
+    searches : list of (source luma (n, n), _Framing)
+        One search each: from the best of the framing's starts (the first
+        of equals), coordinate steps on each side, halved from 2% down to
+        0.25%; a step is taken when it lowers the :func:`_alignment` error
+        by more than 1e-9 (the best of the eight moves, the first of
+        equals). None when no crop can be told from none (the framing's
+        limits under half a pixel). Each search computes what it would
+        alone, batched.
+
+    Returns
+    -------
+    costs : float64 array (K,)
+        The best alignment error of each search.
+    crops : float64 array (K, 4)
+        Its crop (left, right, top, bottom).
     """
-    best, best_cost = start, cost
-    if max(limits) * len(source_luma) < 0.5:  # no crop can be told from none
-        return best, float(best_cost)
-    step = 0.02
-    while step >= 0.0025:
-        moves = np.concatenate([np.eye(4), -np.eye(4)]) * step
-        trial = _feasible(best + moves, limits)
-        costs = _alignment(source_luma, copy_luma, trial)
-        k = int(np.argmin(costs))
-        if costs[k] < best_cost - 1e-9:
-            best, best_cost = trial[k], costs[k]
-        else:
-            step /= 2
-    return best, float(best_cost)
+    sources = np.stack([source for source, _ in searches])
+    copies = np.stack([framing.seen_luma for _, framing in searches])
+    starts = [framing.starts for _, framing in searches]
+    crops, costs = np.empty((len(searches), 4)), np.empty(len(searches))
+    lengths = np.array([len(s) for s in starts])
+    for length in np.unique(lengths):
+        group = np.flatnonzero(lengths == length)
+        for part in np.array_split(group, -(-len(group) * length // _CROPS_AT_ONCE)):
+            tried = np.stack([starts[k] for k in part])
+            errors = _alignment(sources[part], copies[part], tried)
+            best = errors.argmin(axis=1)
+            crops[part] = tried[np.arange(len(part)), best]
+            costs[part] = errors[np.arange(len(part)), best]
+    limits = np.array([framing.limits for _, framing in searches], np.float64)
+    step = np.where(limits.max(axis=1) * sources.shape[1] < 0.5, 0.0, 0.02)
+    moves = np.concatenate([np.eye(4), -np.eye(4)])
+    while (active := np.flatnonzero(step >= 0.0025)).size:
+        trial = crops[active, None] + moves * step[active, None, None]
+        each = np.repeat(limits[active], len(moves), axis=0)
+        trial = _feasible(trial.reshape(-1, 4), each).reshape(trial.shape)
+        errors = _alignment(sources[active], copies[active], trial)
+        best = errors.argmin(axis=1)
+        rows = np.arange(len(active))
+        better = errors[rows, best] < costs[active] - 1e-9
+        crops[active[better]] = trial[rows[better], best[better]]
+        costs[active[better]] = errors[rows[better], best[better]]
+        step[active[~better]] /= 2
+    return costs, crops
 
 
 def _monotone(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> np.ndarray:
@@ -958,6 +1018,50 @@ def verify_near(
         the alignment error is above :data:`ALIGNMENT_MAX`, the score is
         above :data:`NEAR_MSE`, or a moved framing aligns better (two shots).
     """
+    posed = _posed(a, b, shape_a, shape_b, rotate, flip, hint)
+    if posed is None or not posed.framings:
+        return None
+    costs, crops = _best_crops([(posed.src_luma, framing) for framing in posed.framings])
+    k = int(np.argmin(costs))  # the first best symmetry
+    return _decided(posed, posed.framings[k], float(costs[k]), crops[k])
+
+
+@dataclass(frozen=True)
+class _Framing:
+    """One symmetry :func:`verify_near` searches: the copy turned back by it.
+
+    ``seen`` is the copy's thumbnail turned back, ``seen_shape`` its shape,
+    ``seen_luma`` its luma on the grid; ``limits`` the crop limits
+    (:func:`_limits`) and ``starts`` the distinct feasible crops the search
+    starts from (sorted).
+    """
+
+    symmetry: tuple[int, bool]
+    seen: np.ndarray
+    seen_shape: tuple[int, int]
+    seen_luma: np.ndarray
+    limits: tuple[float, float]
+    starts: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Posed:
+    """What :func:`verify_near` knows before its search.
+
+    ``source`` is 0 when ``a`` is the source; ``src``, ``src_shape`` and
+    ``src_luma`` are its thumbnail, shape and luma; ``framings`` one per
+    allowed symmetry whose aspect a crop fits.
+    """
+
+    source: int
+    src: np.ndarray
+    src_shape: tuple[int, int]
+    src_luma: np.ndarray
+    framings: tuple[_Framing, ...]
+
+
+def _posed(a, b, shape_a, shape_b, rotate, flip, hint) -> _Posed | None:
+    """The source and the framings :func:`verify_near` searches; None when an image is flat."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     la, lb = luma(a), luma(b)
     if min(la.std(), lb.std()) < FLAT_CONTRAST:
@@ -969,32 +1073,46 @@ def verify_near(
     # swapping the arguments, or turning one, computes the same thing.
     key_a, key_b = (a.sum(), (a * a).sum()), (b.sum(), (b * b).sum())
     source = int(area_b > area_a or (area_b == area_a and key_b > key_a))
-    (src, copy), (src_shape, copy_shape) = (
-        ((a, b), (b, a))[source],
-        (
-            (shape_a, shape_b),
-            (shape_b, shape_a),
-        )[source],
-    )
-    src_luma = (la, lb)[source]
+    src, copy = (a, b)[source], (b, a)[source]
+    src_shape, copy_shape = (shape_a, shape_b)[source], (shape_b, shape_a)[source]
     if hint is None:
         symmetries = [
             s for s, (k, m) in enumerate(SYMMETRIES) if (rotate or k == 0) and (flip or not m)
         ]
-        starts = _FRAMINGS
+        hinted = None
     elif source == 0:
-        symmetries, starts = [int(hint[1])], np.asarray(hint[0], float)[None]
+        symmetries, hinted = [int(hint[1])], np.asarray(hint[0], float)[None]
     else:  # the hint cropped the smaller image: its symmetry undone, the framings searched
         turns, mirrored = SYMMETRIES[int(hint[1])]
         symmetries = [SYMMETRIES.index((turns if mirrored else -turns % 4, mirrored))]
-        starts = _FRAMINGS
-    best = _best_framing(src_luma, copy, src_shape, copy_shape, symmetries, starts)
-    if best is None:
-        return None
-    cost, crop, symmetry, seen, seen_shape, seen_luma = best
+        hinted = None
+    framings = []
+    for s in symmetries:
+        symmetry = SYMMETRIES[s]
+        seen = unsymmetric(copy, symmetry)
+        seen_shape = copy_shape[::-1] if symmetry[0] % 2 else copy_shape
+        if not _aspect_fits(src_shape, seen_shape):
+            continue
+        limits = _limits(src_shape, seen_shape)
+        starts = _framing_starts(limits) if hinted is None else _feasible(hinted, limits)
+        framings.append(_Framing(symmetry, seen, seen_shape, _pooled(luma(seen)), limits, starts))
+    return _Posed(source, src, src_shape, (la, lb)[source], tuple(framings))
+
+
+@lru_cache(maxsize=256)
+def _framing_starts(limits: tuple[float, float]) -> np.ndarray:
+    """The distinct feasible crops of the :data:`_FRAMINGS` (sorted; one when no crop fits)."""
+    starts = np.unique(_feasible(_FRAMINGS, limits), axis=0)
+    starts.flags.writeable = False
+    return starts
+
+
+def _decided(posed: _Posed, framing: _Framing, cost: float, crop: np.ndarray) -> NearMatch | None:
+    """:func:`verify_near`'s answer once its search found ``crop`` of alignment error ``cost``."""
     if cost > ALIGNMENT_MAX:
         return None
-    crop = _aspect_crop(crop, src_shape, seen_shape)
+    src, seen, source = posed.src, framing.seen, posed.source
+    crop = _aspect_crop(crop, posed.src_shape, framing.seen_shape)
     if crop is None:
         return None
     if np.all(crop * len(src) < 0.5):  # uncropped: the thumbnails themselves, exactly
@@ -1007,7 +1125,7 @@ def verify_near(
     errors, score = _tone_scored(x, y)
     if score > NEAR_MSE:
         return None
-    alignment, moved = _moves(src_luma, seen_luma, crop)
+    alignment, moved = _moves(posed.src_luma, framing.seen_luma, crop)
     if moved < MOVE_RATIO * alignment:
         return None
     kept = _kept(errors)
@@ -1021,7 +1139,7 @@ def verify_near(
         score=score,
         source=source,
         crop=tuple(float(v) for v in np.round(crop, 4)),
-        symmetry=symmetry,
+        symmetry=framing.symmetry,
         overlay=overlaid / len(x),
         marked=-1 if marked < 0 else (source if marked == 0 else 1 - source),
         gain=float(gain),
@@ -1073,31 +1191,6 @@ def _standing_out(image: np.ndarray, mask: np.ndarray) -> float:
     predicted = (g @ (image * kept) @ g) / np.maximum(g @ kept @ g, 1e-12)
     scale = max(float(image[~mask].var()), 1e-6)
     return float(((image - predicted)[mask] ** 2).mean()) / scale
-
-
-def _best_framing(src_luma, copy, src_shape, copy_shape, symmetries, starts):
-    """The symmetry and crop that best align ``copy`` with the source, or None.
-
-    Returns ``(alignment error, crop, symmetry, copy turned back, its
-    shape, its luma on the grid)``; symmetries whose aspect no crop fits
-    are skipped (None when none fits).
-    """
-    best = None
-    for s in symmetries:
-        symmetry = SYMMETRIES[s]
-        seen = unsymmetric(copy, symmetry)
-        seen_shape = copy_shape[::-1] if symmetry[0] % 2 else copy_shape
-        if not _aspect_fits(src_shape, seen_shape):
-            continue
-        limits = _limits(src_shape, seen_shape)
-        seen_luma = _pooled(luma(seen))
-        feasible = np.unique(_feasible(starts, limits), axis=0)  # one, when no crop fits
-        costs = _alignment(src_luma, seen_luma, feasible)
-        k = int(np.argmin(costs))
-        crop, cost = _search_crop(src_luma, seen_luma, feasible[k], costs[k], limits)
-        if best is None or cost < best[0]:
-            best = (cost, crop, symmetry, seen, seen_shape, seen_luma)
-    return best
 
 
 def _tone_scored(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -1209,27 +1302,32 @@ def find_near(
     if features is None:
         features = near_features(tensors)
     candidates = near_candidates(features, rotate, flip)
-    # Only the candidates the screen leaves can be accepted (see screened).
+    # Only the candidates the screen leaves can be accepted (see screened); each is
+    # verified as verify_near(tensors[source], tensors[other], ..., hint) verifies
+    # it, the searches of many candidates batched.
+    rows = np.flatnonzero(screened(tensors, shapes, candidates))
     found_i, found_j, matches = [], [], []
-    for k in np.flatnonzero(screened(tensors, shapes, candidates)):
-        i, j, src = int(candidates.i[k]), int(candidates.j[k]), int(candidates.source[k])
-        other = j if src == i else i
-        match = verify_near(
-            tensors[src],
-            tensors[other],
-            shapes[src],
-            shapes[other],
-            rotate,
-            flip,
-            hint=(candidates.crop[k], candidates.symmetry[k]),
-        )
-        if match is None:
+    for start in range(0, len(rows), _CROPS_AT_ONCE // 8):
+        posed = []
+        for k in rows[start : start + _CROPS_AT_ONCE // 8].tolist():
+            i, j, src = int(candidates.i[k]), int(candidates.j[k]), int(candidates.source[k])
+            other = j if src == i else i
+            a, b, hint = tensors[src], tensors[other], (candidates.crop[k], candidates.symmetry[k])
+            pair = _posed(a, b, shapes[src], shapes[other], rotate, flip, hint)
+            if pair is not None and pair.framings:  # a hint names one symmetry: one framing
+                posed.append((i, j, src, pair))
+        if not posed:
             continue
-        if src != i:  # a was j: say it from i's side
-            match = _swapped(match)
-        found_i.append(i)
-        found_j.append(j)
-        matches.append(match)
+        costs, crops = _best_crops([(pair.src_luma, pair.framings[0]) for *_, pair in posed])
+        for (i, j, src, pair), cost, crop in zip(posed, costs.tolist(), crops, strict=True):
+            match = _decided(pair, pair.framings[0], cost, crop)
+            if match is None:
+                continue
+            if src != i:  # a was j: say it from i's side
+                match = _swapped(match)
+            found_i.append(i)
+            found_j.append(j)
+            matches.append(match)
     return np.array(found_i, np.int64), np.array(found_j, np.int64), matches
 
 
