@@ -1397,7 +1397,7 @@ def screened(tensors, shapes, candidates: Candidates, chunk: int = 2048) -> np.n
     rows = np.flatnonzero(single)
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
-        crops = _feasible_each(candidates.crop[part], limits[part])
+        crops = _feasible(candidates.crop[part], limits[part])
         costs = _hinted_alignment(tensors, src[part], other[part], candidates.symmetry[part], crops)
         keep[part] = costs <= ALIGNMENT_MAX + SCREEN_SLACK
     # The verifier's source is the hint's other image: it scores every framing
@@ -1476,25 +1476,8 @@ def _alignment_floor(tensors, src, other, symmetry, spread) -> np.ndarray:
     return np.maximum(0.0, np.sqrt(cost) - spread / np.sqrt(kept)) ** 2
 
 
-def _feasible_each(crops: np.ndarray, limits: np.ndarray) -> np.ndarray:
-    """:func:`_feasible` with limits (K, 2) of their own per crop."""
-    crops = np.clip(crops, 0.0, MAX_CROP)
-    for axis in range(2):
-        pair = crops[:, 2 * axis : 2 * axis + 2]
-        total = pair.sum(axis=1, keepdims=True)
-        limit = limits[:, axis : axis + 1]
-        scale = np.where(total > limit, limit / np.maximum(total, 1e-12), 1.0)
-        crops[:, 2 * axis : 2 * axis + 2] = pair * scale
-    return crops
-
-
 def _hinted_alignment(tensors, src, other, symmetry, crops) -> np.ndarray:
     """(K,) :func:`_alignment` of each source's crop with its copy turned back, batched."""
     source, copy = _turned_back(tensors, src, other, symmetry)
-    n = source.shape[1]
-    pool = _pooling(n)
-    seen = pool @ copy @ pool.T
-    ys = area_matrix(n, crops[:, 2], 1.0 - crops[:, 3], GRID)
-    xs = area_matrix(n, crops[:, 0], 1.0 - crops[:, 1], GRID).transpose(0, 2, 1)
-    errors = (_standardised(ys @ source @ xs) - _standardised(seen)) ** 2
-    return _trimmed(errors)
+    pool = _pooling(source.shape[1])
+    return _alignment(source, pool @ copy @ pool.T, crops[:, None])[:, 0]
