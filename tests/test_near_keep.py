@@ -215,3 +215,49 @@ def test_rows_read_as_the_concatenation(n_first, n_second, data):
         k = data.draw(st.integers(-len(whole), len(whole) - 1))
         assert np.array_equal(rows[k], whole[k])
     assert np.array_equal(rows[1:4], whole[1:4])
+
+
+# --- progress and interrupts -----------------------------------------------------------------
+
+
+def test_find_near_reports_its_progress(marked_set):
+    folder, *_ = marked_set
+    dif = fastdif.build(str(folder), show_progress=False, processes=1)
+    calls = []
+    i, _, _ = near.find_near(
+        np.asarray(dif.tensors),
+        dif.shapes,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert len(i) == 2 and calls[0][0] == 0 and calls[-1][0] == calls[-1][1] > 0
+    assert all(a[0] <= b[0] and a[1] == b[1] for a, b in zip(calls, calls[1:], strict=False))
+
+
+def test_a_near_search_shows_its_progress_and_stops_on_ctrl_c(marked_set, monkeypatch):
+    import signal
+
+    from fastdif.pipelines import search as pipeline
+
+    folder, *_ = marked_set
+    dif = fastdif.build(str(folder), show_progress=False, processes=1)
+    opened = []
+    real_bar, real_find = pipeline.progress_bar, pipeline.find_near
+
+    def bar(total, description, unit, show, done=0):
+        opened.append((description, total, show))
+        return real_bar(total, description, unit, show, done)
+
+    monkeypatch.setattr(pipeline, "progress_bar", bar)
+    fastdif.search(dif, similarity="near", show_progress=False, processes=1)
+    assert ("Near copies", 2, False) in opened  # the two candidates screened in
+
+    def interrupted(*args, progress, **kwargs):
+        def ctrl_c(done, total):
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C while the near copies are verified
+            progress(done, total)
+
+        return real_find(*args, progress=ctrl_c, **kwargs)
+
+    monkeypatch.setattr(pipeline, "find_near", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fastdif.search(dif, similarity="near", show_progress=False, processes=1)

@@ -1278,6 +1278,7 @@ def find_near(
     rotate: bool = True,
     flip: bool = False,
     features: NearFeatures | None = None,
+    progress=None,
 ) -> tuple[np.ndarray, np.ndarray, list[NearMatch]]:
     """Every near pair of a repository's thumbnails: candidates, screened, then verified.
 
@@ -1291,6 +1292,9 @@ def find_near(
         The symmetries, as :func:`fastdif.search` means them.
     features : NearFeatures, optional
         :func:`near_features` of ``tensors``, when kept; computed otherwise.
+    progress : callable, optional
+        ``progress(done, total)``: called with 0 and the candidates to
+        verify once they are known, then after each batch verified.
 
     Returns
     -------
@@ -1308,6 +1312,8 @@ def find_near(
     rows = np.flatnonzero(screened(tensors, shapes, candidates))
     found_i, found_j, matches = [], [], []
     for start in range(0, len(rows), _CROPS_AT_ONCE // 8):
+        if progress is not None:
+            progress(start, len(rows))
         posed = []
         for k in rows[start : start + _CROPS_AT_ONCE // 8].tolist():
             i, j, src = int(candidates.i[k]), int(candidates.j[k]), int(candidates.source[k])
@@ -1328,6 +1334,8 @@ def find_near(
             found_i.append(i)
             found_j.append(j)
             matches.append(match)
+    if progress is not None:
+        progress(len(rows), len(rows))
     return np.array(found_i, np.int64), np.array(found_j, np.int64), matches
 
 

@@ -9,9 +9,10 @@ import os
 import signal
 import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 
@@ -151,16 +152,20 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
             bar.update(rows)
             check()
 
+        near_progress = partial(_near_progress, execution.show_progress, check)
+
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
             if criteria.near:
-                found_pairs = _with_near_pairs(searched, units, found_pairs, criteria, keeper)
+                found_pairs = _with_near_pairs(
+                    searched, units, found_pairs, criteria, keeper, near_progress
+                )
             found, links = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check)
             summed = 0
         else:
             found, links, summed = _library_groups(
                 dif, searched, searched_library, searcher, units, found_pairs, new, criteria,
-                curation, keeper, tile_rows, tick,
+                curation, keeper, tile_rows, tick, near_progress,
             )  # fmt: skip
     found.sort(key=lambda g: g[1])
     paths = dif.paths if library is None else dif.paths + library.paths
@@ -207,11 +212,7 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
         }
     searched_stats.update(_group_stats(curation.rule, paths, found, keeper, chained))
     if near_copy is not None:
-        # How each near copy differs from its key, in words (over a symmetry's name).
-        searched_stats["transforms"].update(
-            {paths[m]: how for m, how in near_copy.described.items()}
-        )
-        searched_stats["near"] = {"threshold": NEAR_MSE, "pairs_verified": near_copy.verified}
+        near_copy.add_stats(searched_stats, paths)
     if curation.marks is not None:
         searched_stats["decisions"] = curation.marks.stats(curation.show_done)
     # As difPy's search does, the build's stats get the search's entry too
@@ -246,8 +247,10 @@ def _group_stats(rule, paths, found, keeper, chained) -> dict:
     }
 
 
-def _with_near_pairs(searched: Repository, units, found_pairs, criteria: Criteria, keeper) -> list:
+def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper, progress) -> list:
     """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`).
+
+    ``progress()`` opens the progress of one :func:`~.near.find_near` (:func:`_near_progress`).
 
     ``keeper`` notes the edited images and those bearing overlays (:meth:`_Keeper.note`). The
     features are ``searched``'s: the build's for the thumbnails themselves,
@@ -256,13 +259,15 @@ def _with_near_pairs(searched: Repository, units, found_pairs, criteria: Criteri
     out = []
     for (_, index), (i, j, mse) in zip(units, found_pairs, strict=True):
         tensors = np.ascontiguousarray(searched.tensors[index])
-        near_i, near_j, matches = find_near(
-            tensors,
-            searched.shapes[index],
-            criteria.rotate,
-            criteria.flip,
-            features=searched.near_features.take(index),
-        )
+        with progress() as verified:
+            near_i, near_j, matches = find_near(
+                tensors,
+                searched.shapes[index],
+                criteria.rotate,
+                criteria.flip,
+                features=searched.near_features.take(index),
+                progress=verified,
+            )
         keeper.note(index[near_i], index[near_j], matches)
         pairs = np.unique(
             np.stack([np.concatenate([i, near_i]), np.concatenate([j, near_j])]), axis=1
@@ -303,6 +308,12 @@ class _NearCopies:
             return None
         self.described[member] = match.as_copy(1).describe()
         return float(match.score)
+
+    def add_stats(self, stats: dict, paths) -> None:
+        """Say in a search's ``stats`` how each near copy differs from its key
+        (in words, over a symmetry's name), and the pairs verified."""
+        stats["transforms"].update({paths[m]: how for m, how in self.described.items()})
+        stats["near"] = {"threshold": NEAR_MSE, "pairs_verified": self.verified}
 
 
 def _unit_groups(dif: Repository, units, found_pairs, marks, keeper, check):
@@ -355,7 +366,7 @@ def _chained_apart(found, links, max_mse, near_copy=None):
 
 def _library_groups(
     dif, searched, searched_library, searcher, units, found_pairs, new, criteria, curation,
-    keeper, tile_rows, tick,
+    keeper, tile_rows, tick, near_progress,
 ):  # fmt: skip
     """The groups of a library search, the pairs they were formed from, and the pairs
     it compared exactly.
@@ -370,11 +381,18 @@ def _library_groups(
     i, j, summed = searcher.library_matches(new, searched_library, criteria, tile_rows, tick)
     pairs.append((i, len(dif) + j))
     if criteria.near:
-        pairs.append(
-            _library_near_pairs(
-                searched, searched_library, new, curation.within_new, criteria, keeper
+        with near_progress() as verified:
+            pairs.append(
+                _library_near_pairs(
+                    searched,
+                    searched_library,
+                    new,
+                    curation.within_new,
+                    criteria,
+                    keeper,
+                    verified,
+                )  # fmt: skip
             )
-        )
     pairs = _library_pairs_without_distinct(
         curation.marks, searched, searched_library, pairs, criteria
     )
@@ -392,10 +410,11 @@ def _library_groups(
     return found, pairs, summed
 
 
-def _library_near_pairs(searched, searched_library, new, within_new, criteria, keeper):
+def _library_near_pairs(searched, searched_library, new, within_new, criteria, keeper, progress):
     """The near pairs ``(i, j)`` of each new image with the library's, and with the
     other new ones when ``within_new`` (:func:`~.near.find_near`; ``searched``'s
-    numbers, then the library's); ``keeper`` notes their edits."""
+    numbers, then the library's); ``keeper`` notes their edits, ``progress`` is
+    :func:`~.near.find_near`'s."""
     n = len(searched)
     numbers = np.concatenate([new, n + np.arange(len(searched_library), dtype=np.int64)])
     i, j, matches = find_near(
@@ -406,11 +425,30 @@ def _library_near_pairs(searched, searched_library, new, within_new, criteria, k
         features=NearFeatures.concatenate(
             [searched.near_features.take(new), searched_library.near_features]
         ),
+        progress=progress,
     )
     i, j = numbers[i], numbers[j]  # still i < j: new images are numbered first
     wanted = (j >= n) | within_new
     keeper.note(i[wanted], j[wanted], [m for m, w in zip(matches, wanted, strict=True) if w])
     return i[wanted], j[wanted]
+
+
+@contextmanager
+def _near_progress(show: bool, check):
+    """Yield ``progress(done, total)`` for :func:`~.near.find_near`: a bar of the
+    candidates verified (opened once their number is known), and a check for an
+    interrupt (``check``) after each batch."""
+    with ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(progress_bar(total, "Near copies", "pairs", show))
+            bar.update(done - bar.n)
+            check()
+
+        yield progress
 
 
 class _Rows:
