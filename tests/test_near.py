@@ -274,6 +274,7 @@ def test_the_arguments_can_be_swapped(seed, edit):
         assert one.score == pytest.approx(other.score, abs=1e-9)
         assert one.source == 1 - other.source
         assert one.crop == other.crop
+        assert one.marked == (-1 if other.marked < 0 else 1 - other.marked)
 
 
 @SLOW
@@ -291,6 +292,7 @@ def test_unchanged_by_the_symmetries_it_claims(seed, symmetry, edited):
     assert plain is not None and moved is not None
     assert moved.score == pytest.approx(plain.score, abs=1e-6)
     assert moved.crop == plain.crop
+    assert moved.marked == plain.marked
     assert plain.symmetry == (0, False)
     turns, mirrored = symmetry
     inverse = symmetry if mirrored else (-turns % 4, False)
