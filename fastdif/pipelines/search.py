@@ -250,11 +250,11 @@ def _group_stats(rule, paths, found, keeper, chained) -> dict:
 def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper, progress) -> list:
     """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`).
 
-    ``progress()`` opens the progress of one :func:`~.near.find_near` (:func:`_near_progress`).
-
-    ``keeper`` notes the edited images and those bearing overlays (:meth:`_Keeper.note`). The
-    features are ``searched``'s: the build's for the thumbnails themselves,
-    computed from the transformed ones otherwise (:attr:`Repository.near_features`).
+    The features are ``searched``'s: the build's for the thumbnails
+    themselves, computed from the transformed ones otherwise
+    (:attr:`Repository.near_features`). ``keeper`` notes the edited images
+    and those bearing overlays (:meth:`_Keeper.note`); ``progress()`` opens
+    the progress of one :func:`~.near.find_near` (:func:`_near_progress`).
     """
     out = []
     for (_, index), (i, j, mse) in zip(units, found_pairs, strict=True):
@@ -382,17 +382,10 @@ def _library_groups(
     pairs.append((i, len(dif) + j))
     if criteria.near:
         with near_progress() as verified:
-            pairs.append(
-                _library_near_pairs(
-                    searched,
-                    searched_library,
-                    new,
-                    curation.within_new,
-                    criteria,
-                    keeper,
-                    verified,
-                )  # fmt: skip
+            near = _library_near_pairs(
+                searched, searched_library, new, curation.within_new, criteria, keeper, verified
             )
+        pairs.append(near)
     pairs = _library_pairs_without_distinct(
         curation.marks, searched, searched_library, pairs, criteria
     )
