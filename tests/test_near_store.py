@@ -79,9 +79,9 @@ def test_a_build_makes_the_features_and_a_near_search_uses_them(folder, monkeypa
     given = []
     real = searching.find_near
 
-    def spy(tensors, shapes, rotate=True, flip=False, features=None):
+    def spy(tensors, shapes, rotate=True, flip=False, features=None, **kwargs):
         given.append(features)
-        return real(tensors, shapes, rotate, flip, features)
+        return real(tensors, shapes, rotate, flip, features, **kwargs)
 
     monkeypatch.setattr(searching, "find_near", spy)
     result = near_result(dif)

@@ -243,11 +243,12 @@ def _joined(parts: list[Repository], paths, rows=None) -> Repository:
         inodes=np.array(fields["inodes"], dtype=np.int64).reshape(n, 2),
     )
     dif.block_means = repository_block_means(dif.tensors)
-    layout = NearRecords()
-    records = np.empty(n, layout.dtype)
-    for part, (rows, into) in zip(parts, taken, strict=True):
-        records[into] = layout.records(part.near_features.take(np.asarray(rows, np.int64)))
-    dif.near_features = layout.features(layout.definition, records)
+    joined = NearFeatures.concatenate(
+        part.near_features.take(np.asarray(rows, np.int64))
+        for part, (rows, _) in zip(parts, taken, strict=True)
+    )
+    into = np.concatenate([np.asarray(into, np.int64) for _, into in taken])
+    dif.near_features = joined.take(np.argsort(into))  # row ``into[k]`` is joined's k-th
     return dif
 
 
