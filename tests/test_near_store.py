@@ -90,7 +90,9 @@ def test_a_build_makes_the_features_and_a_near_search_uses_them(folder, monkeypa
     cropped = os.path.join(folder, "cropped.jpg")
     assert any(cropped in dict(members) for members in result.values())
     # The same search, find_near computing the features itself (as before they were kept).
-    monkeypatch.setattr(searching, "find_near", lambda *args, features=None: real(*args))
+    monkeypatch.setattr(
+        searching, "find_near", lambda *args, features=None, **kwargs: real(*args, **kwargs)
+    )
     assert near_result(dif) == result
     bare = fastdif.from_arrays(np.array(dif.tensors), dif.paths, dif.shapes)
     assert held(bare) is None
