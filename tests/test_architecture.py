@@ -46,6 +46,7 @@ LAYERS = {
     "fastdif.backends": 5,
     "fastdif.backends.base": 5,
     "fastdif.backends.pool": 5,
+    "fastdif.backends.spread": 5,
     "fastdif.backends.local": 5,
     "fastdif.backends.dask": 5,
     "fastdif.report": 6,

@@ -95,10 +95,7 @@ class _Worker:
         self.process = context.Process(
             target=_worker_main, args=(child, px_size, time_limit, decoder), daemon=True
         )
-        # Starting multiprocessing's resource tracker unblocks SIGINT in this
-        # process when it is done, so it must run before the block, not inside.
-        resource_tracker.ensure_running()
-        with _caller_script_hidden(), _sigint_blocked():
+        with starting_workers():
             self.process.start()
         child.close()  # so that the worker's death reads as EOF here
         self.ready = False
@@ -129,12 +126,30 @@ class _Worker:
         self.conn.close()
 
 
-def _worker_main(conn, px_size: int, time_limit: float, decoder) -> None:
-    # Ctrl-C reaches the whole process group; the parent alone decides, and
-    # kills its workers, so they do not print tracebacks of their own. The
-    # worker started with SIGINT blocked: ignore it, then drop the block.
+@contextmanager
+def starting_workers():
+    """Start ``spawn`` workers in this block: the caller's script is not run again in
+    them, and Ctrl-C is blocked in them until they ignore it (:func:`ignoring_interrupts`)."""
+    # Starting multiprocessing's resource tracker unblocks SIGINT in this
+    # process when it is done, so it must run before the block, not inside.
+    resource_tracker.ensure_running()
+    with _caller_script_hidden(), _sigint_blocked():
+        yield
+
+
+def ignoring_interrupts() -> None:
+    """In a worker started by :func:`starting_workers`: Ctrl-C is the parent's.
+
+    Ctrl-C reaches the whole process group; the parent alone decides, and
+    stops its workers, so they do not print tracebacks of their own. The
+    worker started with SIGINT blocked: ignore it, then drop the block.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _worker_main(conn, px_size: int, time_limit: float, decoder) -> None:
+    ignoring_interrupts()
     _keep_freed_memory()
     if not _send(conn, None):  # started: from now on a death is blamed on the file held
         return

@@ -1279,6 +1279,7 @@ def find_near(
     flip: bool = False,
     features: NearFeatures | None = None,
     progress=None,
+    map=map,  # noqa: A002 (the builtin's meaning, or a pool's)
 ) -> tuple[np.ndarray, np.ndarray, list[NearMatch]]:
     """Every near pair of a repository's thumbnails: candidates, screened, then verified.
 
@@ -1295,6 +1296,10 @@ def find_near(
     progress : callable, optional
         ``progress(done, total)``: called with 0 and the candidates to
         verify once they are known, then after each batch verified.
+    map : callable, default the builtin ``map``
+        ``map(function, tasks)``, yielding the function of each task in
+        order: how the batches of candidates are verified (a process pool's
+        spreads them over processes; the results are the same).
 
     Returns
     -------
@@ -1308,35 +1313,74 @@ def find_near(
     candidates = near_candidates(features, rotate, flip)
     # Only the candidates the screen leaves can be accepted (see screened); each is
     # verified as verify_near(tensors[source], tensors[other], ..., hint) verifies
-    # it, the searches of many candidates batched.
+    # it (verify_hinted), many at a time.
     rows = np.flatnonzero(screened(tensors, shapes, candidates))
-    found_i, found_j, matches = [], [], []
-    for start in range(0, len(rows), _CROPS_AT_ONCE // 8):
+    batch = _CROPS_AT_ONCE // 8
+    chunks = [rows[start : start + batch] for start in range(0, len(rows), batch)]
+    src = candidates.source
+    other = np.where(src == candidates.i, candidates.j, candidates.i)
+
+    def task(chunk):
+        s, o = src[chunk], other[chunk]
+        pairs = (tensors[s], tensors[o], shapes[s], shapes[o])
+        return (*pairs, candidates.crop[chunk], candidates.symmetry[chunk], rotate, flip)
+
+    found_i, found_j, matches, done = [], [], [], 0
+    for chunk, verified in zip(chunks, map(_verified, (task(c) for c in chunks)), strict=True):
         if progress is not None:
-            progress(start, len(rows))
-        posed = []
-        for k in rows[start : start + _CROPS_AT_ONCE // 8].tolist():
-            i, j, src = int(candidates.i[k]), int(candidates.j[k]), int(candidates.source[k])
-            other = j if src == i else i
-            a, b, hint = tensors[src], tensors[other], (candidates.crop[k], candidates.symmetry[k])
-            pair = _posed(a, b, shapes[src], shapes[other], rotate, flip, hint)
-            if pair is not None and pair.framings:  # a hint names one symmetry: one framing
-                posed.append((i, j, src, pair))
-        if not posed:
-            continue
-        costs, crops = _best_crops([(pair.src_luma, pair.framings[0]) for *_, pair in posed])
-        for (i, j, src, pair), cost, crop in zip(posed, costs.tolist(), crops, strict=True):
-            match = _decided(pair, pair.framings[0], cost, crop)
+            progress(done, len(rows))
+        done += len(chunk)
+        for k, match in zip(chunk.tolist(), verified, strict=True):
             if match is None:
                 continue
-            if src != i:  # a was j: say it from i's side
-                match = _swapped(match)
+            i = int(candidates.i[k])
             found_i.append(i)
-            found_j.append(j)
-            matches.append(match)
+            found_j.append(int(candidates.j[k]))
+            matches.append(match if int(src[k]) == i else _swapped(match))  # said from i's side
     if progress is not None:
         progress(len(rows), len(rows))
     return np.array(found_i, np.int64), np.array(found_j, np.int64), matches
+
+
+def verify_hinted(a, b, shapes_a, shapes_b, crops, symmetries, rotate=True, flip=False) -> list:
+    """:func:`verify_near` of many pairs ``(a[k], b[k])``, each with its hint, the searches batched.
+
+    Parameters
+    ----------
+    a, b : arrays (K, px, px, 3)
+        The pairs' thumbnails.
+    shapes_a, shapes_b : int arrays (K, 2)
+        Their displayed shapes.
+    crops : float array (K, 4)
+        Each pair's hint: a crop of ``a[k]`` ...
+    symmetries : int array (K,)
+        ... and an index into :data:`SYMMETRIES` turning it into ``b[k]``.
+    rotate, flip : bool
+        The symmetries allowed.
+
+    Returns
+    -------
+    list of NearMatch or None
+        ``verify_near(a[k], b[k], shapes_a[k], shapes_b[k], rotate, flip,
+        hint=(crops[k], symmetries[k]))`` for each k, the same bit for bit.
+    """
+    posed = []
+    for k in range(len(a)):
+        hint = (crops[k], symmetries[k])
+        pair = _posed(a[k], b[k], shapes_a[k], shapes_b[k], rotate, flip, hint)
+        if pair is not None and pair.framings:  # a hint names one symmetry: one framing
+            posed.append((k, pair))
+    out = [None] * len(a)
+    if posed:
+        costs, found = _best_crops([(pair.src_luma, pair.framings[0]) for _, pair in posed])
+        for (k, pair), cost, crop in zip(posed, costs.tolist(), found, strict=True):
+            out[k] = _decided(pair, pair.framings[0], cost, crop)
+    return out
+
+
+def _verified(task) -> list:
+    """:func:`verify_hinted` of one task's arguments (what :func:`find_near` maps)."""
+    return verify_hinted(*task)
 
 
 def _swapped(match: NearMatch) -> NearMatch:

@@ -12,13 +12,13 @@ import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 import numpy as np
 
 from .. import params
 from ..backends import dask
 from ..backends.local import LocalSearcher
+from ..backends.spread import spread_map
 from ..engine.grouping import drop_distinct, library_groups, links_to_keys, unit_groups
 from ..engine.keep import Facts, folder_parts, reads, set_aside, under
 from ..engine.keep import choose as choose_kept
@@ -152,20 +152,20 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
             bar.update(rows)
             check()
 
-        near_progress = partial(_near_progress, execution.show_progress, check)
+        near_run = _NearRun(execution.show_progress, check, processes or 1)
 
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
             if criteria.near:
                 found_pairs = _with_near_pairs(
-                    searched, units, found_pairs, criteria, keeper, near_progress
+                    searched, units, found_pairs, criteria, keeper, near_run
                 )
             found, links = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check)
             summed = 0
         else:
             found, links, summed = _library_groups(
                 dif, searched, searched_library, searcher, units, found_pairs, new, criteria,
-                curation, keeper, tile_rows, tick, near_progress,
+                curation, keeper, tile_rows, tick, near_run,
             )  # fmt: skip
     found.sort(key=lambda g: g[1])
     paths = dif.paths if library is None else dif.paths + library.paths
@@ -247,19 +247,19 @@ def _group_stats(rule, paths, found, keeper, chained) -> dict:
     }
 
 
-def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper, progress) -> list:
+def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper, run) -> list:
     """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`).
 
     The features are ``searched``'s: the build's for the thumbnails
     themselves, computed from the transformed ones otherwise
     (:attr:`Repository.near_features`). ``keeper`` notes the edited images
-    and those bearing overlays (:meth:`_Keeper.note`); ``progress()`` opens
-    the progress of one :func:`~.near.find_near` (:func:`_near_progress`).
+    and those bearing overlays (:meth:`_Keeper.note`); each
+    :func:`~.near.find_near` runs as ``run`` (:class:`_NearRun`) says.
     """
     out = []
     for (_, index), (i, j, mse) in zip(units, found_pairs, strict=True):
         tensors = np.ascontiguousarray(searched.tensors[index])
-        with progress() as verified:
+        with run.progress() as verified:
             near_i, near_j, matches = find_near(
                 tensors,
                 searched.shapes[index],
@@ -267,6 +267,7 @@ def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper,
                 criteria.flip,
                 features=searched.near_features.take(index),
                 progress=verified,
+                map=run.map,
             )
         keeper.note(index[near_i], index[near_j], matches)
         pairs = np.unique(
@@ -366,7 +367,7 @@ def _chained_apart(found, links, max_mse, near_copy=None):
 
 def _library_groups(
     dif, searched, searched_library, searcher, units, found_pairs, new, criteria, curation,
-    keeper, tile_rows, tick, near_progress,
+    keeper, tile_rows, tick, near_run,
 ):  # fmt: skip
     """The groups of a library search, the pairs they were formed from, and the pairs
     it compared exactly.
@@ -381,10 +382,9 @@ def _library_groups(
     i, j, summed = searcher.library_matches(new, searched_library, criteria, tile_rows, tick)
     pairs.append((i, len(dif) + j))
     if criteria.near:
-        with near_progress() as verified:
-            near = _library_near_pairs(
-                searched, searched_library, new, curation.within_new, criteria, keeper, verified
-            )
+        near = _library_near_pairs(
+            searched, searched_library, new, curation.within_new, criteria, keeper, near_run
+        )
         pairs.append(near)
     pairs = _library_pairs_without_distinct(
         curation.marks, searched, searched_library, pairs, criteria
@@ -403,45 +403,65 @@ def _library_groups(
     return found, pairs, summed
 
 
-def _library_near_pairs(searched, searched_library, new, within_new, criteria, keeper, progress):
+def _library_near_pairs(searched, searched_library, new, within_new, criteria, keeper, run):
     """The near pairs ``(i, j)`` of each new image with the library's, and with the
     other new ones when ``within_new`` (:func:`~.near.find_near`; ``searched``'s
-    numbers, then the library's); ``keeper`` notes their edits, ``progress`` is
-    :func:`~.near.find_near`'s."""
+    numbers, then the library's); ``keeper`` notes their edits; it runs as
+    ``run`` (:class:`_NearRun`) says."""
     n = len(searched)
     numbers = np.concatenate([new, n + np.arange(len(searched_library), dtype=np.int64)])
-    i, j, matches = find_near(
-        _Rows(np.asarray(searched.tensors[new]), searched_library.tensors),
-        np.concatenate([searched.shapes[new], searched_library.shapes]),
-        criteria.rotate,
-        criteria.flip,
-        features=NearFeatures.concatenate(
-            [searched.near_features.take(new), searched_library.near_features]
-        ),
-        progress=progress,
-    )
+    with run.progress() as verified:
+        i, j, matches = find_near(
+            _Rows(np.asarray(searched.tensors[new]), searched_library.tensors),
+            np.concatenate([searched.shapes[new], searched_library.shapes]),
+            criteria.rotate,
+            criteria.flip,
+            features=NearFeatures.concatenate(
+                [searched.near_features.take(new), searched_library.near_features]
+            ),
+            progress=verified,
+            map=run.map,
+        )
     i, j = numbers[i], numbers[j]  # still i < j: new images are numbered first
     wanted = (j >= n) | within_new
     keeper.note(i[wanted], j[wanted], [m for m, w in zip(matches, wanted, strict=True) if w])
     return i[wanted], j[wanted]
 
 
-@contextmanager
-def _near_progress(show: bool, check):
-    """Yield ``progress(done, total)`` for :func:`~.near.find_near`: a bar of the
-    candidates verified (opened once their number is known), and a check for an
-    interrupt (``check``) after each batch."""
-    with ExitStack() as stack:
-        bar = None
+@dataclass
+class _NearRun:
+    """How a search runs :func:`~.near.find_near`: its progress and its processes.
 
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(progress_bar(total, "Near copies", "pairs", show))
-            bar.update(done - bar.n)
-            check()
+    ``show`` a progress bar, ``check`` for an interrupt after each batch,
+    verify the batches in ``processes`` processes
+    (:func:`~fastdif.backends.spread.spread_map`).
+    """
 
-        yield progress
+    show: bool
+    check: object
+    processes: int
+
+    def map(self, function, tasks):
+        """The builtin ``map``'s meaning, spread over :attr:`processes`."""
+        return spread_map(function, tasks, self.processes)
+
+    @contextmanager
+    def progress(self):
+        """Yield ``progress(done, total)`` for one :func:`~.near.find_near`: a bar
+        of the candidates verified (opened once their number is known), then the check."""
+        with ExitStack() as stack:
+            bar = None
+
+            def progress(done: int, total: int) -> None:
+                nonlocal bar
+                if bar is None:
+                    bar = stack.enter_context(
+                        progress_bar(total, "Near copies", "pairs", self.show)
+                    )
+                bar.update(done - bar.n)
+                self.check()
+
+            yield progress
 
 
 class _Rows:
