@@ -10,6 +10,7 @@ from PIL import Image
 
 from benchmarks.data import copies, modes_set, photos, small_files, textures
 from benchmarks.studies import modes, tables
+from benchmarks.studies import near as near_study
 
 
 @pytest.fixture
@@ -79,6 +80,20 @@ def test_the_kinds_table_counts_copies_found_per_kind_then_the_extra_rows():
         "| PNG | 0 / 3 |",
         "| n | 5 |",
     ]
+
+
+@pytest.mark.parametrize("shapes", ["one", "mixed"])
+def test_near_speed_times_each_stage(monkeypatch, shapes):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (60, 50, 50, 3)).astype(np.float64)
+    # Smooth pictures (flat ones are never searched), each twice: near copies to find.
+    smooth = np.cumsum(np.cumsum(base - 127.5, axis=1), axis=2)
+    smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min()) * 255
+    thumbnails = np.concatenate([smooth, smooth]).astype(np.uint8)
+    monkeypatch.setattr(near_study, "photo_thumbnails", lambda n: thumbnails[:n])
+    (row,) = near_study.speed((120,), 1, shapes, 1).values()
+    assert set(row) == {"features", "candidates", "verify", "candidates_count", "verified", "found"}
+    assert row["found"] > 0 and row["verify"] > 0 and row["verified"] >= row["found"]
 
 
 def test_speed_times_the_chosen_modes_against_plain_at_each_similarity(monkeypatch):

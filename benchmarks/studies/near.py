@@ -3,6 +3,7 @@
     python -m benchmarks.studies.near              # the table (makes the set once)
     python -m benchmarks.studies.near --speed 1000 3000
     python -m benchmarks.studies.near --speed 100000 --repeat 1
+    python -m benchmarks.studies.near --speed 12000 --shapes mixed --processes 2
 
 The set (:func:`near_dataset`, made once in the benchmark cache folder)
 holds distinct originals (:func:`benchmarks.data.photos.photo` and the
@@ -26,7 +27,8 @@ closest score of a false pair the verifier saw.
 
 ``--speed`` times the near search (features, candidates, verification) on
 :func:`benchmarks.data.thumbnails.photo_thumbnails` (uint8, 10% near copies,
-all one shape) of each size given.
+all one shape, or ``--shapes mixed``) of each size given, the verification
+in ``--processes`` processes (default: all cores).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
@@ -50,6 +53,7 @@ from benchmarks.data.textures import TEXTURES
 from benchmarks.data.thumbnails import photo_thumbnails
 from benchmarks.data.truth import group_names, load_truth, write_truth
 from benchmarks.studies import tables
+from fastdif.backends.spread import spread_map
 from fastdif.engine import near
 
 # --- the set ---------------------------------------------------------------------------
@@ -427,14 +431,23 @@ def markdown(results: dict) -> str:
     return tables.kinds_table(columns, kinds, rows)
 
 
-def speed(sizes=(1000,), repeat: int = 2) -> dict:
+#: The shapes ``--speed --shapes mixed`` gives the thumbnails in turn (drawn at
+#: random): two cameras of one aspect, a phone's, and a portrait photo, so
+#: that one image may be a crop of another and candidates need a crop search.
+MIXED_SHAPES = ((800, 600), (1600, 1200), (4032, 3024), (600, 800))
+
+
+def speed(sizes=(1000,), repeat: int = 2, shapes: str = "one", processes: int = 1) -> dict:
     """Seconds of the near search's stages on ``photo_thumbnails(n)``, best of ``repeat``.
 
-    One process, NumPy's own threads. All thumbnails are given one shape
-    (800 x 600), as in a library of one camera's photos: no crop fits
-    between two of them, so a candidate costs its alignment and, when that
-    passes, its tone curve. The candidates grow faster than the images
-    (pairs of similar hashes): time several sizes before extrapolating.
+    ``shapes`` "one": all thumbnails are given one shape (800 x 600), as in
+    a library of one camera's photos: no crop fits between two of them, so
+    a candidate costs its alignment and, when that passes, its tone curve.
+    "mixed": :data:`MIXED_SHAPES` at random, so that crops are searched.
+    The verification runs in ``processes`` processes
+    (:func:`fastdif.backends.spread.spread_map`, as a search does), the rest
+    in this one. The candidates grow faster than the images (pairs of
+    similar hashes): time several sizes before extrapolating.
 
     Returns
     -------
@@ -445,9 +458,13 @@ def speed(sizes=(1000,), repeat: int = 2) -> dict:
         ``found`` (pairs).
     """
     results = {}
+    spread = partial(spread_map, processes=processes)
     for n in sizes:
         tensors = photo_thumbnails(n)
-        shapes = np.tile([800, 600], (n, 1))
+        if shapes == "one":
+            sizes_of = np.tile([800, 600], (n, 1))
+        else:
+            sizes_of = np.array(MIXED_SHAPES)[np.random.default_rng(0).integers(0, 4, n)]
         best = {"features": np.inf, "candidates": np.inf, "verify": np.inf}
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -455,12 +472,12 @@ def speed(sizes=(1000,), repeat: int = 2) -> dict:
             t1 = time.perf_counter()
             candidates = near.near_candidates(features)
             t2 = time.perf_counter()
-            i, _, _ = near.find_near(tensors, shapes, features=features)
+            i, _, _ = near.find_near(tensors, sizes_of, features=features, map=spread)
             t3 = time.perf_counter()
             # find_near makes the candidates again, then verifies each.
             stages = {"features": t1 - t0, "candidates": t2 - t1, "verify": t3 - t2 - (t2 - t1)}
             best = {key: min(best[key], value) for key, value in stages.items()}
-        verified = int(near.screened(tensors, shapes, candidates).sum())
+        verified = int(near.screened(tensors, sizes_of, candidates).sum())
         best.update(candidates_count=len(candidates), verified=verified, found=len(i))
         results[n] = best
     return results
@@ -476,10 +493,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=int, nargs="*", help="time on these sizes instead")
     parser.add_argument("--repeat", type=int, default=2, help="timings per size (the best kept)")
     parser.add_argument("--processes", type=int, help="default: all cores")
+    parser.add_argument(
+        "--shapes", choices=("one", "mixed"), default="one", help="with --speed: see speed()"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     if args.speed is not None:
-        results = speed(tuple(args.speed) or (1000,), args.repeat)
+        processes = args.processes or os.cpu_count() or 1
+        results = speed(tuple(args.speed) or (1000,), args.repeat, args.shapes, processes)
         for n, figures in results.items():
             print(n, {k: round(float(v), 3) for k, v in figures.items()})
     else:
