@@ -119,6 +119,23 @@ def counting_decoder(monkeypatch) -> list:
     return seen
 
 
+def interrupted_decoding(monkeypatch, after: int):
+    """Ctrl-C at the ``after``-th file decoded in this process (``processes=1``).
+
+    Returns the function that undoes it: decoding as before.
+    """
+    real, seen = _decode.decode_file, []
+
+    def stopping(path, px_size, time_limit=None):
+        seen.append(path)
+        if len(seen) == after:
+            raise KeyboardInterrupt
+        return real(path, px_size, time_limit)
+
+    monkeypatch.setattr(_decode, "decode_file", stopping)
+    return lambda: monkeypatch.setattr(_decode, "decode_file", real)
+
+
 def other_filesystem(tmp_path):
     """A writable folder on another file system than ``tmp_path``, or None."""
     shm = "/dev/shm"

@@ -15,12 +15,13 @@ import warnings
 import images
 import numpy as np
 import pytest
+from faults import interrupted_decoding
 from PIL import Image
 
 import fastdif
 from fastdif.engine import near
 from fastdif.io import cache as cache_module
-from fastdif.io import decode, store
+from fastdif.io import store
 from fastdif.pipelines import build as building
 from fastdif.pipelines import search as searching
 
@@ -325,19 +326,10 @@ def test_forged_saved_features_are_made_again_with_no_error(folder, tmp_path, ho
 
 def test_store_build_resumed_build_and_update(folder, tmp_path, monkeypatch):
     target = str(tmp_path / "store")
-    real = decode.decode_file
-    count = []
-
-    def stopping(path, px_size, time_limit=None):
-        count.append(path)
-        if len(count) == 4:
-            raise KeyboardInterrupt
-        return real(path, px_size, time_limit)
-
-    monkeypatch.setattr(decode, "decode_file", stopping)
+    decoding_again = interrupted_decoding(monkeypatch, after=4)
     with pytest.raises(KeyboardInterrupt):
         build(folder, store=target)
-    monkeypatch.setattr(decode, "decode_file", real)
+    decoding_again()
     resumed = build(folder, store=target)
     assert resumed.stats["process"]["build"]["store"]["resumed"] == 3
     assert_features_of_thumbnails(held(resumed), resumed)

@@ -14,12 +14,12 @@ import warnings
 
 import numpy as np
 import pytest
-from faults import counting_decoder
+from faults import counting_decoder, interrupted_decoding
 from images import copy_bytes, save_photo
 
 import fastdif
 from fastdif.cli import main
-from fastdif.io import decode, partial, store
+from fastdif.io import partial, store
 from fastdif.io.cache import decoding_settings
 from fastdif.io.partial import JOURNAL_FILE, PartialBuild, PartialBuildError, partial_folder
 from fastdif.pipelines import build as building
@@ -359,15 +359,7 @@ def test_a_journal_write_the_disk_cut_short_hides_no_later_record(pairs, tmp_pat
     with open(journal, "ab") as out:
         out.write(b"\x01\x02\x03 torn")  # what a full disk left of a record
     monkeypatch.setattr(partial, "FLUSH_SECONDS", 0.0)
-    real, count = decode.decode_file, []
-
-    def stopping(path, px_size, time_limit=None):
-        count.append(path)
-        if len(count) == 10:
-            raise KeyboardInterrupt
-        return real(path, px_size, time_limit)
-
-    monkeypatch.setattr(decode, "decode_file", stopping)
+    interrupted_decoding(monkeypatch, after=10)
     with pytest.raises(KeyboardInterrupt):
         build(pairs, target)
     # The torn bytes were cut off, so the records appended since are read.
