@@ -10,6 +10,7 @@ what verify_near finds one candidate at a time.
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -193,3 +194,44 @@ def test_find_near_is_verify_near_one_by_one_on_mixed_shapes():
     assert found.keys() == expected.keys()
     for key, match in found.items():
         assert dataclasses.asdict(match) == dataclasses.asdict(expected[key])
+
+
+def reference_moves(source, copy, crop):
+    """The camera-move check of one pair, a plain loop over its framings (padded as _moves)."""
+    pad = int(np.ceil(near._PAST_EDGE * source.shape[0]))
+    errors = near._cell_errors(source, copy, crop[None])[0]
+    kept = near._kept(errors)
+    steps = np.concatenate([-np.array(near.MOVES[::-1]), [0.0], near.MOVES])
+    tried = [(x, y) for y in steps for x in steps if x or y]
+    costs = [
+        near._cell_errors(source, copy, (crop + near._shift(np.array([x]), np.array([y]))), pad)[0][
+            kept
+        ].mean()
+        for x, y in tried
+    ]
+    bx, by = tried[int(np.argmin(costs))]
+    fine = near.MOVES[0] / 2 * np.array([-1, 0, 1])
+    finer = [
+        near._cell_errors(
+            source, copy, crop + near._shift(np.array([bx + x]), np.array([by + y])), pad
+        )[0][kept].mean()
+        for y in fine
+        for x in fine
+    ]
+    return float(errors[kept].mean()), float(min(min(costs), min(finer)))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 15))
+def test_moves_of_many_pairs_are_each_pair_s_alone(seed, k):
+    rng = np.random.default_rng(seed)
+    thumbs = photo_thumbnails(40)
+    sources = [near.luma(thumbs[i].astype(np.float64)) for i in rng.integers(0, 40, k)]
+    copies = [near._pooled(near.luma(thumbs[i].astype(np.float64))) for i in rng.integers(0, 40, k)]
+    # Crops at the edge (framings past it) and away from it, mixed in one batch.
+    crops = [rng.choice([0.0, 0.005, 0.03, 0.08], 4) for _ in range(k)]
+    together = near._moves(sources, copies, crops)
+    assert together == [
+        near._moves([s], [c], [r])[0] for s, c, r in zip(sources, copies, crops, strict=True)
+    ]
+    assert together[0] == pytest.approx(reference_moves(sources[0], copies[0], crops[0]), abs=1e-9)

@@ -73,6 +73,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import product
+from typing import NamedTuple
 
 import numpy as np
 
@@ -750,16 +751,19 @@ def _pooled(image: np.ndarray) -> np.ndarray:
     return np.einsum("ay,yx...,bx->ab...", rows, image, rows, optimize=True)
 
 
-def _regions(images: np.ndarray, crops: np.ndarray) -> np.ndarray:
+def _regions(images: np.ndarray, crops: np.ndarray, pad: int = 0) -> np.ndarray:
     """(..., K, GRID, GRID[, c]) each crop (left, right, top, bottom) of ``images`` on the grid.
 
     ``images`` (..., n, n[, c]), ``crops`` (..., K, 4): the crops of one
-    image, or of each of a batch of images (leading axes ``...``).
+    image, or of each of a batch of images (leading axes ``...``). A crop
+    below 0 frames past the edge (a camera move): the images are padded
+    with their edge pixels repeated, by ``pad`` pixels or as many as the
+    crops need if more (a fixed ``pad`` computes each image as alone).
     """
     lead = crops.ndim - 2
     n = images.shape[lead]
-    if crops.min() < 0:  # a framing past the edge (a camera move): the edge pixels repeated
-        pad = int(np.ceil(-crops.min() * n))
+    pad = max(pad, int(np.ceil(-crops.min() * n)) if crops.min() < 0 else 0)
+    if pad:
         widths = [(0, 0)] * lead + [(pad, pad), (pad, pad)] + [(0, 0)] * (images.ndim - lead - 2)
         images = np.pad(images, widths, "edge")
         crops = (crops * n + pad) / (n + 2 * pad)
@@ -798,13 +802,13 @@ def _standardised(values: np.ndarray) -> np.ndarray:
     return flat / np.maximum(flat.std(axis=-1, keepdims=True), 1e-6)
 
 
-def _cell_errors(source_luma, copy_luma, crops) -> np.ndarray:
+def _cell_errors(source_luma, copy_luma, crops, pad: int = 0) -> np.ndarray:
     """(..., K, cells) squared differences of the standardised lumas, per crop.
 
     ``source_luma`` (..., n, n), ``copy_luma`` (..., GRID, GRID), ``crops``
-    (..., K, 4) of the source (see :func:`_regions`).
+    (..., K, 4) of the source, ``pad`` (see :func:`_regions`).
     """
-    regions = _standardised(_regions(source_luma, crops))
+    regions = _standardised(_regions(source_luma, crops, pad))
     return (regions - _standardised(copy_luma)[..., None, :]) ** 2
 
 
@@ -1023,7 +1027,7 @@ def verify_near(
         return None
     costs, crops = _best_crops([(posed.src_luma, framing) for framing in posed.framings])
     k = int(np.argmin(costs))  # the first best symmetry
-    return _decided(posed, posed.framings[k], float(costs[k]), crops[k])
+    return _decided([(posed, posed.framings[k], float(costs[k]), crops[k])])[0]
 
 
 @dataclass(frozen=True)
@@ -1107,11 +1111,42 @@ def _framing_starts(limits: tuple[float, float]) -> np.ndarray:
     return starts
 
 
-def _decided(posed: _Posed, framing: _Framing, cost: float, crop: np.ndarray) -> NearMatch | None:
-    """:func:`verify_near`'s answer once its search found ``crop`` of alignment error ``cost``."""
+class _Scored(NamedTuple):
+    """A candidate's crop, its cells (source ``x``, copy ``y``), their errors and its score."""
+
+    crop: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    errors: np.ndarray
+    score: float
+
+
+def _decided(searched) -> list[NearMatch | None]:
+    """:func:`verify_near`'s answers once its searches found their crops.
+
+    ``searched`` holds ``(posed, framing, cost, crop)`` per pair: the crop
+    found, of alignment error ``cost``. The camera-move checks of the pairs
+    that score run together (:func:`_moves`), each as alone.
+    """
+    scored = [_scored(*item) for item in searched]
+    live = [k for k, one in enumerate(scored) if one is not None]
+    moves = _moves(
+        [searched[k][0].src_luma for k in live],
+        [searched[k][1].seen_luma for k in live],
+        [scored[k].crop for k in live],
+    )
+    out = [None] * len(searched)
+    for k, (alignment, moved) in zip(live, moves, strict=True):
+        if moved >= MOVE_RATIO * alignment:
+            out[k] = _matched(searched[k][0], searched[k][1], scored[k], alignment, moved)
+    return out
+
+
+def _scored(posed: _Posed, framing: _Framing, cost: float, crop: np.ndarray) -> _Scored | None:
+    """The crop's cells after the best tone curve, or None: alignment, aspect or score refused."""
     if cost > ALIGNMENT_MAX:
         return None
-    src, seen, source = posed.src, framing.seen, posed.source
+    src, seen = posed.src, framing.seen
     crop = _aspect_crop(crop, posed.src_shape, framing.seen_shape)
     if crop is None:
         return None
@@ -1121,13 +1156,16 @@ def _decided(posed: _Posed, framing: _Framing, cost: float, crop: np.ndarray) ->
     else:
         x = _regions(src, crop[None])[0].reshape(-1, 3)
         y = _pooled(seen).reshape(-1, 3)
-    drop = int(OVERLAY_MAX * len(x))
     errors, score = _tone_scored(x, y)
     if score > NEAR_MSE:
         return None
-    alignment, moved = _moves(posed.src_luma, framing.seen_luma, crop)
-    if moved < MOVE_RATIO * alignment:
-        return None
+    return _Scored(crop, x, y, errors, score)
+
+
+def _matched(posed, framing, scored: _Scored, alignment: float, moved: float) -> NearMatch:
+    """The match of a pair that scored and is no camera move: its edits described."""
+    x, y, errors, source = scored.x, scored.y, scored.errors, posed.source
+    drop = int(OVERLAY_MAX * len(x))
     kept = _kept(errors)
     gain, offset, gamma = _gamma_fit(x, y, kept)
     # Brightness and contrast: what the fitted curve, unclipped, does to the source's luma.
@@ -1136,9 +1174,9 @@ def _decided(posed: _Posed, framing: _Framing, cost: float, crop: np.ndarray) ->
     overlaid = min(int((errors > OVERLAY_FACTOR * NEAR_MSE).sum()), drop)
     marked = _marked(x, y, errors, overlaid)
     return NearMatch(
-        score=score,
+        score=scored.score,
         source=source,
-        crop=tuple(float(v) for v in np.round(crop, 4)),
+        crop=tuple(float(v) for v in np.round(scored.crop, 4)),
         symmetry=framing.symmetry,
         overlay=overlaid / len(x),
         marked=-1 if marked < 0 else (source if marked == 0 else 1 - source),
@@ -1207,30 +1245,55 @@ def _tone_scored(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return fits[k], scores[k]
 
 
-def _moves(source_luma, copy_luma, crop) -> tuple[float, float]:
-    """The alignment error at ``crop``, and the smallest with the source moved instead.
+#: How far past the edge (a fraction of a side) the framings :func:`_moves` tries go, at most.
+_PAST_EDGE = MOVES[-1] + MOVES[0] / 2
 
-    The framing moved by every step of :data:`MOVES` on each axis and both
-    together (past the edge, its pixels repeated), then by half the
-    smallest step around the best. The cells compared are those
-    :func:`_alignment` keeps at ``crop`` (an overlay stays left out as the
+
+def _moves(source_lumas, copy_lumas, crops) -> list[tuple[float, float]]:
+    """Each pair's alignment error at its crop, and the smallest with the source moved instead.
+
+    ``source_lumas`` (n, n), ``copy_lumas`` (GRID, GRID) and ``crops`` (4,),
+    one each per pair. The framing moved by every step of :data:`MOVES` on
+    each axis and both together (past the edge, its pixels repeated), then
+    by half the smallest step around the best. The cells compared are those
+    :func:`_alignment` keeps at the crop (an overlay stays left out as the
     framing moves). An edit's best framing is its crop; shots of a moving
-    camera align better moved.
+    camera align better moved. The pairs are computed a few at a time
+    (:data:`_CROPS_AT_ONCE` framings), each as alone (their sources padded
+    alike: :data:`_PAST_EDGE`).
     """
-    errors = _cell_errors(source_luma, copy_luma, crop[None])[0]
-    kept = _kept(errors)
+    at_once = max(1, _CROPS_AT_ONCE // 80)  # 80 moved framings a pair
+    out = []
+    for start in range(0, len(crops), at_once):
+        part = slice(start, start + at_once)
+        out += _moved(source_lumas[part], copy_lumas[part], crops[part])
+    return out
+
+
+def _moved(source_lumas, copy_lumas, crops) -> list[tuple[float, float]]:
+    """:func:`_moves` of a few pairs, together."""
+    sources, copies = np.stack(source_lumas), np.stack(copy_lumas)
+    crops = np.stack(crops).astype(np.float64)
+    pad = int(np.ceil(_PAST_EDGE * sources.shape[-1]))
+    errors = _cell_errors(sources, copies, crops[:, None])[:, 0]
+    kept = [_kept(e) for e in errors]
     steps = np.concatenate([-np.array(MOVES[::-1]), [0.0], MOVES])
     dx, dy = (v.ravel() for v in np.meshgrid(steps, steps))
     moved = (dx != 0) | (dy != 0)
     dx, dy = dx[moved], dy[moved]
-    costs = _cell_errors(source_luma, copy_luma, crop + _shift(dx, dy))[:, kept].mean(axis=1)
-    best = int(np.argmin(costs))
+    coarse = _cell_errors(sources, copies, crops[:, None] + _shift(dx, dy), pad)
+    costs = [c[:, k].mean(axis=1) for c, k in zip(coarse, kept, strict=True)]
     fine = MOVES[0] / 2 * np.array([-1, 0, 1])
-    fx, fy = (
-        v.ravel() + w for v, w in zip(np.meshgrid(fine, fine), (dx[best], dy[best]), strict=True)
+    fx, fy = (v.ravel() for v in np.meshgrid(fine, fine))
+    best = [int(np.argmin(c)) for c in costs]
+    around = np.stack(
+        [c + _shift(fx + dx[b], fy + dy[b]) for c, b in zip(crops, best, strict=True)]
     )
-    finer = _cell_errors(source_luma, copy_luma, crop + _shift(fx, fy))[:, kept].mean(axis=1)
-    return float(errors[kept].mean()), float(min(costs.min(), finer.min()))
+    finer = _cell_errors(sources, copies, around, pad)
+    return [
+        (float(e[k].mean()), float(min(c.min(), f[:, k].mean(axis=1).min())))
+        for e, k, c, f in zip(errors, kept, costs, finer, strict=True)
+    ]
 
 
 def _shift(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -1373,8 +1436,12 @@ def verify_hinted(a, b, shapes_a, shapes_b, crops, symmetries, rotate=True, flip
     out = [None] * len(a)
     if posed:
         costs, found = _best_crops([(pair.src_luma, pair.framings[0]) for _, pair in posed])
-        for (k, pair), cost, crop in zip(posed, costs.tolist(), found, strict=True):
-            out[k] = _decided(pair, pair.framings[0], cost, crop)
+        searched = [
+            (pair, pair.framings[0], cost, crop)
+            for (_, pair), cost, crop in zip(posed, costs.tolist(), found, strict=True)
+        ]
+        for (k, _), match in zip(posed, _decided(searched), strict=True):
+            out[k] = match
     return out
 
 
