@@ -637,26 +637,12 @@ def test_search_matches_brute_force_reference(repo, rotate, same_dim, threshold,
     expected, chained = reference_search(
         tensors, shapes, sizes, folders, in_folder, threshold, rotate, same_dim
     )
-    classic = fastdif.search(
-        repository,
-        similarity=threshold,
-        rotate=rotate,
-        same_dim=same_dim,
-        show_progress=False,
-        processes=1,
-    )
+    options = dict(similarity=threshold, rotate=rotate, same_dim=same_dim, show_progress=False)
+    classic = fastdif.search(repository, processes=1, **options)
     old = search_module.CLASSIC_MAX_IMAGES
     search_module.CLASSIC_MAX_IMAGES = 1
     try:
-        chunked = fastdif.search(
-            repository,
-            similarity=threshold,
-            rotate=rotate,
-            same_dim=same_dim,
-            show_progress=False,
-            processes=1,
-            chunksize=chunksize,
-        )
+        chunked = fastdif.search(repository, processes=1, chunksize=chunksize, **options)
     finally:
         search_module.CLASSIC_MAX_IMAGES = old
 

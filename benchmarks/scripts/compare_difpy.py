@@ -92,14 +92,8 @@ def child(tool: str, folder: str, processes: int, out: str, similarity: str) -> 
     )
     built = time.perf_counter()
     marks["search"] = time.time()
-    se = module.search(
-        dif,
-        similarity=similarity,
-        rotate=SETTINGS["rotate"],
-        same_dim=SETTINGS["same_dim"],
-        show_progress=SETTINGS["show_progress"],
-        processes=processes,
-    )
+    options = {key: SETTINGS[key] for key in ("rotate", "same_dim", "show_progress")}
+    se = module.search(dif, similarity=similarity, processes=processes, **options)
     searched = time.perf_counter()
     marks["end"] = time.time()
     again = cpu_again = None
@@ -108,14 +102,7 @@ def child(tool: str, folder: str, processes: int, out: str, similarity: str) -> 
         # The first search in a process also loads (or compiles) the kernels;
         # a second one shows the search alone. Not done for difPy: its first
         # search has nothing to load, and a repeat would double its long run.
-        module.search(
-            dif,
-            similarity=similarity,
-            rotate=SETTINGS["rotate"],
-            same_dim=SETTINGS["same_dim"],
-            show_progress=SETTINGS["show_progress"],
-            processes=processes,
-        )
+        module.search(dif, similarity=similarity, processes=processes, **options)
         again = time.perf_counter() - searched
         cpu_again = _cpu_seconds(resource.RUSAGE_SELF) - cpu
     from benchmarks.data.truth import group_names  # after the timings: not in the figures

@@ -12,6 +12,7 @@ import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 
@@ -152,14 +153,14 @@ def search(dif: Repository, criteria: Criteria, curation: Curation, execution: E
             bar.update(rows)
             check()
 
-        near_run = _NearRun(execution.show_progress, check, processes or 1)
+        near_run = _NearRun(
+            criteria.rotate, criteria.flip, execution.show_progress, check, processes or 1
+        )
 
         found_pairs = searcher.pairs(units, criteria, tile_rows, tick)
         if library is None:
             if criteria.near:
-                found_pairs = _with_near_pairs(
-                    searched, units, found_pairs, criteria, keeper, near_run
-                )
+                found_pairs = _with_near_pairs(searched, units, found_pairs, keeper, near_run)
             found, links = _unit_groups(dif, units, found_pairs, curation.marks, keeper, check)
             summed = 0
         else:
@@ -247,7 +248,7 @@ def _group_stats(rule, paths, found, keeper, chained) -> dict:
     }
 
 
-def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper, run) -> list:
+def _with_near_pairs(searched: Repository, units, found_pairs, keeper, run) -> list:
     """Each unit's ``(i, j, mse)``, its near pairs added (:func:`~.near.find_near`).
 
     The features are ``searched``'s: the build's for the thumbnails
@@ -259,16 +260,9 @@ def _with_near_pairs(searched: Repository, units, found_pairs, criteria, keeper,
     out = []
     for (_, index), (i, j, mse) in zip(units, found_pairs, strict=True):
         tensors = np.ascontiguousarray(searched.tensors[index])
-        with run.progress() as verified:
-            near_i, near_j, matches = find_near(
-                tensors,
-                searched.shapes[index],
-                criteria.rotate,
-                criteria.flip,
-                features=searched.near_features.take(index),
-                progress=verified,
-                map=run.map,
-            )
+        near_i, near_j, matches = run.find(
+            tensors, searched.shapes[index], searched.near_features.take(index)
+        )
         keeper.note(index[near_i], index[near_j], matches)
         pairs = np.unique(
             np.stack([np.concatenate([i, near_i]), np.concatenate([j, near_j])]), axis=1
@@ -383,7 +377,7 @@ def _library_groups(
     pairs.append((i, len(dif) + j))
     if criteria.near:
         near = _library_near_pairs(
-            searched, searched_library, new, curation.within_new, criteria, keeper, near_run
+            searched, searched_library, new, curation.within_new, keeper, near_run
         )
         pairs.append(near)
     pairs = _library_pairs_without_distinct(
@@ -403,25 +397,20 @@ def _library_groups(
     return found, pairs, summed
 
 
-def _library_near_pairs(searched, searched_library, new, within_new, criteria, keeper, run):
+def _library_near_pairs(searched, searched_library, new, within_new, keeper, run):
     """The near pairs ``(i, j)`` of each new image with the library's, and with the
     other new ones when ``within_new`` (:func:`~.near.find_near`; ``searched``'s
     numbers, then the library's); ``keeper`` notes their edits; it runs as
     ``run`` (:class:`_NearRun`) says."""
     n = len(searched)
     numbers = np.concatenate([new, n + np.arange(len(searched_library), dtype=np.int64)])
-    with run.progress() as verified:
-        i, j, matches = find_near(
-            _Rows(np.asarray(searched.tensors[new]), searched_library.tensors),
-            np.concatenate([searched.shapes[new], searched_library.shapes]),
-            criteria.rotate,
-            criteria.flip,
-            features=NearFeatures.concatenate(
-                [searched.near_features.take(new), searched_library.near_features]
-            ),
-            progress=verified,
-            map=run.map,
-        )
+    i, j, matches = run.find(
+        _Rows(np.asarray(searched.tensors[new]), searched_library.tensors),
+        np.concatenate([searched.shapes[new], searched_library.shapes]),
+        NearFeatures.concatenate(
+            [searched.near_features.take(new), searched_library.near_features]
+        ),
+    )
     i, j = numbers[i], numbers[j]  # still i < j: new images are numbered first
     wanted = (j >= n) | within_new
     keeper.note(i[wanted], j[wanted], [m for m, w in zip(matches, wanted, strict=True) if w])
@@ -430,38 +419,37 @@ def _library_near_pairs(searched, searched_library, new, within_new, criteria, k
 
 @dataclass
 class _NearRun:
-    """How a search runs :func:`~.near.find_near`: its progress and its processes.
+    """How a search runs :func:`~.near.find_near`: its symmetries, progress and processes.
 
-    ``show`` a progress bar, ``check`` for an interrupt after each batch,
-    verify the batches in ``processes`` processes
-    (:func:`~fastdif.backends.spread.spread_map`).
+    ``rotate`` and ``flip`` as the search's criteria say; ``show`` a
+    progress bar, ``check`` for an interrupt after each batch, verify the
+    batches in ``processes`` processes (:func:`~fastdif.backends.spread.spread_map`).
     """
 
+    rotate: bool
+    flip: bool
     show: bool
     check: object
     processes: int
 
-    def map(self, function, tasks):
-        """The builtin ``map``'s meaning, spread over :attr:`processes`."""
-        return spread_map(function, tasks, self.processes)
-
-    @contextmanager
-    def progress(self):
-        """Yield ``progress(done, total)`` for one :func:`~.near.find_near`: a bar
-        of the candidates verified (opened once their number is known), then the check."""
+    def find(self, tensors, shapes, features):
+        """:func:`~.near.find_near` of ``tensors`` (and their ``shapes`` and ``features``)."""
         with ExitStack() as stack:
             bar = None
 
             def progress(done: int, total: int) -> None:
                 nonlocal bar
-                if bar is None:
+                if bar is None:  # opened once the candidates to verify are known
                     bar = stack.enter_context(
                         progress_bar(total, "Near copies", "pairs", self.show)
                     )
                 bar.update(done - bar.n)
                 self.check()
 
-            yield progress
+            return find_near(
+                tensors, shapes, self.rotate, self.flip, features=features, progress=progress,
+                map=partial(spread_map, processes=self.processes),
+            )  # fmt: skip
 
 
 class _Rows:
